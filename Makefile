@@ -1,0 +1,51 @@
+# tcme — the two commands a newcomer needs are `make demo` and `make test`.
+# Both create the virtual environment on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tcme-installed
+MODELS ?= models
+# llama-cpp-python builds from source; skip the multimodal part we do not use.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+
+PROTOS := $(wildcard proto/tcme/v1/*.proto)
+
+.PHONY: all venv proto model demo test lint bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@echo "Installing tcme and its dependencies (llama-cpp-python compiles from source the first time: ~12 min on 2 cores; pip caches the wheel afterwards)."
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) proto
+
+# Generated gRPC/protobuf code is produced by the build, never checked in or hand-edited.
+proto: $(STAMP)
+	$(PY) scripts/gen_proto.py
+
+model: venv
+	$(PY) scripts/fetch_model.py --out $(MODELS)
+
+demo: venv model
+	bash scripts/demo.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check attestation enclave host tcme tests bench scripts examples
+
+test: venv model
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+bench: venv model
+	$(PY) bench/attestation.py
+	$(PY) bench/model_digest.py
+	$(PY) bench/session.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache tcme/v1/*_pb2*.py tcme/v1/*_pb2*.pyi

@@ -1,0 +1,98 @@
+"""One error tree for everything that can reject evidence.
+
+Every rejection names the check that failed and the expected vs. actual value,
+so a party (or an operator reading a log) never sees a bare "invalid".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TcmeError(Exception):
+    """Base of every error tcme raises on purpose.
+
+    ``check`` is a short dotted name of the failed check (``reported_tcb.snp``),
+    ``expected``/``actual`` the values compared, ``detail`` free text.
+    """
+
+    def __init__(
+        self,
+        check: str,
+        detail: str = "",
+        *,
+        expected: Any = None,
+        actual: Any = None,
+    ) -> None:
+        self.check = check
+        self.detail = detail
+        self.expected = expected
+        self.actual = actual
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        """One line: ``check: detail (expected X, got Y)``."""
+        parts = [self.check]
+        if self.detail:
+            parts.append(f": {self.detail}")
+        if self.expected is not None or self.actual is not None:
+            parts.append(f" (expected {_show(self.expected)}, got {_show(self.actual)})")
+        return "".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form for ``--json`` output and gRPC error details."""
+        return {
+            "error": type(self).__name__,
+            "check": self.check,
+            "detail": self.detail,
+            "expected": _show(self.expected) if self.expected is not None else None,
+            "actual": _show(self.actual) if self.actual is not None else None,
+            "message": self.message(),
+        }
+
+
+class ParseError(TcmeError):
+    """The bytes are not well-formed evidence (truncated, bad version, non-zero reserved)."""
+
+
+class SignatureError(TcmeError):
+    """A signature or certificate chain does not verify, or a certificate is not valid now."""
+
+
+class PolicyError(TcmeError):
+    """Genuine evidence whose properties the verifier's policy does not accept.
+
+    ``violations`` lists every failed policy check, not only the first.
+    """
+
+    def __init__(
+        self,
+        check: str,
+        detail: str = "",
+        *,
+        expected: Any = None,
+        actual: Any = None,
+        violations: list[PolicyError] | None = None,
+    ) -> None:
+        self.violations = violations or []
+        super().__init__(check, detail, expected=expected, actual=actual)
+
+    def message(self) -> str:
+        """All violations, one per line, or this error's own line."""
+        if self.violations:
+            return "; ".join(v.message() for v in self.violations)
+        return super().message()
+
+
+class BindingError(TcmeError):
+    """REPORT_DATA (or another binding) does not match what the verifier recomputed."""
+
+
+class UsageError(TcmeError):
+    """The caller asked for something impossible (bad option, missing file)."""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    return str(value)
