@@ -1,0 +1,43 @@
+"""The one interface every evidence source implements.
+
+Providers are the only code in tcme that talks to attestation hardware
+(configfs-tsm, /dev/sev-guest, /dev/tdx_guest) or stands in for it (simulated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+REPORT_DATA_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Raw evidence as produced by a provider, not yet verified by anyone.
+
+    ``tee``: "sev-snp" or "tdx". ``raw``: the SNP report (1184 bytes) or TDX quote.
+    ``certs``: PEM bytes the verifier needs beside the report (SNP: VEK, then ASK/ASVK,
+    then ARK), or empty when the verifier must fetch them (cache/KDS/PCS).
+    ``simulated``: True only for the simulated provider; verifiers refuse it unless
+    their policy explicitly allows simulated evidence.
+    """
+
+    tee: str
+    raw: bytes
+    certs: bytes = b""
+    simulated: bool = False
+    provider: str = ""
+
+
+@runtime_checkable
+class EvidenceProvider(Protocol):
+    """Produces evidence whose REPORT_DATA is exactly the 64 bytes given."""
+
+    name: str
+    tee: str
+    simulated: bool
+
+    def get_evidence(self, report_data: bytes) -> Evidence:
+        """Ask the (real or simulated) hardware for fresh evidence over ``report_data``."""
+        ...
