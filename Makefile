@@ -7,7 +7,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tcme-installed
 MODELS ?= models
 # llama-cpp-python builds from source; skip the multimodal part we do not use.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# GGML_NATIVE=OFF: -march=native compiles Intel AMX tile code on CPUs that
+# advertise AMX, and VMs that do not grant AMX state to the process then die
+# with a general protection fault (ldtilecfg) on the first multi-token batch.
+# A portable AVX2 build is fast enough for the models we run and runs everywhere
+# x86-64-v3 does.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 PROTOS := $(wildcard proto/tcme/v1/*.proto)
 
