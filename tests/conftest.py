@@ -42,7 +42,7 @@ def vectors() -> Path:
 
 
 @pytest.fixture(scope="session")
-def vector(vectors: Path):  # noqa: ANN201 - returns a callable
+def vector(vectors: Path):
     """``vector("snp/ms_milan_v3/report.bin")`` -> Path, checked against manifest.json."""
     manifest = json.loads((vectors / "manifest.json").read_text())
     files = manifest.get("files", manifest)
@@ -57,3 +57,72 @@ def vector(vectors: Path):  # noqa: ANN201 - returns a callable
         return path
 
     return _get
+
+
+# --- A local HTTP server standing in for AMD KDS / Intel PCS (issue 7) -------------
+
+
+class FakeCollateralServer:
+    """Serves fixed bodies on 127.0.0.1 like KDS/PCS would; scripted replies for errors.
+
+    ``serve(path, body)`` answers 200 with ``body`` for a path (query included);
+    ``script(path, [(status, headers, body), ...])`` answers those first, in order.
+    Unknown paths get 404. ``requests`` lists every path asked for, in order.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.routes: dict[str, bytes] = {}
+        self.scripts: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
+        self.requests: list[str] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.requests.append(self.path)
+                queue = owner.scripts.get(self.path)
+                if queue:
+                    status, headers, body = queue.pop(0)
+                elif self.path in owner.routes:
+                    status, headers, body = 200, {}, owner.routes[self.path]
+                else:
+                    status, headers, body = 404, {}, b"not found"
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    def serve(self, path: str, body: bytes) -> None:
+        self.routes[path] = body
+
+    def script(self, path: str, replies: list[tuple[int, dict[str, str], bytes]]) -> None:
+        self.scripts[path] = list(replies)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@pytest.fixture
+def collateral_server():
+    """A started FakeCollateralServer, stopped after the test."""
+    server = FakeCollateralServer()
+    try:
+        yield server
+    finally:
+        server.stop()
