@@ -1,0 +1,85 @@
+"""REPORT_DATA binding: what the 64 bytes of every tcme report must be.
+
+::
+
+    REPORT_DATA = SHA-512( lp("tcme/v1/report-data")
+                        || lp(SHA-256(claims))
+                        || lp(SHA-256(contract))
+                        || lp(session_id)
+                        || lp(nonce) )
+
+``lp(x)`` is ``len(x)`` as 4 bytes big-endian followed by ``x``: every field,
+constant or not, carries its length, so no two different field tuples give the
+same input to SHA-512. A session-less attestation uses ``session_id = b""`` and
+``contract = b""`` (so the contract digest is SHA-256 of the empty string).
+The same rule holds in simulated mode. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from attestation.errors import BindingError
+
+REPORT_DATA_LABEL = b"tcme/v1/report-data"
+REPORT_DATA_SIZE = 64
+DIGEST_SIZE = 32
+MIN_NONCE_SIZE = 16
+MAX_NONCE_SIZE = 64
+MAX_SESSION_ID_SIZE = 64
+
+
+def _lp(field: bytes) -> bytes:
+    return len(field).to_bytes(4, "big") + field
+
+
+def report_data_for(
+    claims_digest: bytes, contract_digest: bytes, session_id: bytes, nonce: bytes
+) -> bytes:
+    """The 64-byte REPORT_DATA binding claims, contract, session and nonce.
+
+    ``claims_digest``/``contract_digest`` are SHA-256 digests (32 bytes each) of
+    the exact canonical bytes. Raises ``BindingError`` on a wrong-size argument.
+    """
+    for name, value in (("claims_digest", claims_digest), ("contract_digest", contract_digest)):
+        if len(value) != DIGEST_SIZE:
+            raise BindingError(
+                f"report_data.{name}", expected=f"{DIGEST_SIZE} bytes", actual=f"{len(value)} bytes"
+            )
+    if len(session_id) > MAX_SESSION_ID_SIZE:
+        raise BindingError(
+            "report_data.session_id",
+            expected=f"<= {MAX_SESSION_ID_SIZE} bytes",
+            actual=f"{len(session_id)} bytes",
+        )
+    if not MIN_NONCE_SIZE <= len(nonce) <= MAX_NONCE_SIZE:
+        raise BindingError(
+            "report_data.nonce",
+            expected=f"{MIN_NONCE_SIZE}..{MAX_NONCE_SIZE} bytes",
+            actual=f"{len(nonce)} bytes",
+        )
+    message = b"".join(
+        _lp(bytes(f))
+        for f in (REPORT_DATA_LABEL, claims_digest, contract_digest, session_id, nonce)
+    )
+    return hashlib.sha512(message).digest()
+
+
+def check_report_data(
+    actual: bytes,
+    *,
+    claims_digest: bytes,
+    contract_digest: bytes,
+    session_id: bytes,
+    nonce: bytes,
+) -> None:
+    """Raise ``BindingError(check="report_data")`` unless ``actual`` is the recomputed value."""
+    expected = report_data_for(claims_digest, contract_digest, session_id, nonce)
+    if len(actual) != REPORT_DATA_SIZE or not hmac.compare_digest(expected, bytes(actual)):
+        raise BindingError(
+            "report_data",
+            "REPORT_DATA does not bind these claims, contract, session and nonce",
+            expected=expected,
+            actual=bytes(actual),
+        )

@@ -1,0 +1,112 @@
+"""The enclave as one object: keys, claims, evidence provider and sessions.
+
+Everything the gRPC servicer calls lives here, free of gRPC, so tests and the
+servicer share one code path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from attestation.binding import MAX_NONCE_SIZE, MIN_NONCE_SIZE, report_data_for
+from attestation.errors import UsageError
+from attestation.providers.base import Evidence, EvidenceProvider
+from enclave.contract import ContractLimits
+from enclave.keys import EnclaveKeys
+from enclave.session import Runner, SessionManager
+from tcme import __version__
+from tcme.wire._encoding import sha256
+from tcme.wire.claims import build_claims
+
+log = logging.getLogger(__name__)
+
+RUNTIME_VERSION = f"tcme {__version__}"
+
+
+class ModelIdentityLike(Protocol):
+    """What the claims need from ``tcme.model.ModelIdentity``."""
+
+    root_digest: str
+    signer: str
+    issuer: str | None
+    method: str
+    hash_algorithm: str
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """What ``Enclave.attest`` returns: evidence plus the exact bytes it binds."""
+
+    evidence: Evidence
+    claims: bytes
+    contract: bytes
+    session_id: bytes
+
+
+class Enclave:
+    """Keys made here, in memory only; claims built once; sessions on top."""
+
+    def __init__(
+        self,
+        *,
+        provider: EvidenceProvider,
+        model: ModelIdentityLike,
+        runner: Runner,
+        keys: EnclaveKeys | None = None,
+        limits: ContractLimits | None = None,
+        max_sessions: int = 64,
+        retention_seconds: float = 300.0,
+    ) -> None:
+        self.provider = provider
+        self.keys = keys or EnclaveKeys.generate()
+        self.claims = build_claims(
+            runtime=RUNTIME_VERSION,
+            tee=provider.tee,
+            model_root_digest=model.root_digest,
+            model_hash_algorithm=model.hash_algorithm,
+            model_signer=model.signer,
+            model_issuer=model.issuer,
+            model_method=model.method,
+            hpke_public_key=self.keys.hpke_public,
+            signing_public_key=self.keys.signing_public,
+        )
+        self.claims_digest = sha256(self.claims)
+        self.sessions = SessionManager(
+            keys=self.keys,
+            claims_digest=self.claims_digest,
+            runner=runner,
+            limits=limits,
+            max_sessions=max_sessions,
+            retention_seconds=retention_seconds,
+        )
+        if provider.simulated:
+            log.warning(
+                "SIMULATED enclave: evidence comes from %s and proves nothing about hardware; "
+                "parties accept it only with allow_simulated in their policy",
+                provider.name,
+            )
+
+    def attest(self, session_id: bytes, nonce: bytes) -> Attestation:
+        """Fresh evidence binding claims, the session's contract, the session id and ``nonce``.
+
+        An empty ``session_id`` attests the enclave alone (contract = empty bytes).
+        """
+        if not MIN_NONCE_SIZE <= len(nonce) <= MAX_NONCE_SIZE:
+            raise UsageError(
+                "attest.nonce",
+                "nonce size out of range",
+                expected=f"{MIN_NONCE_SIZE}..{MAX_NONCE_SIZE} bytes",
+                actual=f"{len(nonce)} bytes",
+            )
+        contract = self.sessions.get(session_id).contract.raw if session_id else b""
+        report_data = report_data_for(self.claims_digest, sha256(contract), session_id, nonce)
+        evidence = self.provider.get_evidence(report_data)
+        return Attestation(
+            evidence=evidence, claims=self.claims, contract=contract, session_id=session_id
+        )
+
+    def close(self) -> None:
+        """Drop every session."""
+        self.sessions.close()

@@ -1,0 +1,465 @@
+"""Sessions: the all-party release barrier, one error for everyone, erase on end.
+
+Life of a session::
+
+    OPEN --(every party's valid input)--> RUNNING --(model ran, outputs sealed,
+    receipt signed, plaintext erased)--> DONE --(every party collected)--> gone
+    OPEN --(invalid input | timeout | abort)--> FAILED --(every party told)--> gone
+
+Plaintext inputs exist only between a successful ``open_input`` and the end
+of the model call; on any ending they are dropped before anything else
+happens. A finished or failed session record (ciphertext outputs, receipt, or
+the terminal error) is kept until every party has collected it or
+``retention_seconds`` pass, then removed: lookups give NOT_FOUND.
+Nothing here logs a value, a prompt or an output.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from attestation.errors import TcmeError
+from enclave.contract import ContractLimits, accept_contract
+from enclave.keys import EnclaveKeys
+from tcme.wire.contract import Contract
+from tcme.wire.envelope import OpenedInput, open_input, output_commitment, seal_output
+from tcme.wire.receipt import InputRecord, OutputRecord, build_receipt, sign_receipt
+from tcme.wire.requests import (
+    abort_request_message,
+    result_request_message,
+    verify_party_request,
+)
+
+log = logging.getLogger(__name__)
+
+SESSION_ID_SIZE = 16
+SALT_SIZE = 32
+
+Runner = Callable[[Contract, Mapping[str, Any]], Mapping[str, str]]
+
+
+class SessionNotFound(TcmeError):
+    """No such session (never created, or already erased)."""
+
+
+class SessionStateError(TcmeError):
+    """The request is not valid in the session's current state."""
+
+
+class SessionTimeout(TcmeError):
+    """The session's inputs did not all arrive before its deadline."""
+
+
+class SessionAborted(TcmeError):
+    """A party aborted the session."""
+
+
+class CapacityError(TcmeError):
+    """The enclave holds as many live sessions as it allows."""
+
+
+class EnclaveFailure(TcmeError):
+    """The enclave could not compute the result; nothing was released."""
+
+
+class State(enum.Enum):
+    """Where a session is in its life (mirrors tcme.v1.SessionState)."""
+
+    OPEN = 1
+    RUNNING = 2
+    DONE = 3
+    FAILED = 4
+
+
+@dataclass(frozen=True)
+class SealedOutput:
+    """One output ciphertext for one recipient."""
+
+    name: str
+    recipient: str
+    enc: bytes
+    ciphertext: bytes
+
+
+@dataclass(frozen=True)
+class Result:
+    """What ``collect`` hands one party."""
+
+    outputs: tuple[SealedOutput, ...]
+    receipt: bytes
+    receipt_signature: bytes
+
+
+@dataclass
+class Session:
+    """One session's state. ``inputs`` holds plaintext: never log or repr it."""
+
+    session_id: bytes
+    contract: Contract
+    created: float
+    deadline: float
+    state: State = State.OPEN
+    inputs: dict[str, OpenedInput] = field(default_factory=dict, repr=False)
+    error: TcmeError | None = None
+    outputs: tuple[SealedOutput, ...] = ()
+    receipt: bytes = b""
+    receipt_signature: bytes = b""
+    collected: set[str] = field(default_factory=set)
+    finished: threading.Event = field(default_factory=threading.Event)
+    timers: list[threading.Timer] = field(default_factory=list, repr=False)
+    accepted: set[str] = field(default_factory=set)
+
+    @property
+    def expires_unix_ms(self) -> int:
+        """Deadline on the wall clock, for clients."""
+        return int((time.time() + (self.deadline - time.monotonic())) * 1000)
+
+    def submitted(self) -> list[str]:
+        """Parties whose input was accepted, in contract order."""
+        return [p.name for p in self.contract.parties if p.name in self.accepted]
+
+
+class SessionManager:
+    """All live sessions of one enclave; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        keys: EnclaveKeys,
+        claims_digest: bytes,
+        runner: Runner,
+        limits: ContractLimits | None = None,
+        max_sessions: int = 64,
+        retention_seconds: float = 300.0,
+    ) -> None:
+        self._keys = keys
+        self._claims_digest = claims_digest
+        self._runner = runner
+        self._limits = limits or ContractLimits()
+        self._max_sessions = max_sessions
+        self._retention = retention_seconds
+        self._sessions: dict[bytes, Session] = {}
+        self._lock = threading.RLock()
+
+    # --- lookups ------------------------------------------------------------------------
+
+    def get(self, session_id: bytes) -> Session:
+        """The session; raises ``SessionNotFound``, or the session's terminal error."""
+        with self._lock:
+            session = self._sessions.get(bytes(session_id))
+            if session is None:
+                raise SessionNotFound(
+                    "session.not_found",
+                    "no such session (unknown, or already erased)",
+                    actual=bytes(session_id).hex() or "(empty)",
+                )
+            if session.state is State.FAILED:
+                assert session.error is not None
+                raise session.error
+            return session
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    # --- create ---------------------------------------------------------------------------
+
+    def create(self, contract_bytes: bytes) -> Session:
+        """Validate the contract and open a session with a fresh random id."""
+        contract = accept_contract(contract_bytes, self._limits)
+        with self._lock:
+            if len(self._sessions) >= self._max_sessions:
+                raise CapacityError(
+                    "session.capacity",
+                    "too many live sessions",
+                    expected=f"< {self._max_sessions}",
+                    actual=len(self._sessions),
+                )
+            now = time.monotonic()
+            session = Session(
+                session_id=os.urandom(SESSION_ID_SIZE),
+                contract=contract,
+                created=now,
+                deadline=now + contract.timeout_seconds,
+            )
+            self._sessions[session.session_id] = session
+            self._start_timer(session, contract.timeout_seconds, self._expire)
+        log.info(
+            "session %s opened: %d parties, timeout %ds",
+            session.session_id.hex()[:8],
+            len(contract.parties),
+            contract.timeout_seconds,
+        )
+        return session
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def submit(
+        self, session_id: bytes, party: str, enc: bytes, ciphertext: bytes
+    ) -> tuple[bytes, int, int]:
+        """Accept one party's sealed input; returns (ciphertext digest, received, expected).
+
+        An input that fails any check ends the session for every party with that
+        one error (raised here too). The last valid input starts the model run.
+        """
+        with self._lock:
+            session = self.get(session_id)
+            session.contract.party(party)  # unknown party: ContractError, session unaffected
+            if session.state is not State.OPEN:
+                raise SessionStateError(
+                    "session.state",
+                    "inputs are closed",
+                    expected="OPEN",
+                    actual=session.state.name,
+                )
+            if party in session.accepted:
+                raise SessionStateError(
+                    "input.duplicate", f"{party!r} has already submitted its input"
+                )
+            try:
+                opened = open_input(
+                    hpke_key=self._keys.hpke,
+                    contract=session.contract,
+                    session_id=session.session_id,
+                    party=party,
+                    enc=enc,
+                    ciphertext=ciphertext,
+                )
+            except TcmeError as err:
+                self._fail(session, err)
+                raise
+            session.inputs[party] = opened
+            session.accepted.add(party)
+            received, expected = len(session.inputs), len(session.contract.parties)
+            log.info(
+                "session %s: input from %s accepted (%d/%d)",
+                session.session_id.hex()[:8],
+                party,
+                received,
+                expected,
+            )
+            if received == expected:
+                session.state = State.RUNNING
+                threading.Thread(
+                    target=self._run, args=(session,), name="tcme-session", daemon=True
+                ).start()
+            return opened.ciphertext_sha256, received, expected
+
+    # --- run ------------------------------------------------------------------------------
+
+    def _run(self, session: Session) -> None:
+        contract = session.contract
+        values: dict[str, Any] = {}
+        for opened in session.inputs.values():
+            values.update(opened.values)
+        records = [
+            InputRecord(
+                p.name, session.inputs[p.name].commitment, session.inputs[p.name].ciphertext_sha256
+            )
+            for p in contract.parties
+        ]
+        try:
+            results = dict(self._runner(contract, values))
+        except TcmeError as err:
+            results, error = {}, err
+        except Exception as err:  # the model library failed: no detail, it may quote the prompt
+            results, error = (
+                {},
+                EnclaveFailure("inference.failed", f"model call failed ({type(err).__name__})"),
+            )
+        else:
+            error = None
+        finally:
+            # Erase plaintext inputs before anything is sealed or signed.
+            values.clear()
+            session.inputs.clear()
+        if error is None:
+            try:
+                outputs, output_records = self._seal_outputs(session, results)
+            except TcmeError as err:
+                error = err
+            finally:
+                results.clear()
+        with self._lock:
+            if error is not None:
+                self._fail(session, error)
+                return
+            receipt = build_receipt(
+                session_id=session.session_id,
+                contract_digest=contract.digest,
+                claims_digest=self._claims_digest,
+                inputs=records,
+                outputs=output_records,
+                completed_unix_ms=int(time.time() * 1000),
+            )
+            session.outputs = tuple(outputs)
+            session.receipt = receipt
+            session.receipt_signature = sign_receipt(receipt, self._keys.signing)
+            session.state = State.DONE
+            self._cancel_timers(session)
+            self._start_timer(session, self._retention, self._remove)
+            session.finished.set()
+        log.info("session %s done; plaintext state erased", session.session_id.hex()[:8])
+
+    def _seal_outputs(
+        self, session: Session, results: Mapping[str, str]
+    ) -> tuple[list[SealedOutput], list[OutputRecord]]:
+        outputs: list[SealedOutput] = []
+        records: list[OutputRecord] = []
+        for spec in session.contract.outputs:
+            value = results.get(spec.name)
+            if value not in spec.values:
+                raise EnclaveFailure(
+                    "output.constraint", f"output {spec.name!r} is missing or off-contract"
+                )
+            salt = os.urandom(SALT_SIZE)
+            for recipient, enc, ciphertext in seal_output(
+                contract=session.contract,
+                session_id=session.session_id,
+                name=spec.name,
+                value=value,
+                salt=salt,
+            ):
+                outputs.append(SealedOutput(spec.name, recipient, enc, ciphertext))
+            records.append(
+                OutputRecord(spec.name, spec.recipients, output_commitment(spec.name, value, salt))
+            )
+        return outputs, records
+
+    # --- results --------------------------------------------------------------------------
+
+    def collect(
+        self, session_id: bytes, party: str, signature: bytes, *, timeout: float | None
+    ) -> Result:
+        """Wait up to ``timeout`` seconds for the session to end; return ``party``'s share.
+
+        The request must be signed by ``party``'s contract key. Raises the
+        session's terminal error when it failed, ``SessionStateError``
+        (``session.pending``) when ``timeout`` passes first.
+        """
+        with self._lock:
+            session = self._sessions.get(bytes(session_id))
+            if session is None:
+                self.get(session_id)  # raises SessionNotFound
+            assert session is not None
+            verify_party_request(
+                session.contract,
+                result_request_message(session.session_id, party),
+                party,
+                signature,
+                check="result_request.signature",
+            )
+        session.finished.wait(timeout)
+        with self._lock:
+            if session.state is State.FAILED:
+                self._mark_collected(session, party)
+                assert session.error is not None
+                raise session.error
+            if session.state is not State.DONE:
+                raise SessionStateError(
+                    "session.pending",
+                    "the session has not finished yet",
+                    expected="DONE",
+                    actual=session.state.name,
+                )
+            result = Result(
+                outputs=tuple(o for o in session.outputs if o.recipient == party),
+                receipt=session.receipt,
+                receipt_signature=session.receipt_signature,
+            )
+            self._mark_collected(session, party)
+            return result
+
+    def abort(self, session_id: bytes, party: str, signature: bytes) -> State:
+        """End the session for everyone at ``party``'s signed request."""
+        with self._lock:
+            session = self.get(session_id)
+            verify_party_request(
+                session.contract,
+                abort_request_message(session.session_id, party),
+                party,
+                signature,
+                check="abort_request.signature",
+            )
+            if session.state is not State.OPEN:
+                raise SessionStateError(
+                    "session.state",
+                    "only an open session can be aborted",
+                    expected="OPEN",
+                    actual=session.state.name,
+                )
+            self._fail(session, SessionAborted("session.aborted", f"party {party!r} aborted"))
+            return session.state
+
+    # --- endings --------------------------------------------------------------------------
+
+    def _fail(self, session: Session, error: TcmeError) -> None:
+        with self._lock:
+            if session.state in (State.DONE, State.FAILED):
+                return
+            session.inputs.clear()
+            session.outputs = ()
+            session.state = State.FAILED
+            session.error = error
+            self._cancel_timers(session)
+            self._start_timer(session, self._retention, self._remove)
+            session.finished.set()
+        log.warning("session %s failed: %s", session.session_id.hex()[:8], error.check)
+
+    def _expire(self, session: Session) -> None:
+        with self._lock:
+            if session.state is not State.OPEN:
+                return
+            missing = [p.name for p in session.contract.parties if p.name not in session.inputs]
+            self._fail(
+                session,
+                SessionTimeout(
+                    "session.timeout",
+                    f"inputs missing after {session.contract.timeout_seconds}s",
+                    expected="all parties",
+                    actual="missing: " + ", ".join(missing),
+                ),
+            )
+
+    def _mark_collected(self, session: Session, party: str) -> None:
+        session.collected.add(party)
+        if session.collected >= {p.name for p in session.contract.parties}:
+            self._remove(session)
+
+    def _remove(self, session: Session) -> None:
+        with self._lock:
+            self._cancel_timers(session)
+            if self._sessions.get(session.session_id) is session:
+                del self._sessions[session.session_id]
+                session.outputs = ()
+                session.receipt = session.receipt_signature = b""
+                log.info("session %s erased", session.session_id.hex()[:8])
+
+    def _start_timer(
+        self, session: Session, seconds: float, action: Callable[[Session], None]
+    ) -> None:
+        timer = threading.Timer(seconds, action, args=(session,))
+        timer.daemon = True
+        session.timers.append(timer)
+        timer.start()
+
+    def _cancel_timers(self, session: Session) -> None:
+        for timer in session.timers:
+            if timer is not threading.current_thread():
+                timer.cancel()
+        session.timers.clear()
+
+    def close(self) -> None:
+        """Drop every session (enclave shutdown)."""
+        with self._lock:
+            for session in list(self._sessions.values()):
+                # Wakes any GetResult still waiting, with an error rather than a hang.
+                self._fail(session, EnclaveFailure("enclave.shutdown", "the enclave stopped"))
+                self._remove(session)

@@ -1,0 +1,149 @@
+"""``tcme enclave serve``: run the enclave service (inside a CVM, or simulated).
+
+The enclave verifies the signed model, loads exactly the verified bytes,
+creates its keys in memory, and serves ``tcme.v1.Tcme`` to the host proxy.
+It never logs inputs, prompts or outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from attestation.errors import UsageError
+
+log = logging.getLogger("tcme.enclave")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``tcme enclave serve``."""
+    group = subparsers.add_parser("enclave", help="run the enclave service")
+    sub = group.add_subparsers(dest="enclave_command", metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="serve tcme.v1.Tcme: attest, sessions, inputs, results",
+        description=(
+            "Verify the signed model, load it, create in-memory keys and serve sessions. "
+            "Only the host proxy should reach ADDR (127.0.0.1, a Unix socket, or vsock)."
+        ),
+    )
+    serve.add_argument(
+        "--listen", required=True, metavar="ADDR", help="HOST:PORT (port 0 picks one) or unix:PATH"
+    )
+    serve.add_argument("--model", required=True, type=Path, help="GGUF file (or model directory)")
+    serve.add_argument(
+        "--signature", required=True, type=Path, help="OpenSSF model signature bundle"
+    )
+    who = serve.add_mutually_exclusive_group(required=True)
+    who.add_argument("--public-key", type=Path, metavar="PEM", help="verify a key-signed model")
+    who.add_argument(
+        "--certificate-chain",
+        type=Path,
+        nargs="+",
+        metavar="PEM",
+        help="verify a certificate-signed model against these CA certificates",
+    )
+    who.add_argument(
+        "--sigstore-identity",
+        metavar="IDENTITY",
+        help="verify a Sigstore keyless signature by this identity",
+    )
+    serve.add_argument(
+        "--sigstore-issuer", metavar="URL", help="OIDC issuer for --sigstore-identity"
+    )
+    serve.add_argument("--trust-config", type=Path, help="offline Sigstore trust config (JSON)")
+    serve.add_argument(
+        "--simulated",
+        action="store_true",
+        help="use the SIMULATED SEV-SNP provider (no hardware; CI and laptops)",
+    )
+    serve.add_argument("--sim-dir", type=Path, help="simulated key directory (with --simulated)")
+    serve.add_argument("--n-ctx", type=int, default=2048, help="model context size (tokens)")
+    serve.add_argument("--max-sessions", type=int, default=64)
+    serve.add_argument(
+        "--retention-seconds",
+        type=float,
+        default=300.0,
+        help="how long a finished session's ciphertext waits to be collected",
+    )
+    serve.add_argument(
+        "--ready-file", type=Path, help="write the bound address here once serving (for scripts)"
+    )
+    serve.set_defaults(handler=_serve)
+    group.set_defaults(handler=lambda _args: _usage(group))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _verifier(args: argparse.Namespace):  # noqa: ANN202 - tcme.model.ModelVerifier
+    from tcme.model import ModelVerifier
+
+    if args.public_key is not None:
+        return ModelVerifier.public_key(args.public_key)
+    if args.certificate_chain:
+        return ModelVerifier.certificate_chain(args.certificate_chain)
+    if not args.sigstore_issuer:
+        raise UsageError("enclave.sigstore_issuer", "--sigstore-identity needs --sigstore-issuer")
+    return ModelVerifier.sigstore(args.sigstore_identity, args.sigstore_issuer, args.trust_config)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.sim_dir is not None and not args.simulated:
+        raise UsageError("enclave.sim_dir", "--sim-dir only makes sense with --simulated")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+    from attestation.providers.select import select_provider
+    from enclave.inference import Inference
+    from enclave.model_loader import load_verified_model
+    from enclave.runtime import Enclave
+    from enclave.server import create_server, shutdown
+
+    provider, why = select_provider(simulated=args.simulated, sim_dir=args.sim_dir)
+    log.info("%s", why)
+    if provider.simulated:
+        print(
+            "tcme enclave: SIMULATED mode: evidence is signed by a local simulated chain and "
+            "proves nothing about hardware",
+            file=sys.stderr,
+            flush=True,
+        )
+    loaded = load_verified_model(args.model, args.signature, _verifier(args), n_ctx=args.n_ctx)
+    try:
+        enclave = Enclave(
+            provider=provider,
+            model=loaded.identity,
+            runner=Inference(loaded.llama).run,
+            max_sessions=args.max_sessions,
+            retention_seconds=args.retention_seconds,
+        )
+        server, port = create_server(args.listen, enclave)
+        server.start()
+        bound = args.listen if port == 0 else f"{args.listen.rsplit(':', 1)[0]}:{port}"
+        log.info(
+            "model %s (signer %s); claims digest %s",
+            loaded.identity.root_digest,
+            loaded.identity.signer,
+            enclave.claims_digest.hex(),
+        )
+        if args.ready_file is not None:
+            args.ready_file.write_text(bound + "\n", encoding="utf-8")
+        print(f"tcme enclave listening on {bound}", flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        log.info("shutting down: dropping every session")
+        shutdown(server, enclave)
+    finally:
+        loaded.close()
+    return 0

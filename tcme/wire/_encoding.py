@@ -1,0 +1,193 @@
+"""Byte-exact encodings shared by every tcme wire structure.
+
+Two primitives: ``lp`` (a 4-byte big-endian length prefix, so concatenated
+fields can never be re-split differently) and canonical JSON (sorted keys, no
+whitespace, UTF-8, no floats). Parsers accept only bytes that re-encode to
+themselves, so a signature or digest is always over the one encoding everyone
+computes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from attestation.errors import ParseError
+
+# JSON integers outside this range lose precision in many JSON parsers.
+MAX_SAFE_INT = 2**53 - 1
+# No wire structure needs to be larger; parsing bigger input is refused up front.
+MAX_JSON_BYTES = 256 * 1024
+MAX_DEPTH = 8
+
+
+def lp(field: bytes) -> bytes:
+    """``len(field)`` as 4 bytes big-endian, then ``field``."""
+    if len(field) > 0xFFFFFFFF:
+        raise ValueError("field too long for a 4-byte length prefix")
+    return len(field).to_bytes(4, "big") + field
+
+
+def lp_join(*fields: bytes | str) -> bytes:
+    """Concatenate ``lp`` of every field (str is UTF-8 encoded)."""
+    return b"".join(lp(f.encode("utf-8") if isinstance(f, str) else f) for f in fields)
+
+
+def split_lp(data: bytes, count: int, *, what: str) -> list[bytes]:
+    """Inverse of ``lp_join`` for exactly ``count`` fields and no trailing bytes."""
+    out: list[bytes] = []
+    offset = 0
+    for index in range(count):
+        if offset + 4 > len(data):
+            raise ParseError(f"{what}.framing", f"truncated before field {index}")
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        offset += 4
+        if offset + size > len(data):
+            raise ParseError(
+                f"{what}.framing",
+                f"field {index} runs past the end",
+                expected=f"<= {len(data) - offset} bytes",
+                actual=size,
+            )
+        out.append(data[offset : offset + size])
+        offset += size
+    if offset != len(data):
+        raise ParseError(f"{what}.framing", "trailing bytes", expected=0, actual=len(data) - offset)
+    return out
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 digest (the ``H`` of docs/protocol.md)."""
+    return hashlib.sha256(data).digest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8, integers only (no floats)."""
+    _check_json_value(obj, "value", 0)
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def parse_canonical_json(data: bytes, what: str) -> Any:
+    """Parse ``data`` and require that it is exactly the canonical encoding of its value.
+
+    Raises ``ParseError`` (check ``<what>.json`` or ``<what>.canonical``).
+    """
+    if len(data) > MAX_JSON_BYTES:
+        raise ParseError(f"{what}.size", expected=f"<= {MAX_JSON_BYTES} bytes", actual=len(data))
+    try:
+        text = bytes(data).decode("utf-8")
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_float=_no_float,
+            parse_constant=_no_float,
+        )
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ParseError(f"{what}.json", f"not valid canonical JSON: {err}") from err
+    try:
+        again = canonical_json(value)
+    except ValueError as err:
+        raise ParseError(f"{what}.json", str(err)) from err
+    if again != bytes(data):
+        raise ParseError(
+            f"{what}.canonical",
+            "bytes are not in canonical form (sorted keys, no whitespace, UTF-8)",
+            expected=f"{len(again)} canonical bytes",
+            actual=f"{len(data)} bytes",
+        )
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_float(token: str) -> Any:
+    raise ValueError(f"non-integer number {token!r} (floats are not allowed)")
+
+
+def _check_json_value(value: Any, path: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{path}: nested deeper than {MAX_DEPTH}")
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            raise ValueError(f"{path}: integer outside +-(2^53-1)")
+        return
+    if isinstance(value, float):
+        raise ValueError(f"{path}: floats are not allowed")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path}: object keys must be strings")
+            _check_json_value(item, f"{path}.{key}", depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json_value(item, f"{path}[{index}]", depth + 1)
+        return
+    raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def b64(data: bytes) -> str:
+    """Standard padded base64 (how public keys appear in JSON)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: Any, check: str, *, size: int | None = None) -> bytes:
+    """Decode canonical standard base64; ``size`` pins the decoded length."""
+    if not isinstance(text, str):
+        raise ParseError(check, "expected a base64 string", actual=type(text).__name__)
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as err:
+        raise ParseError(check, f"bad base64: {err}") from err
+    if b64(raw) != text:
+        raise ParseError(check, "base64 is not in canonical (padded, standard) form")
+    if size is not None and len(raw) != size:
+        raise ParseError(
+            check, "wrong length", expected=f"{size} bytes", actual=f"{len(raw)} bytes"
+        )
+    return raw
+
+
+def unhex(text: Any, check: str, *, size: int | None = None) -> bytes:
+    """Decode lowercase hex; ``size`` pins the decoded length."""
+    if not isinstance(text, str) or text != text.lower():
+        raise ParseError(check, "expected a lowercase hex string", actual=repr(text)[:80])
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as err:
+        raise ParseError(check, f"bad hex: {err}") from err
+    if size is not None and len(raw) != size:
+        raise ParseError(
+            check, "wrong length", expected=f"{size} bytes", actual=f"{len(raw)} bytes"
+        )
+    return raw
+
+
+def require_keys(
+    obj: Any, check: str, required: set[str], optional: set[str] = frozenset()
+) -> dict:
+    """``obj`` must be a JSON object with all ``required`` keys and nothing unknown."""
+    if not isinstance(obj, dict):
+        raise ParseError(check, "expected a JSON object", actual=type(obj).__name__)
+    missing = sorted(required - obj.keys())
+    if missing:
+        raise ParseError(check, f"missing field(s) {', '.join(missing)}")
+    unknown = sorted(obj.keys() - required - optional)
+    if unknown:
+        raise ParseError(check, f"unknown field(s) {', '.join(unknown)}")
+    return obj

@@ -1,0 +1,174 @@
+"""Claims: what the enclave says about itself, bound into every report.
+
+Canonical JSON::
+
+    {"type": "tcme/v1/claims", "runtime": "tcme 0.1.0", "tee": "sev-snp" | "tdx",
+     "model": {"root_digest": hex, "hash_algorithm": str, "signer": str,
+               "issuer": str, "method": str},
+     "hpke": {"suite": "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM", "public_key": b64},
+     "signing": {"algorithm": "ed25519", "public_key": b64}}
+
+The claims are self-asserted; they mean something only once a verified report
+binds ``H(claims)`` (attestation.binding) and the party's policy accepts the
+measured runtime that made them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from attestation.errors import ParseError
+from tcme.wire._encoding import (
+    b64,
+    canonical_json,
+    parse_canonical_json,
+    require_keys,
+    sha256,
+    unb64,
+)
+from tcme.wire.keys import (
+    ED25519_PUBLIC_SIZE,
+    HPKE_PUBLIC_SIZE,
+    HPKE_SUITE_NAME,
+    SIGNING_ALGORITHM,
+    HpkePublicKey,
+    ed25519_public,
+)
+
+CLAIMS_TYPE = "tcme/v1/claims"
+TEE_TYPES = ("sev-snp", "tdx")
+
+
+@dataclass(frozen=True)
+class Claims:
+    """Parsed claims; ``raw`` is the exact bytes that were bound, ``digest`` = SHA-256(raw)."""
+
+    raw: bytes
+    digest: bytes
+    runtime: str
+    tee: str
+    model_root_digest: str
+    model_hash_algorithm: str
+    model_signer: str
+    model_issuer: str
+    model_method: str
+    hpke_public_key: HpkePublicKey
+    signing_public_key: ed25519.Ed25519PublicKey
+    signing_public_bytes: bytes
+
+    def summary(self) -> dict[str, str]:
+        """Printable fields for a verification summary."""
+        return {
+            "runtime": self.runtime,
+            "tee": self.tee,
+            "model_root_digest": self.model_root_digest,
+            "model_hash_algorithm": self.model_hash_algorithm,
+            "model_signer": self.model_signer,
+            "model_issuer": self.model_issuer,
+            "model_signing_method": self.model_method,
+            "claims_digest": self.digest.hex(),
+        }
+
+
+def build_claims(
+    *,
+    runtime: str,
+    tee: str,
+    model_root_digest: str,
+    model_hash_algorithm: str,
+    model_signer: str,
+    model_issuer: str | None,
+    model_method: str,
+    hpke_public_key: bytes,
+    signing_public_key: bytes,
+) -> bytes:
+    """The enclave's canonical claims bytes (parsed back to check every field)."""
+    raw = canonical_json(
+        {
+            "type": CLAIMS_TYPE,
+            "runtime": runtime,
+            "tee": tee,
+            "model": {
+                "root_digest": model_root_digest,
+                "hash_algorithm": model_hash_algorithm,
+                "signer": model_signer,
+                "issuer": model_issuer or "",
+                "method": model_method,
+            },
+            "hpke": {"suite": HPKE_SUITE_NAME, "public_key": b64(hpke_public_key)},
+            "signing": {"algorithm": SIGNING_ALGORITHM, "public_key": b64(signing_public_key)},
+        }
+    )
+    parse_claims(raw)
+    return raw
+
+
+def claims_digest(claims: bytes) -> bytes:
+    """SHA-256 of the exact claims bytes."""
+    return sha256(claims)
+
+
+def parse_claims(claims: bytes) -> Claims:
+    """Parse canonical claims bytes; raises ``ParseError`` naming the bad field."""
+    obj = require_keys(
+        parse_canonical_json(claims, "claims"),
+        "claims",
+        {"type", "runtime", "tee", "model", "hpke", "signing"},
+    )
+    _expect(obj["type"] == CLAIMS_TYPE, "claims.type", CLAIMS_TYPE, obj["type"])
+    _expect(obj["tee"] in TEE_TYPES, "claims.tee", " or ".join(TEE_TYPES), obj["tee"])
+    runtime = _string(obj["runtime"], "claims.runtime")
+    model = require_keys(
+        obj["model"],
+        "claims.model",
+        {"root_digest", "hash_algorithm", "signer", "issuer", "method"},
+    )
+    root = _string(model["root_digest"], "claims.model.root_digest")
+    if not root or any(c not in "0123456789abcdef" for c in root):
+        raise ParseError("claims.model.root_digest", "expected lowercase hex", actual=root[:80])
+    hpke_obj = require_keys(obj["hpke"], "claims.hpke", {"suite", "public_key"})
+    _expect(
+        hpke_obj["suite"] == HPKE_SUITE_NAME,
+        "claims.hpke.suite",
+        HPKE_SUITE_NAME,
+        hpke_obj["suite"],
+    )
+    hpke_raw = unb64(hpke_obj["public_key"], "claims.hpke.public_key", size=HPKE_PUBLIC_SIZE)
+    signing = require_keys(obj["signing"], "claims.signing", {"algorithm", "public_key"})
+    _expect(
+        signing["algorithm"] == SIGNING_ALGORITHM,
+        "claims.signing.algorithm",
+        SIGNING_ALGORITHM,
+        signing["algorithm"],
+    )
+    signing_raw = unb64(
+        signing["public_key"], "claims.signing.public_key", size=ED25519_PUBLIC_SIZE
+    )
+    return Claims(
+        raw=bytes(claims),
+        digest=sha256(claims),
+        runtime=runtime,
+        tee=obj["tee"],
+        model_root_digest=root,
+        model_hash_algorithm=_string(model["hash_algorithm"], "claims.model.hash_algorithm"),
+        model_signer=_string(model["signer"], "claims.model.signer"),
+        model_issuer=_string(model["issuer"], "claims.model.issuer"),
+        model_method=_string(model["method"], "claims.model.method"),
+        hpke_public_key=HpkePublicKey.from_bytes(hpke_raw, "claims.hpke.public_key"),
+        signing_public_key=ed25519_public(signing_raw, "claims.signing.public_key"),
+        signing_public_bytes=signing_raw,
+    )
+
+
+def _expect(ok: bool, check: str, expected: Any, actual: Any) -> None:
+    if not ok:
+        raise ParseError(check, expected=expected, actual=actual)
+
+
+def _string(value: Any, check: str) -> str:
+    if not isinstance(value, str):
+        raise ParseError(check, "expected a string", actual=type(value).__name__)
+    return value

@@ -1,0 +1,544 @@
+"""Session contracts: canonical bytes, digest, and the rules a valid one follows.
+
+Both sides run the same validator: the enclave before opening a session, each
+party before it agrees. One contract kind exists so far, ``enum-decision``
+(parties with typed inputs, a prompt template, deterministic decoding, one enum
+output with recipients). New kinds or input types register in ``_KINDS`` /
+``_INPUT_TYPES``; anything unknown is rejected, never ignored.
+
+Errors never quote an input value: a party input is secret even when invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from attestation.errors import TcmeError
+from tcme.wire._encoding import (
+    MAX_SAFE_INT,
+    canonical_json,
+    parse_canonical_json,
+    sha256,
+    unb64,
+)
+from tcme.wire.keys import ED25519_PUBLIC_SIZE, HPKE_PUBLIC_SIZE, HpkePublicKey, ed25519_public
+
+CONTRACT_TYPE = "tcme/v1/contract"
+KIND_ENUM_DECISION = "enum-decision"
+
+PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+INPUT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# Enum values go into a GBNF grammar literal; this alphabet needs no escaping.
+ENUM_VALUE = re.compile(r"[A-Za-z0-9 _.,:;!?'()/+-]{1,64}")
+MAX_PARTIES = 16
+MAX_INPUTS = 64
+MAX_ENUM_VALUES = 64
+MAX_STRING_LEN = 4096
+MAX_PROMPT_CHARS = 16384
+MAX_TOKENS_LIMIT = 512
+DEFAULT_TIMEOUT_SECONDS = 120
+MAX_TIMEOUT_SECONDS = 3600
+
+
+class ContractError(TcmeError):
+    """The contract is malformed or uses something this version does not support."""
+
+
+class InputError(TcmeError):
+    """A party input does not satisfy the contract (the value itself is never quoted)."""
+
+
+@dataclass(frozen=True)
+class Party:
+    """A party: name, Ed25519 key that signs its input, HPKE key that receives outputs."""
+
+    name: str
+    signing_key: bytes
+    hpke_key: bytes
+
+    @property
+    def hpke_public(self) -> HpkePublicKey:
+        """The parsed HPKE public key."""
+        return HpkePublicKey.from_bytes(self.hpke_key, f"contract.parties.{self.name}.hpke_key")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One typed input a party provides."""
+
+    party: str
+    name: str
+    type: str
+    minimum: int | None = None
+    maximum: int | None = None
+    max_len: int | None = None
+    pattern: str | None = None
+    values: tuple[str, ...] = ()
+
+    def check(self, value: Any) -> None:
+        """Raise ``InputError`` unless ``value`` satisfies this spec (never quotes it)."""
+        _INPUT_TYPES[self.type].check(self, value)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Deterministic decoding: temperature 0, a fixed seed, a token budget."""
+
+    temperature: int
+    seed: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output: an enum and the parties allowed to learn it."""
+
+    name: str
+    type: str
+    values: tuple[str, ...]
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A validated contract. ``raw`` is its canonical bytes, ``digest`` = SHA-256(raw)."""
+
+    raw: bytes
+    digest: bytes
+    kind: str
+    parties: tuple[Party, ...]
+    inputs: tuple[InputSpec, ...]
+    prompt: str
+    system: str | None
+    decoding: Decoding
+    outputs: tuple[OutputSpec, ...]
+    timeout_seconds: int
+
+    def party(self, name: str) -> Party:
+        """The named party; raises ``ContractError`` (check ``contract.party``)."""
+        for party in self.parties:
+            if party.name == name:
+                return party
+        raise ContractError(
+            "contract.party",
+            "no such party in the contract",
+            expected=" | ".join(p.name for p in self.parties),
+            actual=name,
+        )
+
+    def inputs_of(self, party: str) -> tuple[InputSpec, ...]:
+        """The inputs ``party`` provides, in contract order."""
+        return tuple(spec for spec in self.inputs if spec.party == party)
+
+    def outputs_for(self, party: str) -> tuple[OutputSpec, ...]:
+        """The outputs ``party`` receives."""
+        return tuple(out for out in self.outputs if party in out.recipients)
+
+    def check_values(self, party: str, values: Any) -> dict[str, Any]:
+        """Check a party's ``{input name: value}``: exactly its inputs, each within its type."""
+        specs = self.inputs_of(party)
+        if not isinstance(values, Mapping):
+            raise InputError(f"input.{party}.values", "expected an object of input values")
+        expected = {spec.name for spec in specs}
+        if set(values) != expected:
+            raise InputError(
+                f"input.{party}.names",
+                "input names differ from the contract",
+                expected=sorted(expected),
+                actual=sorted(str(k) for k in values),
+            )
+        for spec in specs:
+            spec.check(values[spec.name])
+        return dict(values)
+
+    def summary(self) -> dict[str, Any]:
+        """Printable fields for a verification summary."""
+        return {
+            "contract_digest": self.digest.hex(),
+            "kind": self.kind,
+            "parties": [p.name for p in self.parties],
+            "outputs": {
+                o.name: {"values": list(o.values), "recipients": list(o.recipients)}
+                for o in self.outputs
+            },
+        }
+
+
+def canonical_contract(contract: Mapping[str, Any] | bytes | str) -> bytes:
+    """Validate a contract (dict, or JSON text/bytes in any layout) and return canonical bytes."""
+    if isinstance(contract, bytes | str):
+        try:
+            contract = json.loads(contract)
+        except ValueError as err:
+            raise ContractError("contract.json", f"not valid JSON: {err}") from err
+    try:
+        raw = canonical_json(contract)
+    except ValueError as err:
+        raise ContractError("contract.json", str(err)) from err
+    parse_contract(raw)
+    return raw
+
+
+def contract_digest(contract: bytes) -> bytes:
+    """SHA-256 of the exact canonical contract bytes."""
+    return sha256(contract)
+
+
+def parse_contract(contract: bytes) -> Contract:
+    """Parse and validate canonical contract bytes; raises ``ContractError`` or ``ParseError``."""
+    obj = parse_canonical_json(contract, "contract")
+    if not isinstance(obj, dict):
+        raise ContractError("contract", "expected a JSON object", actual=type(obj).__name__)
+    if obj.get("type") != CONTRACT_TYPE:
+        raise ContractError("contract.type", expected=CONTRACT_TYPE, actual=obj.get("type"))
+    kind = obj.get("kind")
+    validator = _KINDS.get(kind) if isinstance(kind, str) else None
+    if validator is None:
+        raise ContractError(
+            "contract.kind", "unsupported contract kind", expected=" | ".join(_KINDS), actual=kind
+        )
+    return validator(obj, bytes(contract))
+
+
+# --- kind "enum-decision" --------------------------------------------------------------
+
+
+def _parse_enum_decision(obj: dict[str, Any], raw: bytes) -> Contract:
+    _fields(
+        obj,
+        "contract",
+        {"type", "kind", "parties", "inputs", "prompt", "decoding", "outputs"},
+        {"system", "timeout_seconds"},
+    )
+    parties = _parse_parties(obj["parties"])
+    names = [p.name for p in parties]
+    inputs = _parse_inputs(obj["inputs"], names)
+    prompt = _text(obj["prompt"], "contract.prompt", MAX_PROMPT_CHARS)
+    referenced = prompt_placeholders(prompt)
+    declared = {spec.name for spec in inputs}
+    unknown = sorted(referenced - declared)
+    if unknown:
+        raise ContractError(
+            "contract.prompt", f"placeholder(s) {', '.join(unknown)} name no declared input"
+        )
+    unused = sorted(declared - referenced)
+    if unused:
+        raise ContractError(
+            "contract.prompt", f"input(s) {', '.join(unused)} are not used by the prompt"
+        )
+    system = obj.get("system")
+    if system is not None:
+        system = _text(system, "contract.system", MAX_PROMPT_CHARS)
+    decoding = _parse_decoding(obj["decoding"])
+    outputs = _parse_outputs(obj["outputs"], names)
+    timeout = obj.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+    _int_in(timeout, "contract.timeout_seconds", 1, MAX_TIMEOUT_SECONDS)
+    return Contract(
+        raw=raw,
+        digest=sha256(raw),
+        kind=KIND_ENUM_DECISION,
+        parties=parties,
+        inputs=inputs,
+        prompt=prompt,
+        system=system,
+        decoding=decoding,
+        outputs=outputs,
+        timeout_seconds=timeout,
+    )
+
+
+def _parse_parties(value: Any) -> tuple[Party, ...]:
+    items = _list(value, "contract.parties", 2, MAX_PARTIES)
+    parties: list[Party] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"contract.parties[{index}]"
+        _fields(item, where, {"name", "signing_key", "hpke_key"})
+        name = _name(item["name"], f"{where}.name", PARTY_NAME)
+        if name in seen:
+            raise ContractError(f"{where}.name", f"duplicate party {name!r}")
+        seen.add(name)
+        signing = _b64(item["signing_key"], f"{where}.signing_key", ED25519_PUBLIC_SIZE)
+        ed25519_public(signing, f"{where}.signing_key")
+        hpke_raw = _b64(item["hpke_key"], f"{where}.hpke_key", HPKE_PUBLIC_SIZE)
+        HpkePublicKey.from_bytes(hpke_raw, f"{where}.hpke_key")
+        parties.append(Party(name=name, signing_key=signing, hpke_key=hpke_raw))
+    signing_keys = [p.signing_key for p in parties]
+    if len(set(signing_keys)) != len(signing_keys):
+        raise ContractError("contract.parties", "two parties share a signing key")
+    return tuple(parties)
+
+
+def _parse_inputs(value: Any, party_names: Sequence[str]) -> tuple[InputSpec, ...]:
+    items = _list(value, "contract.inputs", 1, MAX_INPUTS)
+    specs: list[InputSpec] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"contract.inputs[{index}]"
+        if not isinstance(item, dict):
+            raise ContractError(where, "expected an object")
+        kind = item.get("type")
+        input_type = _INPUT_TYPES.get(kind) if isinstance(kind, str) else None
+        if input_type is None:
+            raise ContractError(
+                f"{where}.type",
+                "unsupported input type",
+                expected=" | ".join(_INPUT_TYPES),
+                actual=kind,
+            )
+        spec = input_type.parse(item, where)
+        if spec.party not in party_names:
+            raise ContractError(f"{where}.party", "names no party", actual=spec.party)
+        if spec.name in seen:
+            raise ContractError(f"{where}.name", f"duplicate input {spec.name!r}")
+        seen.add(spec.name)
+        specs.append(spec)
+    missing = [name for name in party_names if not any(s.party == name for s in specs)]
+    if missing:
+        raise ContractError("contract.inputs", f"party(ies) {', '.join(missing)} have no input")
+    return tuple(specs)
+
+
+def _parse_decoding(value: Any) -> Decoding:
+    _fields(value, "contract.decoding", {"temperature", "seed", "max_tokens"})
+    if value["temperature"] != 0 or isinstance(value["temperature"], bool):
+        raise ContractError(
+            "contract.decoding.temperature",
+            "decoding must be deterministic",
+            expected=0,
+            actual=value["temperature"],
+        )
+    _int_in(value["seed"], "contract.decoding.seed", 0, 2**32 - 1)
+    _int_in(value["max_tokens"], "contract.decoding.max_tokens", 1, MAX_TOKENS_LIMIT)
+    return Decoding(temperature=0, seed=value["seed"], max_tokens=value["max_tokens"])
+
+
+def _parse_outputs(value: Any, party_names: Sequence[str]) -> tuple[OutputSpec, ...]:
+    items = _list(value, "contract.outputs", 1, 1)
+    outputs: list[OutputSpec] = []
+    for index, item in enumerate(items):
+        where = f"contract.outputs[{index}]"
+        _fields(item, where, {"name", "type", "values", "recipients"})
+        name = _name(item["name"], f"{where}.name", INPUT_NAME)
+        if item["type"] != "enum":
+            raise ContractError(f"{where}.type", expected="enum", actual=item["type"])
+        values = _enum_values(item["values"], f"{where}.values", minimum=2)
+        recipients = _list(item["recipients"], f"{where}.recipients", 1, MAX_PARTIES)
+        for recipient in recipients:
+            if recipient not in party_names:
+                raise ContractError(f"{where}.recipients", "names no party", actual=recipient)
+        if len(set(recipients)) != len(recipients):
+            raise ContractError(f"{where}.recipients", "duplicate recipient")
+        outputs.append(
+            OutputSpec(name=name, type="enum", values=values, recipients=tuple(recipients))
+        )
+    return tuple(outputs)
+
+
+# --- input types ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _InputType:
+    parse: Callable[[dict[str, Any], str], InputSpec]
+    check: Callable[[InputSpec, Any], None]
+
+
+def _parse_integer(item: dict[str, Any], where: str) -> InputSpec:
+    _fields(item, where, {"party", "name", "type", "min", "max"})
+    low = _int_in(item["min"], f"{where}.min", -MAX_SAFE_INT, MAX_SAFE_INT)
+    high = _int_in(item["max"], f"{where}.max", -MAX_SAFE_INT, MAX_SAFE_INT)
+    if low > high:
+        raise ContractError(f"{where}.max", "max is below min", expected=f">= {low}", actual=high)
+    return InputSpec(
+        party=_string(item["party"], f"{where}.party"),
+        name=_name(item["name"], f"{where}.name", INPUT_NAME),
+        type="integer",
+        minimum=low,
+        maximum=high,
+    )
+
+
+def _check_integer(spec: InputSpec, value: Any) -> None:
+    check = f"input.{spec.party}.{spec.name}"
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(check, "expected an integer", actual=type(value).__name__)
+    assert spec.minimum is not None and spec.maximum is not None
+    if not spec.minimum <= value <= spec.maximum:
+        raise InputError(
+            check, f"integer outside the contract range [{spec.minimum}, {spec.maximum}]"
+        )
+
+
+def _parse_string(item: dict[str, Any], where: str) -> InputSpec:
+    _fields(item, where, {"party", "name", "type", "max_len"}, {"pattern"})
+    max_len = _int_in(item["max_len"], f"{where}.max_len", 1, MAX_STRING_LEN)
+    pattern = item.get("pattern")
+    if pattern is not None:
+        pattern = _text(pattern, f"{where}.pattern", 256)
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ContractError(
+                f"{where}.pattern", f"not a valid regular expression: {err}"
+            ) from err
+    return InputSpec(
+        party=_string(item["party"], f"{where}.party"),
+        name=_name(item["name"], f"{where}.name", INPUT_NAME),
+        type="string",
+        max_len=max_len,
+        pattern=pattern,
+    )
+
+
+def _check_string(spec: InputSpec, value: Any) -> None:
+    check = f"input.{spec.party}.{spec.name}"
+    if not isinstance(value, str):
+        raise InputError(check, "expected a string", actual=type(value).__name__)
+    assert spec.max_len is not None
+    if len(value) > spec.max_len:
+        raise InputError(check, f"string longer than the contract's max_len {spec.max_len}")
+    if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
+        raise InputError(check, "string does not match the contract's pattern")
+
+
+def _parse_enum_input(item: dict[str, Any], where: str) -> InputSpec:
+    _fields(item, where, {"party", "name", "type", "values"})
+    return InputSpec(
+        party=_string(item["party"], f"{where}.party"),
+        name=_name(item["name"], f"{where}.name", INPUT_NAME),
+        type="enum",
+        values=_enum_values(item["values"], f"{where}.values", minimum=1),
+    )
+
+
+def _check_enum(spec: InputSpec, value: Any) -> None:
+    if not isinstance(value, str) or value not in spec.values:
+        raise InputError(f"input.{spec.party}.{spec.name}", "not one of the contract's values")
+
+
+_INPUT_TYPES: dict[str, _InputType] = {
+    "integer": _InputType(_parse_integer, _check_integer),
+    "string": _InputType(_parse_string, _check_string),
+    "enum": _InputType(_parse_enum_input, _check_enum),
+}
+
+_KINDS: dict[str, Callable[[dict[str, Any], bytes], Contract]] = {
+    KIND_ENUM_DECISION: _parse_enum_decision,
+}
+
+
+# --- prompt template -----------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+def prompt_placeholders(template: str) -> set[str]:
+    """Names referenced as ``{name}``; ``{{``/``}}`` are literal braces. Bad braces raise."""
+    names: set[str] = set()
+    for match in _TOKEN.finditer(template):
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            continue
+        name = match.group(1)
+        if name is None or INPUT_NAME.fullmatch(name) is None:
+            raise ContractError(
+                "contract.prompt",
+                f"bad placeholder {token!r} at offset {match.start()} "
+                "(use {input_name}; {{ and }} for literal braces)",
+            )
+        names.add(name)
+    return names
+
+
+def render_prompt(template: str, values: Mapping[str, Any]) -> str:
+    """Substitute every ``{name}`` with ``str(values[name])`` (integers in decimal)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        return str(values[match.group(1)])
+
+    return _TOKEN.sub(substitute, template)
+
+
+# --- small field checks --------------------------------------------------------------------
+
+
+def _fields(obj: Any, where: str, required: set[str], optional: set[str] | None = None) -> None:
+    if not isinstance(obj, dict):
+        raise ContractError(where, "expected an object", actual=type(obj).__name__)
+    missing = sorted(required - obj.keys())
+    if missing:
+        raise ContractError(where, f"missing field(s) {', '.join(missing)}")
+    unknown = sorted(obj.keys() - required - (optional or set()))
+    if unknown:
+        raise ContractError(where, f"unsupported field(s) {', '.join(unknown)}")
+
+
+def _list(value: Any, where: str, low: int, high: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise ContractError(where, "expected a list", actual=type(value).__name__)
+    if not low <= len(value) <= high:
+        raise ContractError(
+            where, "wrong number of entries", expected=f"{low}..{high}", actual=len(value)
+        )
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ContractError(where, "expected a string", actual=type(value).__name__)
+    return value
+
+
+def _text(value: Any, where: str, limit: int) -> str:
+    text = _string(value, where)
+    if not text or len(text) > limit:
+        raise ContractError(
+            where, "length out of range", expected=f"1..{limit} characters", actual=len(text)
+        )
+    return text
+
+
+def _name(value: Any, where: str, pattern: re.Pattern[str]) -> str:
+    name = _string(value, where)
+    if pattern.fullmatch(name) is None:
+        raise ContractError(where, "bad name", expected=pattern.pattern, actual=name[:80])
+    return name
+
+
+def _int_in(value: Any, where: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ContractError(where, "expected an integer", actual=type(value).__name__)
+    if not low <= value <= high:
+        raise ContractError(where, "out of range", expected=f"{low}..{high}", actual=value)
+    return value
+
+
+def _b64(value: Any, where: str, size: int) -> bytes:
+    try:
+        return unb64(value, where, size=size)
+    except TcmeError as err:
+        raise ContractError(
+            err.check, err.detail, expected=err.expected, actual=err.actual
+        ) from err
+
+
+def _enum_values(value: Any, where: str, *, minimum: int) -> tuple[str, ...]:
+    items = _list(value, where, minimum, MAX_ENUM_VALUES)
+    for item in items:
+        if not isinstance(item, str) or ENUM_VALUE.fullmatch(item) is None:
+            raise ContractError(
+                where, "bad enum value", expected=ENUM_VALUE.pattern, actual=repr(item)[:80]
+            )
+    if len(set(items)) != len(items):
+        raise ContractError(where, "duplicate enum value")
+    return tuple(items)

@@ -1,0 +1,73 @@
+"""Ready-made contracts (as dicts, before canonicalisation).
+
+``millionaires_contract``: Yao's millionaires problem for two parties. Each
+party's wealth is an integer input; the one output says who is richer
+("first", "second" or "equal") and goes to both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tcme.wire.keys import PartyKeys
+
+MILLIONAIRES_PROMPT = (
+    "Two people compare their wealth. The first person has {first_wealth} dollars. "
+    "The second person has {second_wealth} dollars. Which person has more money? "
+    'Answer "first" if the first person has more, "second" if the second person has '
+    'more, or "equal" if they have the same amount.'
+)
+
+
+def millionaires_contract(
+    first: tuple[str, PartyKeys | Mapping[str, Any]],
+    second: tuple[str, PartyKeys | Mapping[str, Any]],
+    *,
+    max_wealth: int = 1_000_000_000,
+    seed: int = 42,
+    max_tokens: int = 4,
+    timeout_seconds: int = 120,
+) -> dict[str, Any]:
+    """The millionaires contract for two ``(name, keys)`` parties.
+
+    ``keys`` is a ``PartyKeys`` (its public half is used) or an already public
+    ``parties[]`` entry (``{"name", "signing_key", "hpke_key"}``).
+    """
+    entries = []
+    for name, keys in (first, second):
+        entry = keys.public_entry(name) if isinstance(keys, PartyKeys) else dict(keys)
+        entry["name"] = name
+        entries.append(entry)
+    return {
+        "type": "tcme/v1/contract",
+        "kind": "enum-decision",
+        "parties": entries,
+        "inputs": [
+            {
+                "party": first[0],
+                "name": "first_wealth",
+                "type": "integer",
+                "min": 0,
+                "max": max_wealth,
+            },
+            {
+                "party": second[0],
+                "name": "second_wealth",
+                "type": "integer",
+                "min": 0,
+                "max": max_wealth,
+            },
+        ],
+        "prompt": MILLIONAIRES_PROMPT,
+        "decoding": {"temperature": 0, "seed": seed, "max_tokens": max_tokens},
+        "outputs": [
+            {
+                "name": "richer",
+                "type": "enum",
+                "values": ["first", "second", "equal"],
+                "recipients": [first[0], second[0]],
+            }
+        ],
+        "timeout_seconds": timeout_seconds,
+    }
