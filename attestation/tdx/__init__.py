@@ -1,0 +1,29 @@
+"""Intel TDX evidence: parse (``abi``), verify with dcap-qvl (``verify``), validate (``policy``).
+
+Collateral (TCB Info, QE Identity, CRLs) is read offline from a file or cache
+(``collateral``); only ``pcs`` fetches, for ``tcme collateral fetch``. ``fake_pcs`` is a
+local stand-in for Intel PCS used by tests. Parties normally call
+``attestation.verifier.verify_evidence``, which dispatches TDX quotes here::
+
+    quote = parse_quote(raw)
+    verified = verify_quote(quote, VerifyOptions(collateral=collateral_for_quote(cache, quote)))
+    validate_quote(verified, TdxPolicy.from_dict(policy.tdx), expected_report_data=rd)
+"""
+
+from attestation.tdx.abi import Quote, parse_quote
+from attestation.tdx.collateral import TdxCollateral, collateral_for_quote, load_collateral
+from attestation.tdx.policy import TdxPolicy, validate_quote
+from attestation.tdx.verify import VerifiedQuote, VerifyOptions, verify_quote
+
+__all__ = [
+    "Quote",
+    "TdxCollateral",
+    "TdxPolicy",
+    "VerifiedQuote",
+    "VerifyOptions",
+    "collateral_for_quote",
+    "load_collateral",
+    "parse_quote",
+    "validate_quote",
+    "verify_quote",
+]

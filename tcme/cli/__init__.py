@@ -90,3 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REJECT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `tcme ... | head` closed our stdout: not an error of ours, and no traceback.
+        sys.stderr.close()
+        return EXIT_REJECT
