@@ -1,0 +1,158 @@
+"""Collateral the proxy serves beside evidence.
+
+The enclave leaves ``AttestResponse.collateral`` empty. On the way back the
+proxy fills it, in this order:
+
+1. the certificates the evidence itself carries (``Evidence.certs_pem``:
+   the VEK chain the enclave's provider returned), source ``evidence``;
+2. a collateral cache directory (``--collateral-dir``), source ``cache:DIR``:
+   first the ready-made files below, then ``host.collateral_store.CollateralStore``
+   over the same directory, offline (its AMD KDS mirror ``kds/`` and per-platform
+   TDX snapshots ``tdx/<fmspc>/``, filled by ``tcme collateral``).
+
+Ready-made files (written by an operator, or published by ``CollateralStore``)::
+
+    DIR/snp/<CHIP_ID hex>-<REPORTED_TCB hex>.pem   VEK, ASK, ARK for that chip and TCB
+    DIR/snp/cert_chain.pem                          fallback chain (single-machine hosts)
+    DIR/snp/crl.der                                 AMD CRL for the product
+    DIR/tdx/collateral.json                         DCAP collateral as dcap-qvl takes it
+
+The proxy never fetches from the network while answering a party.
+
+Collateral is untrusted: a party checks every byte against its own pinned
+roots, so a wrong or missing file can make verification fail but never pass.
+This is the only response the proxy decodes; it contains no party data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+
+from attestation.errors import TcmeError
+from host.forward import ResponseHook
+
+log = logging.getLogger(__name__)
+
+ATTEST_RESPONSE = "tcme.v1.AttestResponse"
+# AMD SEV-SNP ABI spec (56860), Table 23 ATTESTATION_REPORT: byte offsets.
+SNP_REPORTED_TCB = slice(0x180, 0x188)
+SNP_CHIP_ID = slice(0x1A0, 0x1E0)
+SNP_REPORT_SIZE = 0x4A0
+TEE_TYPE_SEV_SNP = 1
+TEE_TYPE_TDX = 2
+
+
+class CollateralCache:
+    """Read-only view of a collateral directory (see the module docstring)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._store: Any = None
+
+    def _offline_store(self) -> Any:
+        if self._store is None:
+            from host.collateral_store import CollateralStore
+
+            self._store = CollateralStore(self.directory, offline=True)
+        return self._store
+
+    def _from_store(self, what: str, method: str, evidence: bytes) -> bytes | None:
+        try:
+            return getattr(self._offline_store(), method)(evidence)
+        except TcmeError as err:  # a miss or unreadable evidence: the party will say so
+            log.info("collateral: no %s in %s (%s)", what, self.directory, err.check)
+            return None
+
+    @property
+    def source(self) -> str:
+        """The ``Collateral.source`` value for data from this cache."""
+        return f"cache:{self.directory}"
+
+    def snp_chain(self, report: bytes) -> bytes | None:
+        """VEK/ASK/ARK PEM for the chip and TCB named in ``report``, or the fallback chain."""
+        candidates = []
+        if len(report) >= SNP_REPORT_SIZE:
+            chip = report[SNP_CHIP_ID].hex()
+            # REPORTED_TCB is little-endian; its hex is written in wire order.
+            tcb = report[SNP_REPORTED_TCB].hex()
+            candidates.append(self.directory / "snp" / f"{chip}-{tcb}.pem")
+        candidates.append(self.directory / "snp" / "cert_chain.pem")
+        found = _first_file(candidates)
+        return found or self._from_store("SEV-SNP VEK chain", "snp_certs_for", report)
+
+    def snp_crl(self, report: bytes = b"") -> bytes | None:
+        """The cached AMD CRL (DER), if any."""
+        found = _first_file([self.directory / "snp" / "crl.der"])
+        if found or not report:
+            return found
+        return self._from_store("SEV-SNP CRL", "snp_crl_for", report)
+
+    def tdx_collateral(self, quote: bytes = b"") -> bytes | None:
+        """Cached TDX DCAP collateral JSON, if any."""
+        found = _first_file([self.directory / "tdx" / "collateral.json"])
+        if found or not quote:
+            return found
+        return self._from_store("TDX collateral", "tdx_collateral_for", quote)
+
+
+def _first_file(paths: Sequence[Path]) -> bytes | None:
+    for path in paths:
+        if path.is_file():
+            return path.read_bytes()
+    return None
+
+
+def attach_collateral(response: object, cache: CollateralCache | None) -> None:
+    """Fill ``response.collateral`` (an ``AttestResponse``) in place where it is empty."""
+    evidence = response.evidence  # type: ignore[attr-defined]
+    collateral = response.collateral  # type: ignore[attr-defined]
+    sources = []
+    if evidence.tee == TEE_TYPE_SEV_SNP:
+        if not collateral.snp_cert_chain_pem:
+            if evidence.certs_pem:
+                collateral.snp_cert_chain_pem = evidence.certs_pem
+                sources.append("evidence")
+            elif cache is not None:
+                chain = cache.snp_chain(evidence.report)
+                if chain:
+                    collateral.snp_cert_chain_pem = chain
+                    sources.append(cache.source)
+        if not collateral.snp_crl_der and cache is not None:
+            crl = cache.snp_crl(evidence.report)
+            if crl:
+                collateral.snp_crl_der = crl
+                sources.append(cache.source)
+    elif evidence.tee == TEE_TYPE_TDX and not collateral.tdx_collateral_json and cache is not None:
+        blob = cache.tdx_collateral(evidence.report)
+        if blob:
+            collateral.tdx_collateral_json = blob
+            sources.append(cache.source)
+    if sources and not collateral.source:
+        collateral.source = ",".join(dict.fromkeys(sources))
+
+
+def attest_hooks(
+    services: Sequence[ServiceDescriptor], collateral_dir: Path | None
+) -> dict[str, ResponseHook]:
+    """A hook for every method returning ``tcme.v1.AttestResponse``: attach collateral."""
+    cache = CollateralCache(collateral_dir) if collateral_dir is not None else None
+    hooks: dict[str, ResponseHook] = {}
+    for service in services:
+        for method in service.methods:
+            if method.output_type.full_name != ATTEST_RESPONSE:
+                continue
+            response_class = message_factory.GetMessageClass(method.output_type)
+
+            def hook(raw: bytes, _cls: type = response_class) -> bytes:
+                response = _cls.FromString(raw)
+                attach_collateral(response, cache)
+                return response.SerializeToString()
+
+            hooks[f"/{service.full_name}/{method.name}"] = hook
+    return hooks

@@ -1,0 +1,340 @@
+"""``tcme session``: party keys, contracts, and the scripted party side of a session.
+
+    tcme session keygen --out alice.key                     # + alice.key.pub.json
+    tcme session contract --template T.json --party-key alice=alice.key.pub.json \\
+                          --party-key bob=bob.key.pub.json --out contract.json
+    tcme session create HOST --contract contract.json       # prints the session id
+    tcme session run    HOST --session ID --party alice --key alice.key \\
+                             --policy alice.toml --contract contract.json --value 12
+    (or: submit ... --state S, then result ... --state S, in separate processes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from attestation.errors import UsageError
+from tcme.cli import _party
+from tcme.client import AttestationResult, PartyResult
+from tcme.client.contracts import fill_contract, load_contract_bytes, load_json
+from tcme.wire import PartyKeys, SealedInput
+
+EXIT_OK = 0
+EXIT_REJECT = 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``tcme session`` and its commands."""
+    group = subparsers.add_parser(
+        "session",
+        help="party keys, contracts, and scripted session parties",
+        epilog="example:\n" + (__doc__ or "").split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Create a session from a contract and act as one party: attest and verify, "
+            "seal and submit your input, collect and decrypt your outputs, verify the receipt."
+        ),
+    )
+    sub = group.add_subparsers(dest="session_command", metavar="COMMAND", required=True)
+
+    keygen = sub.add_parser(
+        "keygen",
+        help="make a party key file (Ed25519 + HPKE) and its public entry",
+        description=(
+            "Writes FILE (private, 0600) and FILE.pub.json (the contract's parties[] entry)."
+        ),
+    )
+    keygen.add_argument("--out", type=Path, required=True, metavar="FILE")
+    keygen.add_argument("--name", required=True, help="party name as the contract will use it")
+    keygen.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    keygen.set_defaults(handler=_keygen)
+
+    contract = sub.add_parser(
+        "contract",
+        help="fill a contract template with the parties' public keys",
+        description="Writes the canonical contract and prints its SHA-256 digest.",
+    )
+    contract.add_argument("--template", type=Path, required=True, metavar="FILE")
+    contract.add_argument(
+        "--party-key",
+        action="append",
+        default=[],
+        metavar="NAME=PUB",
+        help="a party's public entry (FILE.pub.json from keygen); once per party",
+    )
+    contract.add_argument("--out", type=Path, required=True, metavar="FILE")
+    contract.set_defaults(handler=_contract)
+
+    create = sub.add_parser("create", help="propose a contract; prints the session id")
+    _party.add_connection_args(create)
+    create.add_argument("--contract", type=Path, required=True, metavar="FILE")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=_create)
+
+    status = sub.add_parser("status", help="a session's state and who has submitted (untrusted)")
+    _party.add_connection_args(status)
+    status.add_argument("--session", type=_party.session_id_arg, required=True, metavar="ID")
+    status.set_defaults(handler=_status)
+
+    for name, handler, text in (
+        ("submit", _submit, "attest, verify, then seal and submit this party's input"),
+        ("result", _result, "attest, wait for the result, decrypt it, verify the receipt"),
+        ("run", _run, "submit then result in one process"),
+    ):
+        cmd = sub.add_parser(
+            name, help=text, description=text + ". Exit 0 ok, 1 reject/failure, 2 usage."
+        )
+        _party.add_connection_args(cmd)
+        _party.add_policy_args(cmd)
+        cmd.add_argument("--session", type=_party.session_id_arg, required=True, metavar="ID")
+        cmd.add_argument("--party", required=True, metavar="NAME")
+        cmd.add_argument("--key", type=Path, required=True, metavar="FILE", help="party key file")
+        if name != "result":
+            cmd.add_argument(
+                "--value",
+                action="append",
+                default=[],
+                required=True,
+                metavar="V|NAME=V",
+                help="this party's input (NAME=V when it has several); never printed",
+            )
+        if name != "run":
+            cmd.add_argument(
+                "--state",
+                type=Path,
+                metavar="FILE",
+                help="submit writes, result reads: own input commitment to check in the receipt",
+            )
+        if name != "submit":
+            cmd.add_argument(
+                "--wait",
+                type=float,
+                default=600.0,
+                metavar="S",
+                help="how long to wait for the other parties and the model (default 600 s)",
+            )
+        cmd.add_argument("--json", action="store_true", help="print JSON instead of text")
+        cmd.add_argument(
+            "--quiet", action="store_true", help="do not print the attestation summary"
+        )
+        cmd.set_defaults(handler=handler)
+
+    abort = sub.add_parser("abort", help="end a session for every party (no output)")
+    _party.add_connection_args(abort)
+    abort.add_argument("--session", type=_party.session_id_arg, required=True, metavar="ID")
+    abort.add_argument("--party", required=True, metavar="NAME")
+    abort.add_argument("--key", type=Path, required=True, metavar="FILE")
+    abort.set_defaults(handler=_abort)
+
+
+# -- offline commands ------------------------------------------------------------------
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.force:
+        raise UsageError("keygen.out", "refusing to overwrite (use --force)", actual=args.out)
+    keys = PartyKeys.generate()
+    keys.save(args.out)
+    public = Path(f"{args.out}.pub.json")
+    public.write_text(json.dumps(keys.public_entry(args.name), indent=2) + "\n", encoding="utf-8")
+    print(f"party {args.name}: private keys {args.out} (0600), public entry {public}")
+    return EXIT_OK
+
+
+def _contract(args: argparse.Namespace) -> int:
+    template = load_json(args.template, "template")
+    if not isinstance(template, dict):
+        raise UsageError("template", "a contract template is a JSON object")
+    parties: dict[str, Any] = {}
+    for item in args.party_key:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise UsageError("contract.party_key", "expected NAME=FILE", actual=item)
+        entry = load_json(Path(path), "party_key")
+        if not isinstance(entry, dict) or entry.get("name") != name:
+            raise UsageError("contract.party_key", f"{path} is not {name!r}'s public entry")
+        parties[name] = entry
+    raw = fill_contract(template, parties)
+    args.out.write_bytes(raw)
+    from tcme.wire import contract_digest
+
+    print(contract_digest(raw).hex())
+    return EXIT_OK
+
+
+# -- talking to the host ---------------------------------------------------------------
+
+
+def _create(args: argparse.Namespace) -> int:
+    raw = load_contract_bytes(args.contract)
+    with _party.connect(args) as client:
+        info = client.create_session(raw)
+    if args.json:
+        _party.print_json(
+            {
+                "session_id": info.session_id.hex(),
+                "contract_digest": info.contract_digest.hex(),
+                "expires_unix_ms": info.expires_unix_ms,
+            }
+        )
+    else:
+        print(info.session_id.hex())
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _party.connect(args) as client:
+        status = client.get_session(args.session)
+    _party.print_json(
+        {
+            "state": status.state,
+            "contract_digest": status.contract_digest.hex(),
+            "submitted_parties": list(status.submitted_parties),
+            "expires_unix_ms": status.expires_unix_ms,
+            "note": "reported by the untrusted host; only a verified receipt proves anything",
+        }
+    )
+    return EXIT_OK
+
+
+def _attested(args: argparse.Namespace, client: Any) -> AttestationResult:
+    policy = _party.load_policy(args)
+    attestation = client.attest(policy, args.session)
+    if not args.quiet and not args.json:
+        print(f"[{args.party}] attestation verified:")
+        _party.print_summary(attestation, prefix=f"[{args.party}]   ")
+    return attestation
+
+
+def _write_state(path: Path, sealed: SealedInput, session_id: bytes) -> None:
+    # Commitments only: the plaintext input never touches the disk.
+    body = {
+        "type": "tcme/v1/party-state",
+        "session_id": session_id.hex(),
+        "party": sealed.party,
+        "commitment": sealed.commitment.hex(),
+        "ciphertext_sha256": sealed.ciphertext_sha256.hex(),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(body, handle)
+
+
+def _read_state(path: Path, session_id: bytes, party: str) -> SealedInput:
+    body = load_json(path, "state")
+    if (
+        not isinstance(body, dict)
+        or body.get("type") != "tcme/v1/party-state"
+        or body.get("session_id") != session_id.hex()
+        or body.get("party") != party
+    ):
+        raise UsageError("state", f"{path} is not {party!r}'s state for this session")
+    try:
+        commitment = bytes.fromhex(body["commitment"])
+        digest = bytes.fromhex(body["ciphertext_sha256"])
+    except (KeyError, TypeError, ValueError):
+        raise UsageError("state", f"{path} is damaged") from None
+    return SealedInput(
+        party=party,
+        enc=b"",
+        ciphertext=b"",
+        payload=b"",
+        signature=b"",
+        commitment=commitment,
+        ciphertext_sha256=digest,
+    )
+
+
+def _print_result(args: argparse.Namespace, result: PartyResult, checked_own: bool) -> None:
+    receipt = result.receipt
+    if args.json:
+        _party.print_json(
+            {
+                "party": args.party,
+                "outputs": result.outputs,
+                "receipt": {
+                    "verified": True,
+                    "own_input_commitment_checked": checked_own,
+                    "contract_digest": receipt.contract_digest.hex(),
+                    "claims_digest": receipt.claims_digest.hex(),
+                    "inputs_from": [r.party for r in receipt.inputs],
+                    "erased": list(receipt.erased),
+                },
+            }
+        )
+        return
+    for name, value in result.outputs.items():
+        print(f"[{args.party}] answer: {name} = {value}")
+    print(
+        f"[{args.party}] receipt verified: signed by the attested enclave key; inputs from "
+        f"{', '.join(r.party for r in receipt.inputs)}; erased: {', '.join(receipt.erased)}"
+        + ("" if checked_own else "; own input commitment NOT checked (no --state)")
+    )
+    sys.stdout.flush()
+
+
+def _submit(args: argparse.Namespace) -> int:
+    keys = PartyKeys.load(args.key)
+    with _party.connect(args) as client:
+        attestation = _attested(args, client)
+        assert attestation.contract is not None  # a session attestation always has one
+        values = _party.parse_values(attestation.contract, args.party, args.value)
+        submitted = client.submit_input(attestation, args.party, keys, values)
+    if args.state is not None:
+        _write_state(args.state, submitted.sealed, args.session)
+    if args.json:
+        _party.print_json(
+            {
+                "party": args.party,
+                "commitment": submitted.sealed.commitment.hex(),
+                "ciphertext_sha256": submitted.sealed.ciphertext_sha256.hex(),
+                "inputs_received": submitted.inputs_received,
+                "inputs_expected": submitted.inputs_expected,
+            }
+        )
+    else:
+        print(
+            f"[{args.party}] input sealed to the attested enclave key and accepted "
+            f"({submitted.inputs_received}/{submitted.inputs_expected} inputs in)"
+        )
+    return EXIT_OK
+
+
+def _result(args: argparse.Namespace) -> int:
+    keys = PartyKeys.load(args.key)
+    own = _read_state(args.state, args.session, args.party) if args.state else None
+    with _party.connect(args) as client:
+        attestation = _attested(args, client)
+        result = client.get_result(attestation, args.party, keys, own, timeout=args.wait)
+    _print_result(args, result, own is not None)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    keys = PartyKeys.load(args.key)
+    with _party.connect(args) as client:
+        attestation = _attested(args, client)
+        assert attestation.contract is not None
+        values = _party.parse_values(attestation.contract, args.party, args.value)
+        submitted = client.submit_input(attestation, args.party, keys, values)
+        if not args.json:
+            print(f"[{args.party}] input sealed and accepted; waiting for the other parties")
+            sys.stdout.flush()
+        result = client.get_result(
+            attestation, args.party, keys, submitted.sealed, timeout=args.wait
+        )
+    _print_result(args, result, True)
+    return EXIT_OK
+
+
+def _abort(args: argparse.Namespace) -> int:
+    keys = PartyKeys.load(args.key)
+    with _party.connect(args) as client:
+        state = client.abort(args.session, args.party, keys)
+    print(state)
+    return EXIT_OK

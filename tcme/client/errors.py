@@ -1,0 +1,54 @@
+"""gRPC failures as TcmeErrors, keeping the enclave's check name and values."""
+
+from __future__ import annotations
+
+import grpc
+
+from attestation.errors import TcmeError
+
+
+class RemoteError(TcmeError):
+    """The host proxy or the enclave answered a call with an error status.
+
+    ``code`` is the gRPC status code; ``check`` is the enclave's failed check
+    (from the google.rpc.ErrorInfo detail) or ``rpc.<code>`` when it sent none
+    (e.g. the proxy could not reach the enclave).
+    """
+
+    def __init__(
+        self,
+        check: str,
+        detail: str = "",
+        *,
+        code: grpc.StatusCode,
+        expected: object = None,
+        actual: object = None,
+    ) -> None:
+        self.code = code
+        super().__init__(check, detail, expected=expected, actual=actual)
+
+    def message(self) -> str:
+        """``CODE check: detail (expected X, got Y)``."""
+        return f"{self.code.name} {super().message()}"
+
+    @classmethod
+    def from_rpc(cls, err: grpc.RpcError, what: str) -> RemoteError:
+        """Build from a failed call; ``what`` names the RPC for errors without details."""
+        from tcme.wire import error_info
+
+        code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+        details = err.details() if hasattr(err, "details") else str(err)
+        info = None
+        try:
+            info = error_info(err)
+        except Exception:  # malformed details from an untrusted proxy: fall back to the text
+            info = None
+        if info:
+            return cls(
+                info.get("reason") or f"rpc.{code.name.lower()}",
+                info.get("detail") or details or "",
+                code=code,
+                expected=info.get("expected") or None,
+                actual=info.get("actual") or None,
+            )
+        return cls(f"{what}.{code.name.lower()}", details or "", code=code)

@@ -1,0 +1,161 @@
+"""Verify one Attest response under a party's policy: the only source of enclave keys.
+
+Steps (tagged in the code):
+
+  (1) the response answers this request (same session id);
+  (2) parse the claims and the contract (pure, bounds-checked);
+  (3) recompute REPORT_DATA from H(claims), H(contract), session id and the
+      party's own nonce;
+  (4) verify the evidence: parse, signatures and chain to the party's pinned
+      roots, policy (TCB, measurement, debug, simulated only if allowed), and
+      REPORT_DATA equal to (3);
+  (5) the claims' TEE is the TEE that produced the evidence;
+  (6) the model root digest and signer are the ones the policy names;
+  (7) the contract is the one the party agreed to.
+
+Only an ``AttestationResult`` (all seven passed) hands out the enclave's HPKE
+and signing keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from attestation.binding import report_data_for
+from attestation.errors import BindingError, SignatureError, UsageError
+from attestation.verifier import VerifiedEvidence, verify_evidence
+from tcme.client.policy import PartyPolicy
+from tcme.v1 import tcme_pb2
+from tcme.wire import Claims, Contract, parse_claims, parse_contract
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttestationResult:
+    """Evidence, claims and contract that passed every check for one party and nonce."""
+
+    evidence: VerifiedEvidence
+    claims: Claims
+    contract: Contract | None
+    session_id: bytes
+    nonce: bytes
+    collateral_source: str
+
+    @property
+    def simulated(self) -> bool:
+        """True when the evidence came from the simulated enclave (policy allowed it)."""
+        return bool(self.evidence.simulated)
+
+    @property
+    def contract_digest(self) -> bytes:
+        """SHA-256 of the bound contract bytes (of b"" when no session)."""
+        return self.contract.digest if self.contract is not None else hashlib.sha256(b"").digest()
+
+    def summary(self) -> dict[str, Any]:
+        """What ``tcme attest`` prints: TEE, SIMULATED, TCB, measurement, model, contract."""
+        evidence = dict(self.evidence.summary())
+        out: dict[str, Any] = {
+            "verdict": "ACCEPTED",
+            "tee": self.claims.tee,
+            "simulated": self.simulated,
+            "tcb": evidence.pop("tcb", None),
+            "measurement": _hex(self.evidence.measurement),
+            "model_root_digest": self.claims.model_root_digest,
+            "model_signer": self.claims.model_signer,
+            "model_signing_method": self.claims.model_method,
+            "runtime": self.claims.runtime,
+            "session_id": self.session_id.hex() or None,
+            "contract_digest": self.contract.digest.hex() if self.contract else None,
+            "claims_digest": self.claims.digest.hex(),
+            "collateral_source": self.collateral_source or None,
+        }
+        for key, value in evidence.items():
+            out.setdefault(f"evidence_{key}", value)
+        return out
+
+
+def _hex(value: Any) -> Any:
+    return value.hex() if isinstance(value, bytes | bytearray) else value
+
+
+def verify_attestation(
+    response: tcme_pb2.AttestResponse,
+    *,
+    policy: PartyPolicy,
+    session_id: bytes,
+    nonce: bytes,
+    at: datetime | None = None,
+) -> AttestationResult:
+    """Run steps (1)-(7) on ``response``; raise the first failing check's TcmeError.
+
+    Raises ``BindingError`` (session id, REPORT_DATA), ``ParseError``,
+    ``SignatureError``, ``PolicyError`` (evidence, model, contract) or
+    ``UsageError`` (the policy pins no contract for a session).
+    """
+    # (1) An answer to another session's request is a swap, whatever else it carries.
+    if response.session_id != session_id:
+        raise BindingError(
+            "attest.session_id",
+            "the response is for another session",
+            expected=session_id.hex(),
+            actual=response.session_id.hex(),
+        )
+    agreed = policy.contract
+    if session_id and agreed is None:
+        raise UsageError(
+            "policy.contract",
+            "the policy pins no contract ([contract] file or digest); refusing a session",
+        )
+    # (2) Parse before any crypto so malformed bytes fail with a parse error.
+    claims = parse_claims(response.claims)
+    contract = parse_contract(response.contract) if session_id else None
+    if not session_id and response.contract:
+        raise BindingError("attest.contract", "a contract came with a session-less attestation")
+    contract_bytes = contract.raw if contract is not None else b""
+    # (3) The binding the evidence must carry, from the party's own nonce.
+    expected = report_data_for(
+        claims.digest, hashlib.sha256(contract_bytes).digest(), session_id, nonce
+    )
+    # (4) Evidence: parse, chain, policy, REPORT_DATA — all inside verify_evidence.
+    evidence = response.evidence
+    collateral = response.collateral
+    certs = bytes(evidence.certs_pem) or bytes(collateral.snp_cert_chain_pem) or None
+    try:
+        verified = verify_evidence(
+            bytes(evidence.report),
+            certs=certs,
+            policy=policy.evidence,
+            at=at,
+            expected_report_data=expected,
+            collateral=bytes(collateral.tdx_collateral_json) or None,
+            crl=bytes(collateral.snp_crl_der) or None,
+        )
+    except UsageError as err:
+        # Our policy is well-formed by construction, so "cannot verify" (no VEK sent,
+        # unsupported TEE) is about what the host sent: a reject, not a usage error.
+        raise SignatureError(
+            f"evidence.{err.check}", err.detail, expected=err.expected, actual=err.actual
+        ) from err
+    # (5) Claims about the TEE must match the TEE that signed them.
+    if verified.tee != claims.tee:
+        raise BindingError("claims.tee", expected=verified.tee, actual=claims.tee)
+    # (6) The model the party accepts.
+    policy.model.check(claims.model_root_digest, claims.model_signer)
+    # (7) The contract the party agreed to.
+    if contract is not None and agreed is not None:
+        agreed.check(contract.digest)
+    if verified.simulated:
+        log.warning("accepted SIMULATED evidence (policy allow_simulated): not a real TEE")
+    return AttestationResult(
+        evidence=verified,
+        claims=claims,
+        contract=contract,
+        session_id=session_id,
+        nonce=nonce,
+        collateral_source=collateral.source,
+    )

@@ -1,0 +1,132 @@
+"""Party policy: [model] and [contract] expectations parse strictly and compare exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from attestation.errors import ParseError, PolicyError, UsageError
+from tcme.client import ContractExpectation, ModelExpectation, PartyPolicy
+from tcme.client.contracts import fill_contract, load_contract_bytes
+from tcme.wire import PartyKeys, contract_digest
+
+DIGEST = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def contract_file(tmp_path_factory):
+    template = json.loads(
+        (
+            __import__("pathlib").Path(__file__).resolve().parents[3]
+            / "examples/millionaires/contract.template.json"
+        ).read_text()
+    )
+    raw = fill_contract(
+        template, {n: PartyKeys.generate().public_entry(n) for n in ("alice", "bob")}
+    )
+    path = tmp_path_factory.mktemp("contract") / "contract.json"
+    # Written pretty-printed: the party's file need not be canonical to pin the contract.
+    path.write_text(json.dumps(json.loads(raw), indent=4))
+    return path, raw
+
+
+def _policy(**tables):
+    return {"allow_simulated": True, "model": {"root_digest": DIGEST, "signer": "me"}, **tables}
+
+
+def test_model_table_required_fail():
+    with pytest.raises(UsageError) as info:
+        PartyPolicy.from_dict({"allow_simulated": True})
+    assert info.value.check == "policy.model"
+
+
+def test_model_signer_required_or_explicit_skip():
+    with pytest.raises(UsageError) as info:
+        ModelExpectation.from_table({"root_digest": DIGEST})
+    assert info.value.check == "policy.model.signer"
+    skipped = ModelExpectation.from_table({"root_digest": DIGEST, "signer": {"skip": True}})
+    skipped.check(DIGEST, "anyone")  # digest still enforced...
+    with pytest.raises(PolicyError):
+        skipped.check("cd" * 32, "anyone")  # ...always
+
+
+def test_model_root_digest_must_be_hex_fail():
+    with pytest.raises(UsageError) as info:
+        ModelExpectation.from_table({"root_digest": "not-hex", "signer": "me"})
+    assert info.value.check == "policy.model.root_digest"
+
+
+def test_model_check_reports_every_violation_fail():
+    expectation = ModelExpectation.from_table({"root_digest": DIGEST.upper(), "signer": "me"})
+    expectation.check(DIGEST, "me")  # hex case does not matter
+    with pytest.raises(PolicyError) as info:
+        expectation.check("cd" * 32, "you")
+    assert {v.check for v in info.value.violations} == {"model.root_digest", "model.signer"}
+    with pytest.raises(PolicyError) as one:
+        expectation.check(DIGEST, "you")
+    assert one.value.check == "model.signer" and one.value.expected == "me"
+
+
+def test_contract_file_relative_to_policy_and_canonicalised(tmp_path, contract_file):
+    path, raw = contract_file
+    policy_path = path.parent / "party.toml"
+    policy_path.write_text(
+        f'allow_simulated = true\n[model]\nroot_digest = "{DIGEST}"\nsigner = "me"\n'
+        f'[contract]\nfile = "{path.name}"\n'
+    )
+    policy = PartyPolicy.load(policy_path)
+    assert policy.contract.digest == contract_digest(raw)
+    policy.contract.check(contract_digest(raw))
+    with pytest.raises(PolicyError) as info:
+        policy.contract.check(b"\x00" * 32)
+    assert info.value.check == "contract.digest"
+
+
+def test_contract_digest_pin(contract_file):
+    _, raw = contract_file
+    digest = hashlib.sha256(raw).hexdigest()
+    policy = PartyPolicy.from_dict(_policy(contract={"digest": digest}))
+    assert policy.contract.digest.hex() == digest
+
+
+@pytest.mark.parametrize(
+    "table",
+    [{}, {"file": "a", "digest": DIGEST}, {"digest": "ab"}, {"digest": "zz" * 32}],
+)
+def test_contract_table_malformed_fail(table):
+    with pytest.raises(UsageError):
+        PartyPolicy.from_dict(_policy(contract=table))
+
+
+def test_no_contract_table_means_no_pin():
+    assert PartyPolicy.from_dict(_policy()).contract is None
+
+
+def test_contract_file_duplicate_keys_fail(tmp_path):
+    path = tmp_path / "dup.json"
+    path.write_text('{"type": "tcme/v1/contract", "type": "other"}')
+    with pytest.raises(ParseError) as info:
+        load_contract_bytes(path)
+    assert info.value.check == "contract.json" and info.value.actual == "type"
+
+
+def test_contract_file_missing_is_usage_error(tmp_path):
+    with pytest.raises(UsageError):
+        ContractExpectation.from_file(tmp_path / "nope.json")
+
+
+def test_fill_contract_needs_exactly_the_template_parties_fail():
+    template = {"parties": [{"name": "alice"}, {"name": "bob"}]}
+    with pytest.raises(UsageError) as info:
+        fill_contract(template, {"alice": PartyKeys.generate().public_entry("alice")})
+    assert info.value.check == "contract.parties"
+
+
+def test_policy_file_bad_toml_is_usage_error(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text("allow_simulated = maybe\n")
+    with pytest.raises(UsageError) as info:
+        PartyPolicy.load(path)
+    assert info.value.check == "policy.toml"
