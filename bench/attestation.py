@@ -30,15 +30,14 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 import venv
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _common import interleaved_medians, vectors_root  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
@@ -66,31 +65,6 @@ PEERS = {"omne-attest": "omne-attest==0.1.0", "sev-attest-tool": "sev-attest-too
 WARM_TARGET, COLD_TARGET = 1.2, 2.0
 # gosevguest's report allows debugging; the bench measures verification, not that verdict.
 POLICY = Policy(snp=SnpPolicy(allow_debug=True))
-
-
-def vectors_root() -> Path | None:
-    """$TCME_VECTORS or ../shared/vectors, if present."""
-    for candidate in (os.environ.get("TCME_VECTORS"), str(REPO.parent / "shared" / "vectors")):
-        if candidate and (Path(candidate) / "manifest.json").is_file():
-            return Path(candidate)
-    return None
-
-
-def interleaved_medians(
-    funcs: list[Callable[[], object]], rounds: int, warmup: int = 10
-) -> list[float]:
-    """Median seconds per call of each function, calling them in turn each round."""
-    for _ in range(warmup):
-        for func in funcs:
-            func()
-    samples: list[list[float]] = [[] for _ in funcs]
-    clock = time.perf_counter
-    for _ in range(rounds):
-        for index, func in enumerate(funcs):
-            start = clock()
-            func()
-            samples[index].append(clock() - start)
-    return [statistics.median(s) for s in samples]
 
 
 def load_case(root: Path, name: str) -> dict:
@@ -272,6 +246,12 @@ def main() -> int:
         ),
     ]
     print("\n".join(lines))
+    if not args.markdown:
+        # The TDX half of the attestation benchmark (ours vs. dcap-qvl direct).
+        print()
+        import attestation_tdx
+
+        return attestation_tdx.main([])
     return 0
 
 

@@ -13,12 +13,8 @@ Reads the real vectors from $TCME_VECTORS or ../shared/vectors; exits 0 with a n
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +22,8 @@ import dcap_qvl
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from _common import interleaved_medians, vectors_root  # noqa: E402
 
 from attestation.tdx.abi import parse_quote  # noqa: E402
 from attestation.tdx.collateral import collateral_for_quote  # noqa: E402
@@ -44,35 +42,10 @@ CASES = (
 OVERHEAD_TARGET = 1.10
 
 
-def vectors_root() -> Path | None:
-    """$TCME_VECTORS or ../shared/vectors, if present."""
-    for candidate in (os.environ.get("TCME_VECTORS"), str(REPO.parent / "shared" / "vectors")):
-        if candidate and (Path(candidate) / "manifest.json").is_file():
-            return Path(candidate)
-    return None
-
-
-def interleaved_medians(
-    funcs: list[Callable[[], object]], rounds: int, warmup: int = 20
-) -> list[float]:
-    """Median seconds per call of each function, calling them in turn each round."""
-    for _ in range(warmup):
-        for func in funcs:
-            func()
-    samples: list[list[float]] = [[] for _ in funcs]
-    clock = time.perf_counter
-    for _ in range(rounds):
-        for index, func in enumerate(funcs):
-            start = clock()
-            func()
-            samples[index].append(clock() - start)
-    return [statistics.median(s) for s in samples]
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000, help="timed calls per side per quote")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     root = vectors_root()
     if root is None:
         print("TDX bench skipped: vectors not found (set TCME_VECTORS or ../shared/vectors)")
