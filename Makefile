@@ -51,6 +51,7 @@ bench: venv model
 	$(PY) bench/attestation.py
 	$(PY) bench/model_digest.py
 	$(PY) bench/session.py
+	$(PY) bench/accuracy.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache tcme/v1/*_pb2*.py tcme/v1/*_pb2*.pyi

@@ -10,7 +10,16 @@
 
 ``lp(x)`` is ``len(x)`` as 4 bytes big-endian followed by ``x``: every field,
 constant or not, carries its length, so no two different field tuples give the
-same input to SHA-512. A session-less attestation uses ``session_id = b""`` and
+same input to SHA-512.
+
+A session whose contract carries capability tests binds one more field, the
+SHA-256 of its capability record (tcme.contract.capability)::
+
+    ... || lp(nonce) || lp(SHA-256(capability record))
+
+Every other session keeps the five-field form above, unchanged. The contract
+(bound in both) says which form applies, and the length prefixes keep the two
+forms apart. A session-less attestation uses ``session_id = b""`` and
 ``contract = b""`` (so the contract digest is SHA-256 of the empty string).
 The same rule holds in simulated mode. See docs/protocol.md.
 """
@@ -35,14 +44,23 @@ def _lp(field: bytes) -> bytes:
 
 
 def report_data_for(
-    claims_digest: bytes, contract_digest: bytes, session_id: bytes, nonce: bytes
+    claims_digest: bytes,
+    contract_digest: bytes,
+    session_id: bytes,
+    nonce: bytes,
+    capability_digest: bytes | None = None,
 ) -> bytes:
     """The 64-byte REPORT_DATA binding claims, contract, session and nonce.
 
     ``claims_digest``/``contract_digest`` are SHA-256 digests (32 bytes each) of
-    the exact canonical bytes. Raises ``BindingError`` on a wrong-size argument.
+    the exact canonical bytes. ``capability_digest`` (SHA-256 of the session's
+    capability record) is appended only when given. Raises ``BindingError`` on a
+    wrong-size argument.
     """
-    for name, value in (("claims_digest", claims_digest), ("contract_digest", contract_digest)):
+    digests = [("claims_digest", claims_digest), ("contract_digest", contract_digest)]
+    if capability_digest is not None:
+        digests.append(("capability_digest", capability_digest))
+    for name, value in digests:
         if len(value) != DIGEST_SIZE:
             raise BindingError(
                 f"report_data.{name}", expected=f"{DIGEST_SIZE} bytes", actual=f"{len(value)} bytes"
@@ -59,10 +77,10 @@ def report_data_for(
             expected=f"{MIN_NONCE_SIZE}..{MAX_NONCE_SIZE} bytes",
             actual=f"{len(nonce)} bytes",
         )
-    message = b"".join(
-        _lp(bytes(f))
-        for f in (REPORT_DATA_LABEL, claims_digest, contract_digest, session_id, nonce)
-    )
+    fields = [REPORT_DATA_LABEL, claims_digest, contract_digest, session_id, nonce]
+    if capability_digest is not None:
+        fields.append(capability_digest)
+    message = b"".join(_lp(bytes(f)) for f in fields)
     return hashlib.sha512(message).digest()
 
 
@@ -73,9 +91,10 @@ def check_report_data(
     contract_digest: bytes,
     session_id: bytes,
     nonce: bytes,
+    capability_digest: bytes | None = None,
 ) -> None:
     """Raise ``BindingError(check="report_data")`` unless ``actual`` is the recomputed value."""
-    expected = report_data_for(claims_digest, contract_digest, session_id, nonce)
+    expected = report_data_for(claims_digest, contract_digest, session_id, nonce, capability_digest)
     if len(actual) != REPORT_DATA_SIZE or not hmac.compare_digest(expected, bytes(actual)):
         raise BindingError(
             "report_data",

@@ -3,7 +3,10 @@
 The contract language itself (parsing, canonical bytes, per-kind validation)
 lives in ``tcme.wire.contract`` so parties run the very same checks before they
 agree. This module adds what only the enclave decides: resource limits of the
-loaded model (token budget, prompt size) and how long a session may wait.
+loaded model (token budget, prompt size, for every model turn of a ``general``
+contract) and how long a session may wait. The information-flow check runs
+inside ``parse_contract`` itself, so the enclave refuses a leaking contract at
+CreateSession exactly as ``tcme contract check`` does.
 """
 
 from __future__ import annotations
@@ -50,4 +53,22 @@ def accept_contract(raw: bytes, limits: ContractLimits | None = None) -> Contrac
             expected=f"<= {limits.max_prompt_chars} characters",
             actual=len(contract.prompt),
         )
+    # Kind "general": every model turn has its own prompt and token budget.
+    for index, output in enumerate(contract.outputs):
+        if output.turn is None:
+            continue
+        if output.turn.max_tokens > limits.max_tokens:
+            raise ContractError(
+                f"contract.outputs[{index}].max_tokens",
+                "larger than this enclave allows",
+                expected=f"<= {limits.max_tokens}",
+                actual=output.turn.max_tokens,
+            )
+        if len(output.turn.prompt) > limits.max_prompt_chars:
+            raise ContractError(
+                f"contract.outputs[{index}].prompt",
+                "longer than this enclave allows",
+                expected=f"<= {limits.max_prompt_chars} characters",
+                actual=len(output.turn.prompt),
+            )
     return contract

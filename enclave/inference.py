@@ -1,4 +1,4 @@
-"""One deterministic, grammar-constrained model call per session, then forget it.
+"""Deterministic, grammar-constrained model calls per session, then forget them.
 
 The call (bench/session.py repeats it bare as the baseline)::
 
@@ -8,11 +8,26 @@ The call (bench/session.py repeats it bare as the baseline)::
         temperature=0.0, seed=contract.decoding.seed,
         max_tokens=contract.decoding.max_tokens)
 
-with ``temperature=0`` llama.cpp samples greedily; the GBNF grammar admits only
-the output's enum values, and ``run`` checks the text once more before it is
-released. Before and after each call ``erase_state`` wipes the token and logit
-buffers, resets the context and clears the KV cache, so nothing of one session
-is visible to the next. Nothing here logs a prompt, an input or an output.
+with ``temperature=0`` llama.cpp samples greedily. ``enum-decision`` contracts
+make exactly this one call. ``general`` contracts make one such call per
+output, in contract order (each output is a model turn with its own prompt,
+system message, token budget and grammar; a later prompt may use an earlier
+output's value); the contract's ``stop`` strings apply to every turn.
+
+Constraints: the grammar admits only what the output allows (enum values, the
+contract's GBNF, or llama.cpp's grammar for the JSON Schema); a turn that hits
+its token budget before the grammar completed is refused
+(``output.incomplete``); the text then passes the output's final check
+(``OutputSpec.normalize``) before it is released or used by a later turn.
+A contract grammar is checked by llama.cpp's own parser before use: a grammar
+llama.cpp cannot parse would give a null sampler.
+
+Statelessness: before and after every turn ``erase_state`` wipes the token
+and logit buffers, resets the context and clears the KV cache, so a turn sees
+only its own prompt (what the information-flow labels assume) and nothing of
+one session reaches the next; ``verify_erased`` then checks the context is
+really empty and refuses the result otherwise. Nothing here logs a prompt, an
+input or an output.
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from attestation.errors import TcmeError
-from tcme.wire.contract import Contract, OutputSpec, render_prompt
+from tcme.wire.contract import Contract, OutputSpec, OutputValueError, render_prompt
 
 
 class InferenceError(TcmeError):
@@ -30,21 +45,29 @@ class InferenceError(TcmeError):
 
 
 def grammar_for(output: OutputSpec) -> str:
-    """GBNF admitting exactly one of the output's enum values.
-
-    Enum values are restricted (tcme.wire.contract.ENUM_VALUE) to characters
-    that need no escaping inside a GBNF string literal.
-    """
-    alternatives = " | ".join(f'"{value}"' for value in output.values)
-    return f"root ::= {alternatives}\n"
+    """GBNF for one output: exactly one enum value, the contract's GBNF, or the JSON grammar."""
+    return output.grammar()
 
 
 def messages_for(contract: Contract, values: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Chat messages: the contract's system text (if any), then the rendered prompt."""
+    """``enum-decision``: the contract's system text (if any), then the rendered prompt."""
     messages = []
     if contract.system is not None:
         messages.append({"role": "system", "content": contract.system})
     messages.append({"role": "user", "content": render_prompt(contract.prompt, values)})
+    return messages
+
+
+def turn_messages(output: OutputSpec, texts: Mapping[str, str]) -> list[dict[str, str]]:
+    """``general``: the turn's system text (if any), then its prompt rendered from ``texts``.
+
+    ``texts`` maps input and earlier output names to their prompt text.
+    """
+    assert output.turn is not None
+    messages = []
+    if output.turn.system is not None:
+        messages.append({"role": "system", "content": output.turn.system})
+    messages.append({"role": "user", "content": render_prompt(output.turn.prompt, texts)})
     return messages
 
 
@@ -54,12 +77,18 @@ def erase_state(llama: Any) -> None:
     Zeroes the token ids and logits llama-cpp-python keeps in Python-side
     buffers, resets its token count and clears the KV cache (llama_memory_clear
     with data=True). No prompt cache is ever attached (``llama.cache`` is None).
+
+    The buffers are zeroed up to the highest position ever written, not only up
+    to the current token count: llama-cpp-python's own ``reset()`` (and its
+    prefix reuse) lowers ``n_tokens`` without clearing what lies beyond it.
     """
     import llama_cpp
+    import numpy as np
 
-    used = int(llama.n_tokens)
+    written = np.flatnonzero(llama.input_ids)
+    used = max(int(llama.n_tokens), int(written[-1]) + 1 if written.size else 0)
     if used:
-        llama.input_ids[:used] = 0
+        llama.input_ids[:] = 0
         rows = min(used, llama.scores.shape[0])
         llama.scores[:rows, :] = 0.0
     llama.reset()
@@ -67,6 +96,57 @@ def erase_state(llama: Any) -> None:
     if memory is not None:
         llama_cpp.llama_memory_clear(memory, True)
     llama.set_cache(None)
+
+
+def context_state(llama: Any) -> dict[str, int]:
+    """What the context holds now: tokens evaluated, highest KV position, non-zero token ids.
+
+    An empty context reads ``{"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0}``.
+    """
+    import llama_cpp
+
+    memory = llama_cpp.llama_get_memory(llama.ctx)
+    kv_max = -1 if memory is None else int(llama_cpp.llama_memory_seq_pos_max(memory, 0))
+    return {
+        "n_tokens": int(llama.n_tokens),
+        "kv_max_pos": kv_max,
+        "token_ids": int((llama.input_ids != 0).sum()),
+    }
+
+
+def verify_erased(llama: Any) -> None:
+    """Raise ``InferenceError("state.erase")`` unless the context is empty after ``erase_state``.
+
+    This is what the receipt's ``stateless`` statement rests on: the enclave
+    checks it after every turn rather than assuming the reset worked.
+    """
+    state = context_state(llama)
+    if state != {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0}:
+        raise InferenceError(
+            "state.erase",
+            "the model context is not empty after erasing",
+            expected="n_tokens=0 kv_max_pos=-1 token_ids=0",
+            actual=" ".join(f"{k}={v}" for k, v in state.items()),
+        )
+    if llama.cache is not None:
+        raise InferenceError("state.erase", "a prompt cache is attached to the model")
+
+
+def check_grammar_with_llama(llama: Any, grammar: str) -> None:
+    """Parse ``grammar`` with llama.cpp itself; raise ``InferenceError`` if it would fail.
+
+    llama.cpp returns a null sampler for a grammar it cannot parse, and adding a
+    null sampler to the chain crashes; tcme.contract.gbnf catches the same
+    mistakes earlier, this is the enclave's last line.
+    """
+    import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        llama._model.vocab, grammar.encode("utf-8"), b"root"
+    )
+    if not sampler:
+        raise InferenceError("output.grammar", "llama.cpp cannot parse the output grammar")
+    llama_cpp.llama_sampler_free(sampler)
 
 
 class Inference:
@@ -84,37 +164,32 @@ class Inference:
     def run(self, contract: Contract, values: Mapping[str, Any]) -> dict[str, str]:
         """Compute every output of ``contract`` from the merged party ``values``.
 
-        Raises ``InferenceError`` (check ``inference.*`` or ``output.constraint``);
-        errors never include the prompt or the generated text.
+        Raises ``InferenceError`` (check ``inference.*``, ``output.*`` or
+        ``state.erase``); errors never include a prompt or generated text.
         """
-        from llama_cpp import LlamaGrammar
+        if all(out.turn is not None for out in contract.outputs):
+            return self._run_turns(contract, values)
+        return self._run_enum_decision(contract, values)
 
+    # -- kind "enum-decision" ---------------------------------------------------------------
+
+    def _run_enum_decision(self, contract: Contract, values: Mapping[str, Any]) -> dict[str, str]:
         if len(contract.outputs) != 1:
             raise InferenceError(
                 "inference.outputs",
-                "this runtime computes one output per session",
+                "this runtime computes one output per enum-decision session",
                 expected=1,
                 actual=len(contract.outputs),
             )
         output = contract.outputs[0]
         with self._lock:
-            erase_state(self._llama)
-            try:
-                response = self._llama.create_chat_completion(
-                    messages=messages_for(contract, values),
-                    grammar=LlamaGrammar.from_string(grammar_for(output), verbose=False),
-                    temperature=0.0,
-                    seed=contract.decoding.seed,
-                    max_tokens=contract.decoding.max_tokens,
-                )
-                text = response["choices"][0]["message"]["content"]
-            except ValueError as err:
-                # llama-cpp-python raises ValueError when the prompt exceeds the context.
-                raise InferenceError(
-                    "inference.context", f"model call refused: {type(err).__name__}"
-                ) from None
-            finally:
-                erase_state(self._llama)
+            text, _finish = self._call(
+                messages_for(contract, values),
+                grammar_for(output),
+                seed=contract.decoding.seed,
+                max_tokens=contract.decoding.max_tokens,
+                stop=(),
+            )
         if text not in output.values:
             # The grammar should make this impossible; never release an off-contract output.
             raise InferenceError(
@@ -122,3 +197,79 @@ class Inference:
                 f"model output for {output.name!r} is not one of the contract's values",
             )
         return {output.name: text}
+
+    # -- kind "general" ---------------------------------------------------------------------
+
+    def _run_turns(self, contract: Contract, values: Mapping[str, Any]) -> dict[str, str]:
+        texts = {spec.name: spec.render(values[spec.name]) for spec in contract.inputs}
+        results: dict[str, str] = {}
+        try:
+            with self._lock:
+                for output in contract.outputs:
+                    assert output.turn is not None
+                    grammar = grammar_for(output)
+                    check_grammar_with_llama(self._llama, grammar)
+                    text, finish = self._call(
+                        turn_messages(output, texts),
+                        grammar,
+                        seed=contract.decoding.seed,
+                        max_tokens=output.turn.max_tokens,
+                        stop=contract.decoding.stop,
+                    )
+                    if finish == "length":
+                        raise InferenceError(
+                            "output.incomplete",
+                            f"output {output.name!r} used its whole token budget "
+                            f"({output.turn.max_tokens}) before its grammar completed",
+                        )
+                    try:
+                        value = output.normalize(text)
+                    except OutputValueError as err:
+                        raise InferenceError(
+                            "output.constraint", f"output {output.name!r}: {err.detail}"
+                        ) from None
+                    results[output.name] = value
+                    texts[output.name] = value
+        except BaseException:
+            results.clear()
+            raise
+        finally:
+            texts.clear()
+        return results
+
+    # -- one model call -----------------------------------------------------------------------
+
+    def _call(
+        self,
+        messages: list[dict[str, str]],
+        grammar: str,
+        *,
+        seed: int,
+        max_tokens: int,
+        stop: tuple[str, ...],
+    ) -> tuple[str, str]:
+        """One erased-before, erased-after, verified-empty completion: (text, finish reason)."""
+        from llama_cpp import LlamaGrammar
+
+        erase_state(self._llama)
+        try:
+            response = self._llama.create_chat_completion(
+                messages=messages,
+                grammar=LlamaGrammar.from_string(grammar, verbose=False),
+                temperature=0.0,
+                seed=seed,
+                max_tokens=max_tokens,
+                stop=list(stop) or None,
+            )
+            choice = response["choices"][0]
+            text, finish = choice["message"]["content"], str(choice.get("finish_reason"))
+        except ValueError as err:
+            # llama-cpp-python raises ValueError when the prompt exceeds the context.
+            raise InferenceError(
+                "inference.context", f"model call refused: {type(err).__name__}"
+            ) from None
+        finally:
+            messages.clear()
+            erase_state(self._llama)
+        verify_erased(self._llama)
+        return text or "", finish

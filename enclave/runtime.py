@@ -43,6 +43,8 @@ class Attestation:
     claims: bytes
     contract: bytes
     session_id: bytes
+    # The session's capability record (empty without capability tests).
+    capability: bytes = b""
 
 
 class Enclave:
@@ -92,6 +94,7 @@ class Enclave:
         """Fresh evidence binding claims, the session's contract, the session id and ``nonce``.
 
         An empty ``session_id`` attests the enclave alone (contract = empty bytes).
+        A session with capability tests also binds its capability record's digest.
         """
         if not MIN_NONCE_SIZE <= len(nonce) <= MAX_NONCE_SIZE:
             raise UsageError(
@@ -100,11 +103,23 @@ class Enclave:
                 expected=f"{MIN_NONCE_SIZE}..{MAX_NONCE_SIZE} bytes",
                 actual=f"{len(nonce)} bytes",
             )
-        contract = self.sessions.get(session_id).contract.raw if session_id else b""
-        report_data = report_data_for(self.claims_digest, sha256(contract), session_id, nonce)
+        session = self.sessions.get(session_id) if session_id else None
+        contract = session.contract.raw if session is not None else b""
+        record = session.capability if session is not None else None
+        report_data = report_data_for(
+            self.claims_digest,
+            sha256(contract),
+            session_id,
+            nonce,
+            record.digest if record is not None else None,
+        )
         evidence = self.provider.get_evidence(report_data)
         return Attestation(
-            evidence=evidence, claims=self.claims, contract=contract, session_id=session_id
+            evidence=evidence,
+            claims=self.claims,
+            contract=contract,
+            session_id=session_id,
+            capability=record.raw if record is not None else b"",
         )
 
     def close(self) -> None:

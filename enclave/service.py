@@ -160,6 +160,7 @@ class TcmeServicer(tcme_pb2_grpc.TcmeServicer):
                 claims=attestation.claims,
                 contract=attestation.contract,
                 session_id=attestation.session_id,
+                capability=attestation.capability,
             )
 
         return self._call(context, "Attest", body)

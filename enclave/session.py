@@ -2,6 +2,8 @@
 
 Life of a session::
 
+    [capability tests, if the contract has them: run on public inputs, score
+     bound into the session's evidence; below the contract minimum: refused]
     OPEN --(every party's valid input)--> RUNNING --(model ran, outputs sealed,
     receipt signed, plaintext erased)--> DONE --(every party collected)--> gone
     OPEN --(invalid input | timeout | abort)--> FAILED --(every party told)--> gone
@@ -28,6 +30,13 @@ from typing import Any
 from attestation.errors import TcmeError
 from enclave.contract import ContractLimits, accept_contract
 from enclave.keys import EnclaveKeys
+from tcme.contract.capability import (
+    CapabilityError,
+    CapabilityRecord,
+    build_record,
+    parse_record,
+    run_tests,
+)
 from tcme.wire.contract import Contract
 from tcme.wire.envelope import OpenedInput, open_input, output_commitment, seal_output
 from tcme.wire.receipt import InputRecord, OutputRecord, build_receipt, sign_receipt
@@ -115,6 +124,8 @@ class Session:
     finished: threading.Event = field(default_factory=threading.Event)
     timers: list[threading.Timer] = field(default_factory=list, repr=False)
     accepted: set[str] = field(default_factory=set)
+    # The capability record (canonical bytes) when the contract has tests.
+    capability: CapabilityRecord | None = None
 
     @property
     def expires_unix_ms(self) -> int:
@@ -172,22 +183,25 @@ class SessionManager:
     # --- create ---------------------------------------------------------------------------
 
     def create(self, contract_bytes: bytes) -> Session:
-        """Validate the contract and open a session with a fresh random id."""
+        """Validate the contract and open a session with a fresh random id.
+
+        A contract with capability tests has them run first, on the loaded
+        model, before anyone can submit; a score below the contract's
+        ``min_score_percent`` refuses the session (``CapabilityError``).
+        """
         contract = accept_contract(contract_bytes, self._limits)
+        self._check_capacity()
+        session_id = os.urandom(SESSION_ID_SIZE)
+        capability = self._measure(contract, session_id) if contract.capability_tests else None
         with self._lock:
-            if len(self._sessions) >= self._max_sessions:
-                raise CapacityError(
-                    "session.capacity",
-                    "too many live sessions",
-                    expected=f"< {self._max_sessions}",
-                    actual=len(self._sessions),
-                )
+            self._check_capacity()
             now = time.monotonic()
             session = Session(
-                session_id=os.urandom(SESSION_ID_SIZE),
+                session_id=session_id,
                 contract=contract,
                 created=now,
                 deadline=now + contract.timeout_seconds,
+                capability=capability,
             )
             self._sessions[session.session_id] = session
             self._start_timer(session, contract.timeout_seconds, self._expire)
@@ -198,6 +212,49 @@ class SessionManager:
             contract.timeout_seconds,
         )
         return session
+
+    def _check_capacity(self) -> None:
+        with self._lock:
+            if len(self._sessions) >= self._max_sessions:
+                raise CapacityError(
+                    "session.capacity",
+                    "too many live sessions",
+                    expected=f"< {self._max_sessions}",
+                    actual=len(self._sessions),
+                )
+
+    def _measure(self, contract: Contract, session_id: bytes) -> CapabilityRecord:
+        """Run the contract's public tests; the record binds session, contract and claims."""
+        try:
+            outcomes = run_tests(contract, self._runner)
+        except TcmeError:
+            raise
+        except Exception as err:  # the model library failed; no detail
+            raise EnclaveFailure(
+                "capability.run", f"capability tests could not run ({type(err).__name__})"
+            ) from None
+        record = parse_record(
+            build_record(
+                session_id=session_id,
+                contract_digest=contract.digest,
+                claims_digest=self._claims_digest,
+                outcomes=outcomes,
+            )
+        )
+        log.info(
+            "session %s capability tests: %d/%d passed",
+            session_id.hex()[:8],
+            record.passed,
+            record.total,
+        )
+        if not record.meets(contract.min_score_percent):
+            raise CapabilityError(
+                "capability.score",
+                "the loaded model fails the contract's capability tests; session refused",
+                expected=f">= {contract.min_score_percent}% of {record.total}",
+                actual=f"{record.passed}/{record.total}",
+            )
+        return record
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -298,6 +355,9 @@ class SessionManager:
                 inputs=records,
                 outputs=output_records,
                 completed_unix_ms=int(time.time() * 1000),
+                # Kind "general": state what was erased and checked (enclave.inference).
+                stateless=all(o.turn is not None for o in contract.outputs),
+                capability=session.capability.summary() if session.capability else None,
             )
             session.outputs = tuple(outputs)
             session.receipt = receipt
@@ -315,11 +375,13 @@ class SessionManager:
         records: list[OutputRecord] = []
         for spec in session.contract.outputs:
             value = results.get(spec.name)
-            if value not in spec.values:
+            if not isinstance(value, str) or not spec.accepts(value):
                 raise EnclaveFailure(
                     "output.constraint", f"output {spec.name!r} is missing or off-contract"
                 )
             salt = os.urandom(SALT_SIZE)
+            # Sealed to the contract's recipients of this output and to nobody else;
+            # an internal output (no recipients) is never sealed.
             for recipient, enc, ciphertext in seal_output(
                 contract=session.contract,
                 session_id=session.session_id,

@@ -259,6 +259,7 @@ class TcmeClient:
             own_input=own_input,
             party=party,
             outputs=opened,
+            capability=attestation.capability,
         )
         return PartyResult(
             outputs={o.name: o.value for o in opened}, receipt=receipt, opened=tuple(opened)

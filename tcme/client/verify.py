@@ -11,9 +11,11 @@ Steps (tagged in the code):
       REPORT_DATA equal to (3);
   (5) the claims' TEE is the TEE that produced the evidence;
   (6) the model root digest and signer are the ones the policy names;
-  (7) the contract is the one the party agreed to.
+  (7) the contract is the one the party agreed to;
+  (8) when the contract has capability tests: the attested score meets the
+      policy's ``[contract] min_capability_score`` (tcme.contract.check_capability).
 
-Only an ``AttestationResult`` (all seven passed) hands out the enclave's HPKE
+Only an ``AttestationResult`` (every step passed) hands out the enclave's HPKE
 and signing keys.
 """
 
@@ -29,6 +31,7 @@ from attestation.binding import report_data_for
 from attestation.errors import BindingError, SignatureError, UsageError
 from attestation.verifier import VerifiedEvidence, verify_evidence
 from tcme.client.policy import PartyPolicy
+from tcme.contract.capability import CapabilityRecord, check_capability, session_capability
 from tcme.v1 import tcme_pb2
 from tcme.wire import Claims, Contract, parse_claims, parse_contract
 
@@ -45,6 +48,8 @@ class AttestationResult:
     session_id: bytes
     nonce: bytes
     collateral_source: str
+    # The attested capability record (contracts with capability tests only).
+    capability: CapabilityRecord | None = None
 
     @property
     def simulated(self) -> bool:
@@ -74,6 +79,8 @@ class AttestationResult:
             "claims_digest": self.claims.digest.hex(),
             "collateral_source": self.collateral_source or None,
         }
+        if self.capability is not None:
+            out["capability"] = f"{self.capability.passed}/{self.capability.total}"
         for key, value in evidence.items():
             out.setdefault(f"evidence_{key}", value)
         return out
@@ -117,9 +124,20 @@ def verify_attestation(
     if not session_id and response.contract:
         raise BindingError("attest.contract", "a contract came with a session-less attestation")
     contract_bytes = contract.raw if contract is not None else b""
-    # (3) The binding the evidence must carry, from the party's own nonce.
+    # (3) The binding the evidence must carry, from the party's own nonce (and the
+    # capability record's digest when the contract has capability tests).
+    capability = session_capability(
+        bytes(response.capability),
+        claims_digest=claims.digest,
+        contract=contract,
+        session_id=session_id,
+    )
     expected = report_data_for(
-        claims.digest, hashlib.sha256(contract_bytes).digest(), session_id, nonce
+        claims.digest,
+        hashlib.sha256(contract_bytes).digest(),
+        session_id,
+        nonce,
+        capability.digest if capability is not None else None,
     )
     # (4) Evidence: parse, chain, policy, REPORT_DATA — all inside verify_evidence.
     evidence = response.evidence
@@ -149,6 +167,9 @@ def verify_attestation(
     # (7) The contract the party agreed to.
     if contract is not None and agreed is not None:
         agreed.check(contract.digest)
+    # (8) The model's measured score on the contract's tests, if the policy asks.
+    if session_id:
+        check_capability(policy.evidence.extra, capability)
     if verified.simulated:
         log.warning("accepted SIMULATED evidence (policy allow_simulated): not a real TEE")
     return AttestationResult(
@@ -158,4 +179,5 @@ def verify_attestation(
         session_id=session_id,
         nonce=nonce,
         collateral_source=collateral.source,
+        capability=capability,
     )

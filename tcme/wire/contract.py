@@ -1,10 +1,17 @@
 """Session contracts: canonical bytes, digest, and the rules a valid one follows.
 
 Both sides run the same validator: the enclave before opening a session, each
-party before it agrees. One contract kind exists so far, ``enum-decision``
-(parties with typed inputs, a prompt template, deterministic decoding, one enum
-output with recipients). New kinds or input types register in ``_KINDS`` /
-``_INPUT_TYPES``; anything unknown is rejected, never ignored.
+party before it agrees. Two contract kinds exist:
+
+- ``enum-decision`` (parties with typed inputs, one prompt template,
+  deterministic decoding, one enum output with recipients), parsed here;
+- ``general`` (the full contract language: constrained inputs with
+  information-flow labels, several model turns, enum / GBNF / JSON Schema
+  outputs, capability tests), parsed by ``tcme.contract.general`` and
+  registered in ``_KINDS`` below. docs/contracts.md describes it.
+
+New kinds or input types register in ``_KINDS`` / ``_INPUT_TYPES``; anything
+unknown is rejected, never ignored.
 
 Errors never quote an input value: a party input is secret even when invalid.
 """
@@ -14,8 +21,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from attestation.errors import TcmeError
 from tcme.wire._encoding import (
@@ -29,6 +36,7 @@ from tcme.wire.keys import ED25519_PUBLIC_SIZE, HPKE_PUBLIC_SIZE, HpkePublicKey,
 
 CONTRACT_TYPE = "tcme/v1/contract"
 KIND_ENUM_DECISION = "enum-decision"
+KIND_GENERAL = "general"
 
 PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 INPUT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -78,10 +86,47 @@ class InputSpec:
     max_len: int | None = None
     pattern: str | None = None
     values: tuple[str, ...] = ()
+    # Kind "general" only: parties that may learn values derived from this input
+    # (the owner always may), and the type's own constraint object.
+    may_flow_to: tuple[str, ...] = ()
+    constraint: InputConstraint | None = field(default=None, compare=False, repr=False)
 
     def check(self, value: Any) -> None:
         """Raise ``InputError`` unless ``value`` satisfies this spec (never quotes it)."""
+        if self.constraint is not None:
+            self.constraint.check(self, value)
+            return
         _INPUT_TYPES[self.type].check(self, value)
+
+    def render(self, value: Any) -> str:
+        """The text a checked value takes in a prompt (integers in decimal)."""
+        if self.constraint is not None:
+            return self.constraint.render(value)
+        return str(value)
+
+
+class InputConstraint(Protocol):
+    """How a ``general`` contract checks and renders one input type (tcme.contract)."""
+
+    def check(self, spec: InputSpec, value: Any) -> None:
+        """Raise ``InputError`` unless ``value`` fits; never quote the value."""
+
+    def render(self, value: Any) -> str:
+        """Prompt text of a checked value."""
+
+
+class OutputConstraint(Protocol):
+    """How a ``general`` contract constrains one non-enum output (tcme.contract)."""
+
+    def grammar(self) -> str:
+        """GBNF that constrains decoding."""
+
+    def normalize(self, text: str) -> str:
+        """The released value for model ``text``; raises ``OutputValueError`` when off-contract."""
+
+
+class OutputValueError(TcmeError):
+    """An output value breaks the contract's output constraint (the value is never quoted)."""
 
 
 @dataclass(frozen=True)
@@ -91,16 +136,67 @@ class Decoding:
     temperature: int
     seed: int
     max_tokens: int
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Kind ``general``: the model call that computes one output.
+
+    ``prompt`` references inputs and earlier outputs by ``{name}``.
+    """
+
+    prompt: str
+    system: str | None
+    max_tokens: int
+    references: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One output: an enum and the parties allowed to learn it."""
+    """One output: its type and the parties allowed to learn it.
+
+    ``enum`` outputs list ``values``; ``grammar`` and ``json`` outputs (kind
+    ``general``) carry a ``constraint``. In kind ``general`` every output has
+    the ``turn`` that computes it; an output with no recipients is internal (an
+    intermediate value only later turns see). ``declassify`` maps an input name
+    to the parties this one output may reach although the input's
+    ``may_flow_to`` does not name them.
+    """
 
     name: str
     type: str
     values: tuple[str, ...]
     recipients: tuple[str, ...]
+    turn: Turn | None = None
+    declassify: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    constraint: OutputConstraint | None = field(default=None, compare=False, repr=False)
+
+    def grammar(self) -> str:
+        """GBNF for constrained decoding (enum: exactly one of the values).
+
+        Enum values are restricted (``ENUM_VALUE``) to characters that need no
+        escaping inside a GBNF string literal.
+        """
+        if self.constraint is not None:
+            return self.constraint.grammar()
+        alternatives = " | ".join(f'"{value}"' for value in self.values)
+        return f"root ::= {alternatives}\n"
+
+    def normalize(self, text: str) -> str:
+        """The value released for model ``text``; raises ``OutputValueError`` if off-contract."""
+        if self.constraint is not None:
+            return self.constraint.normalize(text)
+        if text not in self.values:
+            raise OutputValueError(f"output.{self.name}.value", "not one of the contract's values")
+        return text
+
+    def accepts(self, value: str) -> bool:
+        """True when ``value`` is a value this output may take (already normalized)."""
+        try:
+            return self.normalize(value) == value
+        except OutputValueError:
+            return False
 
 
 @dataclass(frozen=True)
@@ -117,6 +213,11 @@ class Contract:
     decoding: Decoding
     outputs: tuple[OutputSpec, ...]
     timeout_seconds: int
+    # Kind "general" only: agreed public test cases (tcme.contract.capability) and
+    # the score the enclave must reach before it opens the session.
+    capability_tests: tuple[Any, ...] = field(default=(), compare=False)
+    min_score_percent: int = 0
+    title: str | None = None
 
     def party(self, name: str) -> Party:
         """The named party; raises ``ContractError`` (check ``contract.party``)."""
@@ -155,17 +256,38 @@ class Contract:
             spec.check(values[spec.name])
         return dict(values)
 
+    def output(self, name: str) -> OutputSpec:
+        """The named output; raises ``ContractError`` (check ``contract.output``)."""
+        for out in self.outputs:
+            if out.name == name:
+                return out
+        raise ContractError(
+            "contract.output",
+            "no such output in the contract",
+            expected=" | ".join(o.name for o in self.outputs),
+            actual=name,
+        )
+
     def summary(self) -> dict[str, Any]:
         """Printable fields for a verification summary."""
-        return {
+        outputs: dict[str, Any] = {}
+        for o in self.outputs:
+            entry: dict[str, Any] = {"recipients": list(o.recipients)}
+            if o.type == "enum":
+                entry["values"] = list(o.values)
+            else:
+                entry["type"] = o.type
+            outputs[o.name] = entry
+        out: dict[str, Any] = {
             "contract_digest": self.digest.hex(),
             "kind": self.kind,
             "parties": [p.name for p in self.parties],
-            "outputs": {
-                o.name: {"values": list(o.values), "recipients": list(o.recipients)}
-                for o in self.outputs
-            },
+            "outputs": outputs,
         }
+        if self.capability_tests:
+            out["capability_tests"] = len(self.capability_tests)
+            out["min_score_percent"] = self.min_score_percent
+        return out
 
 
 def canonical_contract(contract: Mapping[str, Any] | bytes | str) -> bytes:
@@ -427,8 +549,17 @@ _INPUT_TYPES: dict[str, _InputType] = {
     "enum": _InputType(_parse_enum_input, _check_enum),
 }
 
+
+def _parse_general(obj: dict[str, Any], raw: bytes) -> Contract:
+    # The general language lives in tcme.contract (which imports this module).
+    from tcme.contract.general import parse_general
+
+    return parse_general(obj, raw)
+
+
 _KINDS: dict[str, Callable[[dict[str, Any], bytes], Contract]] = {
     KIND_ENUM_DECISION: _parse_enum_decision,
+    KIND_GENERAL: _parse_general,
 }
 
 

@@ -13,11 +13,23 @@ Canonical JSON::
 
 ``inputs`` follow the contract's party order; ``outputs`` the contract's output
 order. The enclave signs only after it erased the session's plaintext state.
+
+Contracts of kind ``general`` add two fields (``enum-decision`` receipts are
+unchanged)::
+
+    "stateless": ["model_context_reset", "kv_cache_cleared", "no_file_written",
+                  "no_value_logged"],
+    "capability": {"digest": hex, "passed": k, "total": n}   # only with capability tests
+
+``stateless`` is what the enclave did and checked after the run
+(enclave.inference.verify_erased) and what tests/enclave/test_contract_stateless.py
+proves from outside; ``capability`` repeats the attested capability record's
+digest and score (tcme.contract.capability).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +44,7 @@ from tcme.wire.envelope import OpenedOutput, SealedInput
 
 RECEIPT_TYPE = "tcme/v1/receipt"
 ERASED = ("inputs", "prompt", "output_plaintext", "model_context", "kv_cache")
+STATELESS = ("model_context_reset", "kv_cache_cleared", "no_file_written", "no_value_logged")
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,8 @@ class Receipt:
     outputs: tuple[OutputRecord, ...]
     erased: tuple[str, ...]
     completed_unix_ms: int
+    stateless: tuple[str, ...] = ()
+    capability: dict[str, Any] | None = None
 
 
 def receipt_signing_message(receipt: bytes) -> bytes:
@@ -79,10 +94,18 @@ def build_receipt(
     inputs: Sequence[InputRecord],
     outputs: Sequence[OutputRecord],
     completed_unix_ms: int,
+    stateless: bool = False,
+    capability: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """Enclave side: canonical receipt bytes."""
+    """Enclave side: canonical receipt bytes (``stateless``/``capability``: kind general)."""
+    extra: dict[str, Any] = {}
+    if stateless:
+        extra["stateless"] = list(STATELESS)
+    if capability is not None:
+        extra["capability"] = dict(capability)
     return canonical_json(
         {
+            **extra,
             "type": RECEIPT_TYPE,
             "session_id": session_id.hex(),
             "contract_digest": contract_digest.hex(),
@@ -125,6 +148,7 @@ def parse_receipt(receipt: bytes) -> Receipt:
             "erased",
             "completed_unix_ms",
         },
+        {"stateless", "capability"},
     )
     if obj["type"] != RECEIPT_TYPE:
         raise ParseError("receipt.type", expected=RECEIPT_TYPE, actual=obj["type"])
@@ -163,7 +187,23 @@ def parse_receipt(receipt: bytes) -> Receipt:
         outputs=outputs,
         erased=tuple(_str(e, "receipt.erased") for e in _list(obj["erased"], "receipt.erased")),
         completed_unix_ms=completed,
+        stateless=tuple(
+            _str(e, "receipt.stateless")
+            for e in _list(obj.get("stateless", []), "receipt.stateless")
+        ),
+        capability=_capability(obj.get("capability")),
     )
+
+
+def _capability(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    entry = require_keys(value, "receipt.capability", {"digest", "passed", "total"})
+    unhex(entry["digest"], "receipt.capability.digest", size=32)
+    for key in ("passed", "total"):
+        if not isinstance(entry[key], int) or isinstance(entry[key], bool):
+            raise ParseError(f"receipt.capability.{key}", "expected an integer")
+    return dict(entry)
 
 
 def verify_receipt(
@@ -176,6 +216,7 @@ def verify_receipt(
     own_input: SealedInput | None = None,
     party: str | None = None,
     outputs: Sequence[OpenedOutput] = (),
+    capability: Any = None,
 ) -> Receipt:
     """Party side: verify the receipt and everything it commits to.
 
@@ -186,7 +227,10 @@ def verify_receipt(
     (5) outputs match the contract's names and recipients; every opened output's
         commitment is the signed one and its value is in the contract's enum;
         when ``party`` is given, every output it should receive was opened;
-    (6) the erasure statement lists everything the protocol erases.
+    (6) the erasure statement lists everything the protocol erases; for kind
+        ``general`` also the statelessness statement;
+    (7) a capability entry exactly when the contract has capability tests, equal
+        to ``capability`` (the attested ``CapabilityRecord``) when given.
     Raises ``SignatureError`` (1) or ``BindingError``/``ParseError``.
     """
     # (1)
@@ -228,13 +272,13 @@ def verify_receipt(
         if record is None:
             raise BindingError("receipt.outputs.name", expected=sorted(signed), actual=opened.name)
         _equal(f"receipt.outputs.{opened.name}.commitment", record.commitment, opened.commitment)
-        allowed = next(o.values for o in contract.outputs if o.name == opened.name)
-        if opened.value not in allowed:
+        spec = next(o for o in contract.outputs if o.name == opened.name)
+        if not spec.accepts(opened.value):
             raise BindingError(
                 f"output.{opened.name}.value",
-                "not one of the contract's values",
-                expected=list(allowed),
-                actual=opened.value,
+                "not a value the contract allows for this output",
+                expected=list(spec.values) if spec.type == "enum" else spec.type,
+                actual=opened.value[:80],
             )
     if party is not None:
         _equal(
@@ -244,6 +288,18 @@ def verify_receipt(
         )
     # (6)
     _equal("receipt.erased", list(ERASED), list(parsed.erased))
+    general = any(o.turn is not None for o in contract.outputs)
+    _equal("receipt.stateless", list(STATELESS) if general else [], list(parsed.stateless))
+    # (7)
+    if bool(contract.capability_tests) != (parsed.capability is not None):
+        raise BindingError(
+            "receipt.capability",
+            "a capability entry comes exactly with a contract that has capability tests",
+            expected="present" if contract.capability_tests else "absent",
+            actual="present" if parsed.capability is not None else "absent",
+        )
+    if capability is not None:
+        _equal("receipt.capability", capability.summary(), parsed.capability)
     return parsed
 
 

@@ -1,0 +1,295 @@
+"""``tcme run examples/NAME``: one whole contract session on this machine, simulated.
+
+Everything the real deployment has, in one process over real local sockets:
+the default model (or ``--model``) signed with a throwaway publisher key and
+loaded through the verifying loader; an enclave on the SIMULATED SEV-SNP
+provider (stands in for the hardware, and says so); the untrusted host proxy
+in front of it; fresh keys for every party, filled into the example's
+contract; then every party, concurrently, through the party library
+(``tcme.client.Party``): attest under its own policy (simulated root pinned,
+model digest and signer pinned, contract digest pinned, optional
+``--min-score``), seal and submit its input, collect its outputs and verify
+the signed receipt. Prints each party's verified outputs.
+
+Inputs come from the example's ``inputs.toml``, else a generated case
+(``cases.py``, or ``--generate SEED``), else values drawn from the input
+constraints. Nothing of the inputs is printed; outputs are printed only to
+show what each party itself received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attestation.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+RESULT_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class PartyRun:
+    """What one party got: its verified outputs and the receipt it checked."""
+
+    party: str
+    outputs: dict[str, str]
+    receipt: Any
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """A finished local session."""
+
+    contract: Any
+    session_id: bytes
+    inputs_source: str
+    capability: Any
+    parties: dict[str, PartyRun]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``tcme run``."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run an example contract end to end on a SIMULATED local enclave",
+        description=(
+            "Run one session of the contract in DIRECTORY (examples/NAME): signed model, "
+            "simulated enclave, host proxy and every party on this machine, over real sockets."
+        ),
+    )
+    parser.add_argument("directory", type=Path, metavar="DIRECTORY", help="example directory")
+    parser.add_argument(
+        "--model", type=Path, help="GGUF file (default: $TCME_MODEL or models/*.gguf)"
+    )
+    parser.add_argument("--inputs", type=Path, help="inputs TOML (default: DIRECTORY/inputs.toml)")
+    parser.add_argument(
+        "--generate", type=int, metavar="SEED", help="use a generated case instead of inputs.toml"
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        metavar="X",
+        help="every party's policy: min_capability_score (0..1) on the contract's tests",
+    )
+    parser.add_argument("--n-ctx", type=int, default=2048, help="model context size (tokens)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.set_defaults(handler=_run)
+
+
+def default_model() -> Path:
+    """``$TCME_MODEL``, else the first ``models/*.gguf`` here or in the checkout."""
+    env = os.environ.get("TCME_MODEL")
+    if env:
+        return Path(env)
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        found = sorted((root / "models").glob("*.gguf"))
+        if found:
+            return found[0]
+    raise UsageError(
+        "run.model", "no model: run `make model`, set TCME_MODEL, or pass --model FILE.gguf"
+    )
+
+
+def load_signed_model(model: Path, work: Path, *, n_ctx: int = 2048) -> Any:
+    """Sign ``model`` with a throwaway publisher key and load it through the verifying loader."""
+    from enclave.model_loader import load_verified_model
+    from tcme.model import ModelVerifier, generate_signing_key, sign_model
+
+    if not model.exists():
+        raise UsageError("run.model", "no such model file", actual=str(model))
+    private, public = generate_signing_key(work / "publisher")
+    signature = work / "model.sig"
+    sign_model(model, signature, private_key=private)
+    return load_verified_model(
+        model, signature, ModelVerifier.public_key(public), n_ctx=n_ctx, verbose=False
+    )
+
+
+def run_local(
+    directory: Path,
+    *,
+    loaded: Any = None,
+    model: Path | None = None,
+    inputs: Mapping[str, Mapping[str, Any]] | None = None,
+    inputs_file: Path | None = None,
+    generate: int | None = None,
+    min_score: float | None = None,
+    n_ctx: int = 2048,
+) -> LocalRun:
+    """Run one session of the example in ``directory``; return what every party verified.
+
+    ``loaded`` reuses an already loaded model (``enclave.model_loader.LoadedModel``,
+    as tests do); otherwise ``model`` (or the default) is signed and loaded here.
+    Raises the first party's ``TcmeError`` when any party rejects.
+    """
+    from attestation.providers.simulated import SimulatedSnpProvider
+    from enclave.inference import Inference
+    from enclave.runtime import Enclave
+    from enclave.server import create_server as create_enclave_server
+    from enclave.server import shutdown
+    from host.server import create_server as create_host_server
+    from tcme.client import Party, PartyPolicy, TcmeClient
+    from tcme.contract import find_contract_file, load_contract
+    from tcme.contract.example import example_inputs, read_inputs
+    from tcme.wire import PartyKeys
+
+    template = load_contract(find_contract_file(directory))
+    keys = {p.name: PartyKeys.generate() for p in template.contract.parties}
+    loaded_contract = load_contract(template.path, keys=keys)
+    contract = loaded_contract.contract
+    assert loaded_contract.raw is not None
+    if inputs is not None:
+        values, source = {k: dict(v) for k, v in inputs.items()}, "given by the caller"
+    elif inputs_file is not None:
+        values, source = read_inputs(inputs_file, contract), f"from {inputs_file}"
+    else:
+        values, source = example_inputs(template.path.parent, contract, seed=generate)
+    with tempfile.TemporaryDirectory(prefix="tcme-run-") as tmp:
+        work = Path(tmp)
+        own_model = loaded is None
+        if own_model:
+            loaded = load_signed_model(model or default_model(), work, n_ctx=n_ctx)
+        provider = SimulatedSnpProvider(work / "sim")
+        enclave = Enclave(
+            provider=provider, model=loaded.identity, runner=Inference(loaded.llama).run
+        )
+        server, port = create_enclave_server("127.0.0.1:0", enclave)
+        server.start()
+        proxy, proxy_port = create_host_server(
+            "127.0.0.1:0", f"127.0.0.1:{port}", health_interval=0.5
+        )
+        proxy.start()
+        try:
+            contract_table: dict[str, Any] = {"digest": contract.digest.hex()}
+            if min_score is not None:
+                contract_table["min_capability_score"] = min_score
+            policy = PartyPolicy.from_dict(
+                {
+                    "allow_simulated": True,
+                    "simulated_ark_sha256": [provider.ark_sha256],
+                    "model": {
+                        "root_digest": loaded.identity.root_digest,
+                        "signer": loaded.identity.signer,
+                    },
+                    "contract": contract_table,
+                }
+            )
+            with TcmeClient(f"127.0.0.1:{proxy_port}", timeout=RESULT_TIMEOUT) as client:
+                session = client.create_session(loaded_contract.raw)
+                parties = [Party(name, keys[name], policy, client) for name in keys]
+                with ThreadPoolExecutor(max_workers=len(parties)) as pool:
+                    futures = {
+                        party.name: pool.submit(
+                            party.run, session.session_id, values.get(party.name, {})
+                        )
+                        for party in parties
+                    }
+                    wait(futures.values(), return_when=FIRST_EXCEPTION)
+                    failed = [
+                        (name, f.exception())
+                        for name, f in futures.items()
+                        if f.done() and f.exception() is not None
+                    ]
+                    if failed:
+                        # A party that refused ends the session for everyone (signed
+                        # abort), so the others stop waiting for its input.
+                        name, error = failed[0]
+                        with contextlib.suppress(Exception):
+                            client.abort(session.session_id, name, keys[name])
+                        wait(futures.values())
+                        raise error
+                    results = {name: future.result() for name, future in futures.items()}
+        finally:
+            proxy.stop(0)
+            shutdown(server, enclave, grace=0)
+            if own_model:
+                loaded.close()
+    capability = next(iter(results.values()))[0].capability
+    return LocalRun(
+        contract=contract,
+        session_id=session.session_id,
+        inputs_source=source,
+        capability=capability,
+        parties={
+            name: PartyRun(party=name, outputs=dict(result.outputs), receipt=result.receipt)
+            for name, (_attestation, result) in results.items()
+        },
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.min_score is not None and not 0 <= args.min_score <= 1:
+        raise UsageError("run.min_score", "a number from 0 to 1", actual=args.min_score)
+    if not args.json:
+        print(
+            f"tcme run {args.directory}: SIMULATED enclave (no hardware TEE), host proxy and "
+            "parties on this machine",
+            file=sys.stderr,
+            flush=True,
+        )
+    run = run_local(
+        args.directory,
+        model=args.model,
+        inputs_file=args.inputs,
+        generate=args.generate,
+        min_score=args.min_score,
+        n_ctx=args.n_ctx,
+    )
+    report = _report(run)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True), flush=True)
+        return 0
+    contract = run.contract
+    print(
+        f"contract   {contract.kind}  {contract.digest.hex()}"
+        + (f"  ({contract.title})" if contract.title else "")
+    )
+    print(f"session    {run.session_id.hex()}")
+    print(f"inputs     {run.inputs_source} (each party sealed its own; none printed)")
+    if run.capability is not None:
+        print(
+            f"capability {run.capability.passed}/{run.capability.total} agreed tests passed "
+            "(measured by the enclave, bound into the evidence and the receipt)"
+        )
+    width = max(len(name) for name in run.parties)
+    for name, party in run.parties.items():
+        shown = (
+            ", ".join(f"{k} = {v}" for k, v in party.outputs.items()) or "(no outputs: by contract)"
+        )
+        print(f"{name:<{width}}  {shown}")
+    print(
+        "verified   every party: evidence (simulated root), model digest and signer, contract "
+        "digest, receipt signature and commitments; receipt states: "
+        + ", ".join(next(iter(run.parties.values())).receipt.stateless or ("erased",))
+    )
+    sys.stdout.flush()
+    return 0
+
+
+def _report(run: LocalRun) -> dict[str, Any]:
+    return {
+        "simulated": True,
+        "contract_digest": run.contract.digest.hex(),
+        "kind": run.contract.kind,
+        "session_id": run.session_id.hex(),
+        "inputs_source": run.inputs_source,
+        "capability": (
+            {"passed": run.capability.passed, "total": run.capability.total}
+            if run.capability is not None
+            else None
+        ),
+        "parties": {name: party.outputs for name, party in run.parties.items()},
+        "receipt_stateless": list(next(iter(run.parties.values())).receipt.stateless),
+    }

@@ -1,0 +1,275 @@
+"""Kind ``general``: the full contract language, canonical dict → ``Contract``.
+
+::
+
+    {"type": "tcme/v1/contract", "kind": "general",
+     "title": "optional one-line description",
+     "parties": [{"name", "signing_key", "hpke_key"}, ...],          2..16
+     "inputs": [{"party", "name", "type", ...constraint,
+                 "may_flow_to": [party, ...]}, ...],                  1..64 in all
+     "system": "optional default system message",
+     "decoding": {"temperature": 0, "seed": int, "max_tokens": int, "stop": [str]?},
+     "outputs": [{"name", "type": "enum" | "grammar" | "json", ...constraint,
+                  "prompt": "... {input} ... {earlier_output} ...",
+                  "system"?: str, "max_tokens"?: int,
+                  "recipients": [party, ...],                         [] = internal
+                  "declassify"?: {input: [party, ...]}}, ...],        1..8 turns
+     "capability_tests"?: [{"inputs": {...}, "expected": {...}}],
+     "min_score_percent"?: 0..100,
+     "timeout_seconds"?: 1..3600}
+
+Outputs are computed in order, one model turn each. Input and output names
+share one namespace (a prompt cannot tell them apart). docs/contracts.md has
+the full rules; this parser is their one implementation, run by parties and
+by the enclave alike, and it finishes with the information-flow check
+(``tcme.contract.flow``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tcme.contract import capability, constraints, flow, outputs
+from tcme.wire._encoding import sha256
+from tcme.wire.contract import (
+    DEFAULT_TIMEOUT_SECONDS,
+    INPUT_NAME,
+    KIND_GENERAL,
+    MAX_INPUTS,
+    MAX_PROMPT_CHARS,
+    MAX_TIMEOUT_SECONDS,
+    MAX_TOKENS_LIMIT,
+    Contract,
+    ContractError,
+    Decoding,
+    InputSpec,
+    OutputSpec,
+    Turn,
+    prompt_placeholders,
+)
+from tcme.wire.contract import _fields as fields
+from tcme.wire.contract import _int_in as int_in
+from tcme.wire.contract import _list as as_list
+from tcme.wire.contract import _name as as_name
+from tcme.wire.contract import _parse_parties as parse_parties
+from tcme.wire.contract import _text as as_text
+
+MAX_OUTPUTS = 8
+MAX_STOP = 4
+MAX_STOP_CHARS = 32
+MAX_TITLE_CHARS = 200
+OUTPUT_TYPES = ("enum", "grammar", "json")
+
+
+def parse_general(obj: dict[str, Any], raw: bytes) -> Contract:
+    """Validate a ``general`` contract object; ``raw`` are its canonical bytes."""
+    fields(
+        obj,
+        "contract",
+        {"type", "kind", "parties", "inputs", "decoding", "outputs"},
+        {"title", "system", "timeout_seconds", "capability_tests", "min_score_percent"},
+    )
+    title = obj.get("title")
+    if title is not None:
+        title = as_text(title, "contract.title", MAX_TITLE_CHARS)
+    parties = parse_parties(obj["parties"])
+    names = [p.name for p in parties]
+    inputs = _parse_inputs(obj["inputs"], names)
+    system = obj.get("system")
+    if system is not None:
+        system = _static_text(system, "contract.system")
+    decoding = _parse_decoding(obj["decoding"])
+    outs = _parse_outputs(obj["outputs"], names, inputs, system, decoding)
+    _check_usage(inputs, outs)
+    flow.check_flows(inputs, outs)
+    tests: tuple[Any, ...] = ()
+    if "capability_tests" in obj:
+        tests = capability.parse_tests(obj["capability_tests"], inputs, outs)
+    min_score = obj.get("min_score_percent", 0)
+    int_in(min_score, "contract.min_score_percent", 0, 100)
+    if "min_score_percent" in obj and not tests:
+        raise ContractError(
+            "contract.min_score_percent", "a minimum score needs capability_tests to measure it"
+        )
+    timeout = obj.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+    int_in(timeout, "contract.timeout_seconds", 1, MAX_TIMEOUT_SECONDS)
+    return Contract(
+        raw=raw,
+        digest=sha256(raw),
+        kind=KIND_GENERAL,
+        parties=parties,
+        inputs=inputs,
+        prompt="",
+        system=system,
+        decoding=decoding,
+        outputs=outs,
+        timeout_seconds=timeout,
+        capability_tests=tests,
+        min_score_percent=min_score,
+        title=title,
+    )
+
+
+def _static_text(value: Any, where: str) -> str:
+    """Text without placeholders (a system message is the same for every session)."""
+    text = as_text(value, where, MAX_PROMPT_CHARS)
+    if prompt_placeholders(text):
+        raise ContractError(where, "a system message cannot reference inputs or outputs")
+    return text
+
+
+def _parse_inputs(value: Any, party_names: list[str]) -> tuple[InputSpec, ...]:
+    items = as_list(value, "contract.inputs", 1, MAX_INPUTS)
+    specs: list[InputSpec] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"contract.inputs[{index}]"
+        spec = constraints.parse_input(item, where, party_names)
+        if spec.name in seen:
+            raise ContractError(f"{where}.name", f"duplicate input {spec.name!r}")
+        seen.add(spec.name)
+        specs.append(spec)
+    # Parties without inputs are allowed: they only receive, and still submit an
+    # empty signed input, which is their consent to the run (the release barrier).
+    return tuple(specs)
+
+
+def _parse_decoding(value: Any) -> Decoding:
+    fields(value, "contract.decoding", {"temperature", "seed", "max_tokens"}, {"stop"})
+    if value["temperature"] != 0 or isinstance(value["temperature"], bool):
+        raise ContractError(
+            "contract.decoding.temperature",
+            "decoding must be deterministic",
+            expected=0,
+            actual=value["temperature"],
+        )
+    int_in(value["seed"], "contract.decoding.seed", 0, 2**32 - 1)
+    int_in(value["max_tokens"], "contract.decoding.max_tokens", 1, MAX_TOKENS_LIMIT)
+    stop = as_list(value.get("stop", []), "contract.decoding.stop", 0, MAX_STOP)
+    for item in stop:
+        as_text(item, "contract.decoding.stop", MAX_STOP_CHARS)
+    if len(set(stop)) != len(stop):
+        raise ContractError("contract.decoding.stop", "duplicate stop string")
+    return Decoding(
+        temperature=0, seed=value["seed"], max_tokens=value["max_tokens"], stop=tuple(stop)
+    )
+
+
+_OUTPUT_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "enum": ({"values"}, set()),
+    "grammar": ({"grammar", "max_chars"}, {"pattern"}),
+    "json": ({"schema", "max_chars"}, set()),
+}
+_TURN_FIELDS = {"name", "type", "prompt", "recipients"}
+_TURN_OPTIONAL = {"system", "max_tokens", "declassify"}
+
+
+def _parse_outputs(
+    value: Any,
+    party_names: list[str],
+    inputs: tuple[InputSpec, ...],
+    default_system: str | None,
+    decoding: Decoding,
+) -> tuple[OutputSpec, ...]:
+    items = as_list(value, "contract.outputs", 1, MAX_OUTPUTS)
+    input_names = {spec.name for spec in inputs}
+    outs: list[OutputSpec] = []
+    for index, item in enumerate(items):
+        where = f"contract.outputs[{index}]"
+        if not isinstance(item, dict):
+            raise ContractError(where, "expected an object", actual=type(item).__name__)
+        kind = item.get("type")
+        if kind not in _OUTPUT_FIELDS:
+            raise ContractError(
+                f"{where}.type",
+                "unsupported output type",
+                expected=" | ".join(OUTPUT_TYPES),
+                actual=kind,
+            )
+        required, optional = _OUTPUT_FIELDS[kind]
+        fields(item, where, _TURN_FIELDS | required, _TURN_OPTIONAL | optional)
+        name = as_name(item["name"], f"{where}.name", INPUT_NAME)
+        if name in input_names or any(o.name == name for o in outs):
+            raise ContractError(
+                f"{where}.name", f"{name!r} is already an input or output name (one namespace)"
+            )
+        recipients = constraints.parse_parties(
+            item["recipients"], f"{where}.recipients", party_names
+        )
+        prompt = as_text(item["prompt"], f"{where}.prompt", MAX_PROMPT_CHARS)
+        references = prompt_placeholders(prompt)
+        known = input_names | {o.name for o in outs}
+        unknown = sorted(references - known)
+        if unknown:
+            raise ContractError(
+                f"{where}.prompt",
+                f"placeholder(s) {', '.join(unknown)} name no input or earlier output",
+            )
+        system = item.get("system")
+        system = _static_text(system, f"{where}.system") if system is not None else default_system
+        max_tokens = int_in(
+            item.get("max_tokens", decoding.max_tokens), f"{where}.max_tokens", 1, MAX_TOKENS_LIMIT
+        )
+        declassify = _parse_declassify(
+            item.get("declassify", {}), f"{where}.declassify", party_names
+        )
+        values: tuple[str, ...] = ()
+        constraint: Any = None
+        if kind == "enum":
+            values = constraints.enum_values(item["values"], f"{where}.values", minimum=2)
+        elif kind == "grammar":
+            constraint = outputs.grammar_output(name, item, where)
+        else:
+            constraint = outputs.json_output(name, item, where)
+        outs.append(
+            OutputSpec(
+                name=name,
+                type=kind,
+                values=values,
+                recipients=recipients,
+                turn=Turn(
+                    prompt=prompt,
+                    system=system,
+                    max_tokens=max_tokens,
+                    references=frozenset(references),
+                ),
+                declassify=declassify,
+                constraint=constraint,
+            )
+        )
+    return tuple(outs)
+
+
+def _parse_declassify(
+    value: Any, where: str, party_names: list[str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(value, dict):
+        raise ContractError(
+            where, "expected {input name: [party, ...]}", actual=type(value).__name__
+        )
+    out = []
+    for source in sorted(value):
+        parties = constraints.parse_parties(value[source], f"{where}.{source}", party_names)
+        if not parties:
+            raise ContractError(f"{where}.{source}", "names no party")
+        out.append((source, parties))
+    return tuple(out)
+
+
+def _check_usage(inputs: tuple[InputSpec, ...], outs: tuple[OutputSpec, ...]) -> None:
+    """Every input is used by some prompt; every internal output by a later one."""
+    used: set[str] = set()
+    for out in outs:
+        assert out.turn is not None
+        used |= out.turn.references
+    unused = [spec.name for spec in inputs if spec.name not in used]
+    if unused:
+        raise ContractError(
+            "contract.inputs", f"input(s) {', '.join(unused)} are not used by any prompt"
+        )
+    for out in outs:
+        if not out.recipients and out.name not in used:
+            raise ContractError(
+                "contract.outputs",
+                f"output {out.name!r} has no recipients and no later prompt uses it",
+            )
