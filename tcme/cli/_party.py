@@ -107,6 +107,13 @@ def parse_values(contract: Contract, party: str, given: Sequence[str]) -> dict[s
                 raise UsageError(
                     "input.type", f"input {name!r} must be a decimal integer"
                 ) from None
+        elif specs[name].type == "json":
+            # A JSON input arrives as JSON text on the command line; the contract's
+            # schema then checks the parsed value (in the client and the enclave).
+            try:
+                values[name] = json.loads(text)
+            except ValueError:
+                raise UsageError("input.type", f"input {name!r} must be JSON text") from None
         else:
             values[name] = text
     return values

@@ -51,3 +51,17 @@ def test_bad_values_fail(contract, party, given, check):
         parse_values(contract, party, given)
     assert info.value.check == check
     assert "12.5e3" not in info.value.message()
+
+
+def test_json_input_is_parsed_then_schema_checked():
+    from tcme.contract import load_contract
+
+    example = Path(__file__).resolve().parents[3] / "examples/graph-colouring"
+    keys = {n: PartyKeys.generate() for n in ("prover", "verifier")}
+    loaded = load_contract(example, keys=keys)
+    values = parse_values(loaded.contract, "verifier", ["[[0, 1], [1, 2]]"])
+    assert values == {"edges": [[0, 1], [1, 2]]}
+    loaded.contract.inputs_of("verifier")[0].check(values["edges"])
+    with pytest.raises(UsageError, match="must be JSON text") as err:
+        parse_values(loaded.contract, "verifier", ["[[0, 1"])
+    assert "[[0, 1" not in str(err.value)
