@@ -366,7 +366,7 @@ class SessionManager:
             self._cancel_timers(session)
             self._start_timer(session, self._retention, self._remove)
             session.finished.set()
-        log.info("session %s done; inputs, outputs and model state erased", session.session_id.hex()[:8])
+        log.info("session %s done; its state erased", session.session_id.hex()[:8])
 
     def _seal_outputs(
         self, session: Session, results: Mapping[str, str]
