@@ -134,3 +134,32 @@ def test_store_miss_for_unparseable_report_leaves_collateral_empty(tmp_path):
     tdx = _attest_response(tee=evidence_pb2.TEE_TYPE_TDX, report=b"not a quote")
     attach_collateral(tdx, CollateralCache(tmp_path))
     assert not tdx.collateral.tdx_collateral_json
+
+
+def test_tdx_collateral_from_the_per_platform_cache_verifies_the_quote(tmp_path, vector):
+    """A cache filled by `tcme collateral` (<cache>/tdx/<fmspc>/) serves the proxy offline.
+
+    The attached collateral must be exactly what the party needs: the real quote then
+    verifies with it, with no other source.
+    """
+    from datetime import UTC, datetime
+
+    from attestation.policy import Policy
+    from attestation.tdx.collateral import load_collateral, write_cache
+    from attestation.verifier import verify_evidence
+
+    quote = vector("tdx/tinfoil_v4_agpl/quote.bin").read_bytes()
+    fmspc = "90c06f000000"
+    write_cache(tmp_path, load_collateral(vector("tdx/tinfoil_v4_agpl/collateral"), fmspc=fmspc))
+    response = _attest_response(tee=evidence_pb2.TEE_TYPE_TDX, report=quote)
+    attach_collateral(response, CollateralCache(tmp_path))
+    blob = response.collateral.tdx_collateral_json
+    assert blob, "the proxy attached no TDX collateral from the per-platform cache"
+    verified = verify_evidence(
+        quote,
+        collateral=blob,
+        policy=Policy(),
+        at=datetime(2026, 2, 1, tzinfo=UTC),
+    )
+    assert verified.tee == "tdx" and verified.tcb["tcb_status"] == "UpToDate"
+    assert response.evidence.report == quote
