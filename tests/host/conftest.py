@@ -36,6 +36,8 @@ def echo_service_descriptor():
         ("ServerStream", False, True),
         ("ClientStream", True, False),
         ("BothStream", True, True),
+        # Named like the enclave's long wait, which the proxy relays cancellation for.
+        ("GetResult", False, False),
     ]:
         service.method.add(
             name=name,
@@ -85,6 +87,12 @@ class EchoBackend:
             return b"x" * int(request[4:])
         return b"echo:" + request
 
+    def get_result(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Waits like the enclave's GetResult until the caller goes away (or 10 s)."""
+        context.add_callback(self.cancelled.set)
+        self.cancelled.wait(10)
+        return b"late"
+
     def server_stream(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         yield request
         yield request[::-1]
@@ -108,6 +116,7 @@ class EchoBackend:
                 "ServerStream": grpc.unary_stream_rpc_method_handler(self.server_stream),
                 "ClientStream": grpc.stream_unary_rpc_method_handler(self.client_stream),
                 "BothStream": grpc.stream_stream_rpc_method_handler(self.both_stream),
+                "GetResult": grpc.unary_unary_rpc_method_handler(self.get_result),
             },
         )
         options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]

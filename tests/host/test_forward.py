@@ -123,3 +123,15 @@ def test_enclave_down_unavailable_with_clear_message_fail(proxy, backend):
         channel.unary_unary(_path("Unary"))(b"x", timeout=5)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert info.value.details().startswith(f"enclave at 127.0.0.1:{backend.port} is unavailable")
+
+
+def test_party_cancelling_a_wait_cancels_the_enclave_call(proxy, backend):
+    """A party that gives up on GetResult (no deadline) frees the enclave-side call at once."""
+    _, channel = proxy
+    future = channel.unary_unary(_path("GetResult")).future(b"wait")
+    time.sleep(0.3)  # let the proxy reach the backend
+    assert not backend.cancelled.is_set()
+    started = time.monotonic()
+    future.cancel()
+    assert backend.cancelled.wait(5)
+    assert time.monotonic() - started < 5
