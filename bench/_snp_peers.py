@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import statistics
 import struct
 import sys
-import time
 import warnings
 from collections.abc import Callable
 
+# Run as a script from bench/, so the shared stdlib-only helper is importable.
+from _common import interleaved_medians
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,20 +25,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 # The peers load AMD's serial-0 VCEKs without filtering the deprecation warning.
 warnings.simplefilter("ignore")
-
-
-def medians(funcs: list[Callable[[], object]], rounds: int, warmup: int = 10) -> list[float]:
-    for _ in range(warmup):
-        for func in funcs:
-            func()
-    samples: list[list[float]] = [[] for _ in funcs]
-    clock = time.perf_counter
-    for _ in range(rounds):
-        for index, func in enumerate(funcs):
-            start = clock()
-            func()
-            samples[index].append(clock() - start)
-    return [statistics.median(s) for s in samples]
 
 
 def sev_tool_json(raw: bytes) -> str:
@@ -156,7 +142,7 @@ def time_case(case: dict, rounds: int) -> dict:
         names.append("sev-attest-tool")
     except BaseException as err:  # a Rust panic (PanicException) is a BaseException
         result["sev-attest-tool"] = why(err)
-    result.update(zip(names, medians(funcs, rounds), strict=True))
+    result.update(zip(names, interleaved_medians(funcs, rounds), strict=True))
     return result
 
 

@@ -26,14 +26,13 @@ from typing import Any
 
 from tcme.contract import jsonschema_check
 from tcme.wire.contract import (
-    ENUM_VALUE,
     INPUT_NAME,
-    MAX_ENUM_VALUES,
     MAX_STRING_LEN,
     ContractError,
     InputError,
     InputSpec,
 )
+from tcme.wire.contract import _enum_values as enum_values
 from tcme.wire.contract import _fields as fields
 from tcme.wire.contract import _int_in as int_in
 from tcme.wire.contract import _list as as_list
@@ -281,19 +280,6 @@ def _json(item: dict[str, Any], where: str) -> tuple[Any, dict[str, Any]]:
     schema = jsonschema_check.parse_schema(item["schema"], f"{where}.schema")
     max_bytes = int_in(item["max_bytes"], f"{where}.max_bytes", 1, MAX_JSON_INPUT_BYTES)
     return JsonConstraint(schema, max_bytes), {}
-
-
-def enum_values(value: Any, where: str, *, minimum: int) -> tuple[str, ...]:
-    """Distinct enum values from the GBNF-safe alphabet (``ENUM_VALUE``)."""
-    items = as_list(value, where, minimum, MAX_ENUM_VALUES)
-    for item in items:
-        if not isinstance(item, str) or ENUM_VALUE.fullmatch(item) is None:
-            raise ContractError(
-                where, "bad enum value", expected=ENUM_VALUE.pattern, actual=repr(item)[:80]
-            )
-    if len(set(items)) != len(items):
-        raise ContractError(where, "duplicate enum value")
-    return tuple(items)
 
 
 _PARSERS: dict[str, tuple[set[str], set[str], Any]] = {

@@ -51,12 +51,11 @@ from tcme.wire.contract import _fields as fields
 from tcme.wire.contract import _int_in as int_in
 from tcme.wire.contract import _list as as_list
 from tcme.wire.contract import _name as as_name
+from tcme.wire.contract import _parse_decoding as parse_decoding
 from tcme.wire.contract import _parse_parties as parse_parties
 from tcme.wire.contract import _text as as_text
 
 MAX_OUTPUTS = 8
-MAX_STOP = 4
-MAX_STOP_CHARS = 32
 MAX_TITLE_CHARS = 200
 OUTPUT_TYPES = ("enum", "grammar", "json")
 
@@ -78,7 +77,7 @@ def parse_general(obj: dict[str, Any], raw: bytes) -> Contract:
     system = obj.get("system")
     if system is not None:
         system = _static_text(system, "contract.system")
-    decoding = _parse_decoding(obj["decoding"])
+    decoding = parse_decoding(obj["decoding"], stop_allowed=True)
     outs = _parse_outputs(obj["outputs"], names, inputs, system, decoding)
     _check_usage(inputs, outs)
     flow.check_flows(inputs, outs)
@@ -132,27 +131,6 @@ def _parse_inputs(value: Any, party_names: list[str]) -> tuple[InputSpec, ...]:
     # Parties without inputs are allowed: they only receive, and still submit an
     # empty signed input, which is their consent to the run (the release barrier).
     return tuple(specs)
-
-
-def _parse_decoding(value: Any) -> Decoding:
-    fields(value, "contract.decoding", {"temperature", "seed", "max_tokens"}, {"stop"})
-    if value["temperature"] != 0 or isinstance(value["temperature"], bool):
-        raise ContractError(
-            "contract.decoding.temperature",
-            "decoding must be deterministic",
-            expected=0,
-            actual=value["temperature"],
-        )
-    int_in(value["seed"], "contract.decoding.seed", 0, 2**32 - 1)
-    int_in(value["max_tokens"], "contract.decoding.max_tokens", 1, MAX_TOKENS_LIMIT)
-    stop = as_list(value.get("stop", []), "contract.decoding.stop", 0, MAX_STOP)
-    for item in stop:
-        as_text(item, "contract.decoding.stop", MAX_STOP_CHARS)
-    if len(set(stop)) != len(stop):
-        raise ContractError("contract.decoding.stop", "duplicate stop string")
-    return Decoding(
-        temperature=0, seed=value["seed"], max_tokens=value["max_tokens"], stop=tuple(stop)
-    )
 
 
 _OUTPUT_FIELDS: dict[str, tuple[set[str], set[str]]] = {

@@ -30,6 +30,7 @@ from typing import Any
 
 from attestation.errors import ParseError, UsageError
 from tcme.wire import PartyKeys, canonical_contract, parse_contract
+from tcme.wire._encoding import _no_duplicates
 from tcme.wire.contract import Contract, ContractError
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -103,15 +104,6 @@ def read_document(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ParseError("contract.json", f"{path}: a contract is an object")
     return data
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 def validate_document(document: Mapping[str, Any]) -> None:

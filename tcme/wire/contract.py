@@ -425,8 +425,23 @@ def _parse_inputs(value: Any, party_names: Sequence[str]) -> tuple[InputSpec, ..
     return tuple(specs)
 
 
-def _parse_decoding(value: Any) -> Decoding:
-    _fields(value, "contract.decoding", {"temperature", "seed", "max_tokens"})
+# Stop strings (kind "general" only): a few short literals.
+MAX_STOP = 4
+MAX_STOP_CHARS = 32
+
+
+def _parse_decoding(value: Any, *, stop_allowed: bool = False) -> Decoding:
+    """Deterministic decoding; ``stop`` strings only where the contract kind has them.
+
+    ``enum-decision`` passes ``stop_allowed=False`` so its canonical form (and any
+    digest already agreed) cannot grow a field.
+    """
+    _fields(
+        value,
+        "contract.decoding",
+        {"temperature", "seed", "max_tokens"},
+        {"stop"} if stop_allowed else set(),
+    )
     if value["temperature"] != 0 or isinstance(value["temperature"], bool):
         raise ContractError(
             "contract.decoding.temperature",
@@ -436,7 +451,14 @@ def _parse_decoding(value: Any) -> Decoding:
         )
     _int_in(value["seed"], "contract.decoding.seed", 0, 2**32 - 1)
     _int_in(value["max_tokens"], "contract.decoding.max_tokens", 1, MAX_TOKENS_LIMIT)
-    return Decoding(temperature=0, seed=value["seed"], max_tokens=value["max_tokens"])
+    stop = _list(value.get("stop", []), "contract.decoding.stop", 0, MAX_STOP)
+    for item in stop:
+        _text(item, "contract.decoding.stop", MAX_STOP_CHARS)
+    if len(set(stop)) != len(stop):
+        raise ContractError("contract.decoding.stop", "duplicate stop string")
+    return Decoding(
+        temperature=0, seed=value["seed"], max_tokens=value["max_tokens"], stop=tuple(stop)
+    )
 
 
 def _parse_outputs(value: Any, party_names: Sequence[str]) -> tuple[OutputSpec, ...]:
