@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -42,6 +40,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from attestation._internal.files import atomic_write
 from attestation.errors import ParseError, SignatureError, TcmeError
 from attestation.snp import _x509
 from attestation.snp.abi import TcbVersion
@@ -334,17 +333,3 @@ def _check_chain(body: bytes) -> None:
 
 def _check_crl(body: bytes) -> None:
     x509.load_der_x509_crl(body)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so readers never see half a file (mkdir -p)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -32,9 +32,7 @@ a flat folder of PCS responses under other common spellings (``DIRECTORY_SPELLIN
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +44,7 @@ import dcap_qvl
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from attestation._internal.files import atomic_write
 from attestation.errors import ParseError, UsageError
 from attestation.tdx.abi import Quote, parse_pem_chain
 
@@ -427,7 +426,7 @@ def write_cache(cache: Path, collateral: TdxCollateral) -> Path:
         "root_ca_crl.der": collateral.root_ca_crl,
     }
     for name, content in files.items():
-        _atomic_write(folder / name, content.encode() if isinstance(content, str) else content)
+        atomic_write(folder / name, content.encode() if isinstance(content, str) else content)
     return folder
 
 
@@ -442,17 +441,6 @@ def list_cache(cache: Path) -> list[TdxCollateral]:
             if (folder / f"pck_crl_{ca}.der").is_file():
                 found.append(_load_directory(folder, fmspc=folder.name, ca=ca))
     return found
-
-
-def _atomic_write(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _skip_ws(text: str, pos: int) -> int:
