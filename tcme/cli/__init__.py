@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -94,3 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `tcme ... | head` closed our stdout: not an error of ours, and no traceback.
         sys.stderr.close()
         return EXIT_REJECT
+    except Exception as err:
+        # A bug of ours: fail closed with one line. The message is not printed by
+        # default because it could quote a party's input; TCME_DEBUG=1 shows it all.
+        if os.environ.get("TCME_DEBUG"):
+            raise
+        print(
+            f"tcme: internal error ({type(err).__name__}); nothing was accepted. "
+            "Rerun with TCME_DEBUG=1 for details.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
