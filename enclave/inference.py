@@ -23,7 +23,7 @@ A contract grammar is checked by llama.cpp's own parser before use: a grammar
 llama.cpp cannot parse would give a null sampler.
 
 Statelessness: before and after every turn ``erase_state`` wipes the token
-and logit buffers, resets the context and clears the KV cache, so a turn sees
+buffer and llama.cpp's logits row, resets the context and clears the KV cache, so a turn sees
 only its own prompt (what the information-flow labels assume) and nothing of
 one session reaches the next; ``verify_erased`` then checks the context is
 really empty and refuses the result otherwise. Nothing here logs a prompt, an
@@ -74,46 +74,69 @@ def turn_messages(output: OutputSpec, texts: Mapping[str, str]) -> list[dict[str
 def erase_state(llama: Any) -> None:
     """Forget everything the last call left in the model context.
 
-    Zeroes the token ids and logits llama-cpp-python keeps in Python-side
-    buffers, resets its token count and clears the KV cache (llama_memory_clear
-    with data=True). No prompt cache is ever attached (``llama.cache`` is None).
+    Zeroes the token ids llama-cpp-python keeps in a Python-side buffer and the
+    last logits row llama.cpp keeps in the context, resets the token count and
+    clears the KV cache (llama_memory_clear with data=True). No prompt cache is
+    ever attached (``llama.cache`` is None).
 
-    The buffers are zeroed up to the highest position ever written, not only up
-    to the current token count: llama-cpp-python's own ``reset()`` (and its
-    prefix reuse) lowers ``n_tokens`` without clearing what lies beyond it.
+    The token ids are zeroed in full, not only up to the current token count:
+    llama-cpp-python's own ``reset()`` (and its prefix reuse) lowers ``n_tokens``
+    without clearing what lies beyond it. The Python-side ``scores`` buffer is
+    zeroed only when ``logits_all`` is on: otherwise llama-cpp-python never
+    writes it (sampling runs in llama.cpp), and zeroing ~20 MB of rows that are
+    already zero would cost ~2.5 ms per call; ``tests/enclave`` checks that it
+    stays zero.
+    """
+    import llama_cpp
+
+    llama.input_ids[:] = 0
+    if llama._logits_all:
+        llama.scores[:, :] = 0.0
+    llama.reset()
+    ctx = llama.ctx
+    memory = llama_cpp.llama_get_memory(ctx)
+    if memory is not None:
+        llama_cpp.llama_memory_clear(memory, True)
+    _zero_last_logits(ctx, llama.n_vocab())
+    llama.set_cache(None)
+
+
+def _zero_last_logits(ctx: Any, n_vocab: int) -> None:
+    """Zero llama.cpp's output row: the last decode's logits, a function of the prompt.
+
+    With ``logits_all`` off every batch asks for one output row only, so the
+    context's logits buffer holds exactly one row of ``n_vocab`` floats.
+    """
+    import ctypes
+
+    import llama_cpp
+
+    logits = llama_cpp.llama_get_logits(ctx)
+    if logits:
+        ctypes.memset(logits, 0, n_vocab * ctypes.sizeof(ctypes.c_float))
+
+
+_EMPTY_CONTEXT = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0}
+
+
+def context_state(llama: Any) -> dict[str, int]:
+    """What the context holds now: tokens evaluated, highest KV position, non-zero token
+    ids and non-zero values in llama.cpp's last logits row.
+
+    An empty context reads ``{"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0}``.
     """
     import llama_cpp
     import numpy as np
 
-    written = np.flatnonzero(llama.input_ids)
-    used = max(int(llama.n_tokens), int(written[-1]) + 1 if written.size else 0)
-    if used:
-        llama.input_ids[:] = 0
-        rows = min(used, llama.scores.shape[0])
-        llama.scores[:rows, :] = 0.0
-    llama.reset()
-    memory = llama_cpp.llama_get_memory(llama.ctx)
-    if memory is not None:
-        llama_cpp.llama_memory_clear(memory, True)
-    llama.set_cache(None)
-
-
-_EMPTY_CONTEXT = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0}
-
-
-def context_state(llama: Any) -> dict[str, int]:
-    """What the context holds now: tokens evaluated, highest KV position, non-zero token ids.
-
-    An empty context reads ``{"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0}``.
-    """
-    import llama_cpp
-
     memory = llama_cpp.llama_get_memory(llama.ctx)
     kv_max = -1 if memory is None else int(llama_cpp.llama_memory_seq_pos_max(memory, 0))
+    logits = llama_cpp.llama_get_logits(llama.ctx)
+    row = np.ctypeslib.as_array(logits, shape=(llama.n_vocab(),)) if logits else np.zeros(1)
     return {
         "n_tokens": int(llama.n_tokens),
         "kv_max_pos": kv_max,
-        "token_ids": int((llama.input_ids != 0).sum()),
+        "token_ids": int(np.count_nonzero(llama.input_ids)),
+        "logits": int(np.count_nonzero(row)),
     }
 
 
@@ -128,7 +151,7 @@ def verify_erased(llama: Any) -> None:
         raise InferenceError(
             "state.erase",
             "the model context is not empty after erasing",
-            expected="n_tokens=0 kv_max_pos=-1 token_ids=0",
+            expected=" ".join(f"{k}={v}" for k, v in _EMPTY_CONTEXT.items()),
             actual=" ".join(f"{k}={v}" for k, v in state.items()),
         )
     if llama.cache is not None:
@@ -156,6 +179,15 @@ class Inference:
     """Runs contracts on one loaded llama.cpp model, one session at a time."""
 
     def __init__(self, llama: Any) -> None:
+        if llama._logits_all:
+            # Per-token logits would be kept for every position (Python side and in
+            # llama.cpp); contracts never need them, so erase_state need not chase them.
+            raise InferenceError(
+                "inference.logits_all",
+                "the enclave's model must be loaded with logits_all=False",
+                expected=False,
+                actual=True,
+            )
         self._llama = llama
         self._lock = threading.Lock()
         # True while the context is known wiped: the last call's erase_state (which

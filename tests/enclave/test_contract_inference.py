@@ -18,7 +18,7 @@ from tcme.wire import canonical_contract, parse_contract
 
 pytestmark = pytest.mark.model
 
-EMPTY = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0}
+EMPTY = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0}
 
 
 def _contract(parties, **output_changes):
@@ -117,6 +117,40 @@ def test_erase_clears_what_lies_beyond_the_token_count(inference):
     erase_state(llama)
     assert context_state(llama) == EMPTY
     verify_erased(llama)
+
+
+def test_erase_zeroes_the_last_logits_and_scores_stay_unwritten(inference, parties):
+    """What erase_state relies on, checked against the pinned llama-cpp-python.
+
+    With logits_all off, sampling runs inside llama.cpp: the Python-side ``scores``
+    buffer is never written (so erase_state leaves it alone), while llama.cpp's own
+    logits row holds the last decode's logits until erase_state zeroes it.
+    """
+    import numpy as np
+
+    llama = inference.llama
+    inference.run(_contract(parties), {"thing": "spider"})  # two whole turns
+    assert not np.any(llama.scores)
+    llama.eval(llama.tokenize(b"Alice has 12 dollars and Bob has 7 dollars."))
+    state = context_state(llama)
+    assert state["logits"] > 0 and state["n_tokens"] > 0
+    assert not np.any(llama.scores)
+    erase_state(llama)
+    assert context_state(llama) == EMPTY
+    assert not np.any(llama.scores)
+
+
+def test_a_model_keeping_every_tokens_logits_is_refused(signed_model):
+    from llama_cpp import Llama
+
+    gguf, _signature, _public = signed_model
+    llama = Llama(model_path=str(gguf), n_ctx=128, logits_all=True, verbose=False)
+    try:
+        with pytest.raises(InferenceError) as caught:
+            Inference(llama)
+        assert caught.value.check == "inference.logits_all"
+    finally:
+        llama.close()
 
 
 def test_llama_cpp_refuses_a_bad_grammar_without_crashing(inference):
