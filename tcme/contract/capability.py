@@ -32,6 +32,7 @@ from typing import Any
 from attestation.errors import BindingError, ParseError, PolicyError, TcmeError, UsageError
 from tcme.wire._encoding import canonical_json, parse_canonical_json, require_keys, sha256, unhex
 from tcme.wire.contract import Contract, ContractError, InputSpec, OutputSpec
+from tcme.wire.fields import as_list, fields
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +104,14 @@ def parse_tests(
     value: Any, inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec]
 ) -> tuple[CapabilityTest, ...]:
     """Parse ``capability_tests``; every input value and expected output is checked."""
-    from tcme.wire.contract import _fields, _list
-
     where = "contract.capability_tests"
-    items = _list(value, where, 1, MAX_TESTS)
+    items = as_list(value, where, 1, MAX_TESTS)
     by_output = {o.name: o for o in outputs}
     tests: list[CapabilityTest] = []
     size = 0
     for index, item in enumerate(items):
         here = f"{where}[{index}]"
-        _fields(item, here, {"inputs", "expected"})
+        fields(item, here, {"inputs", "expected"})
         given = item["inputs"]
         if not isinstance(given, dict) or set(given) != {s.name for s in inputs}:
             raise ContractError(

@@ -32,12 +32,7 @@ from tcme.wire.contract import (
     InputError,
     InputSpec,
 )
-from tcme.wire.contract import _enum_values as enum_values
-from tcme.wire.contract import _fields as fields
-from tcme.wire.contract import _int_in as int_in
-from tcme.wire.contract import _list as as_list
-from tcme.wire.contract import _name as as_name
-from tcme.wire.contract import _text as as_text
+from tcme.wire.fields import as_list, as_name, as_text, enum_values, fields, int_in
 
 DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,29})(\.[0-9]{1,18})?")
 MAX_PATTERN_CHARS = 256

@@ -45,15 +45,11 @@ from tcme.wire.contract import (
     InputSpec,
     OutputSpec,
     Turn,
+    parse_decoding,
+    parse_parties,
     prompt_placeholders,
 )
-from tcme.wire.contract import _fields as fields
-from tcme.wire.contract import _int_in as int_in
-from tcme.wire.contract import _list as as_list
-from tcme.wire.contract import _name as as_name
-from tcme.wire.contract import _parse_decoding as parse_decoding
-from tcme.wire.contract import _parse_parties as parse_parties
-from tcme.wire.contract import _text as as_text
+from tcme.wire.fields import as_list, as_name, as_text, fields, int_in
 
 MAX_OUTPUTS = 8
 MAX_TITLE_CHARS = 200

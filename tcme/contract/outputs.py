@@ -23,6 +23,7 @@ from typing import Any
 
 from tcme.contract import gbnf, jsonschema_check
 from tcme.wire.contract import ContractError, OutputValueError
+from tcme.wire.fields import as_text, int_in
 
 MAX_OUTPUT_CHARS = 16384
 
@@ -96,8 +97,6 @@ class JsonOutput:
 
 def grammar_output(name: str, item: Mapping[str, Any], where: str) -> GrammarOutput:
     """Build a ``grammar`` output from its declaration; raises ``ContractError``."""
-    from tcme.wire.contract import _int_in, _text
-
     text = item["grammar"]
     if not isinstance(text, str):
         raise ContractError(f"{where}.grammar", "expected GBNF text", actual=type(text).__name__)
@@ -105,11 +104,11 @@ def grammar_output(name: str, item: Mapping[str, Any], where: str) -> GrammarOut
         gbnf.check_grammar(text)
     except gbnf.GrammarError as err:
         raise ContractError(f"{where}.grammar", f"not a valid GBNF grammar: {err}") from err
-    max_chars = _int_in(item["max_chars"], f"{where}.max_chars", 1, MAX_OUTPUT_CHARS)
+    max_chars = int_in(item["max_chars"], f"{where}.max_chars", 1, MAX_OUTPUT_CHARS)
     pattern = item.get("pattern")
     compiled = None
     if pattern is not None:
-        pattern = _text(pattern, f"{where}.pattern", 256)
+        pattern = as_text(pattern, f"{where}.pattern", 256)
         try:
             compiled = re.compile(pattern)
         except re.error as err:
@@ -121,10 +120,8 @@ def grammar_output(name: str, item: Mapping[str, Any], where: str) -> GrammarOut
 
 def json_output(name: str, item: Mapping[str, Any], where: str) -> JsonOutput:
     """Build a ``json`` output: check the schema and convert it to GBNF."""
-    from tcme.wire.contract import _int_in
-
     schema = jsonschema_check.parse_schema(item["schema"], f"{where}.schema")
-    max_chars = _int_in(item["max_chars"], f"{where}.max_chars", 1, MAX_OUTPUT_CHARS)
+    max_chars = int_in(item["max_chars"], f"{where}.max_chars", 1, MAX_OUTPUT_CHARS)
     return JsonOutput(
         name=name, schema=schema, gbnf=schema_to_gbnf(schema, where), max_chars=max_chars
     )

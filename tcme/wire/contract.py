@@ -32,6 +32,14 @@ from tcme.wire._encoding import (
     sha256,
     unb64,
 )
+from tcme.wire.fields import ContractError
+from tcme.wire.fields import as_list as _list
+from tcme.wire.fields import as_name as _name
+from tcme.wire.fields import as_string as _string
+from tcme.wire.fields import as_text as _text
+from tcme.wire.fields import enum_values as _enum_values
+from tcme.wire.fields import fields as _fields
+from tcme.wire.fields import int_in as _int_in
 from tcme.wire.keys import ED25519_PUBLIC_SIZE, HPKE_PUBLIC_SIZE, HpkePublicKey, ed25519_public
 
 CONTRACT_TYPE = "tcme/v1/contract"
@@ -41,19 +49,13 @@ KIND_GENERAL = "general"
 PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 INPUT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # Enum values go into a GBNF grammar literal; this alphabet needs no escaping.
-ENUM_VALUE = re.compile(r"[A-Za-z0-9 _.,:;!?'()/+-]{1,64}")
 MAX_PARTIES = 16
 MAX_INPUTS = 64
-MAX_ENUM_VALUES = 64
 MAX_STRING_LEN = 4096
 MAX_PROMPT_CHARS = 16384
 MAX_TOKENS_LIMIT = 512
 DEFAULT_TIMEOUT_SECONDS = 120
 MAX_TIMEOUT_SECONDS = 3600
-
-
-class ContractError(TcmeError):
-    """The contract is malformed or uses something this version does not support."""
 
 
 class InputError(TcmeError):
@@ -336,7 +338,7 @@ def _parse_enum_decision(obj: dict[str, Any], raw: bytes) -> Contract:
         {"type", "kind", "parties", "inputs", "prompt", "decoding", "outputs"},
         {"system", "timeout_seconds"},
     )
-    parties = _parse_parties(obj["parties"])
+    parties = parse_parties(obj["parties"])
     names = [p.name for p in parties]
     inputs = _parse_inputs(obj["inputs"], names)
     prompt = _text(obj["prompt"], "contract.prompt", MAX_PROMPT_CHARS)
@@ -355,7 +357,7 @@ def _parse_enum_decision(obj: dict[str, Any], raw: bytes) -> Contract:
     system = obj.get("system")
     if system is not None:
         system = _text(system, "contract.system", MAX_PROMPT_CHARS)
-    decoding = _parse_decoding(obj["decoding"])
+    decoding = parse_decoding(obj["decoding"])
     outputs = _parse_outputs(obj["outputs"], names)
     timeout = obj.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
     _int_in(timeout, "contract.timeout_seconds", 1, MAX_TIMEOUT_SECONDS)
@@ -373,7 +375,8 @@ def _parse_enum_decision(obj: dict[str, Any], raw: bytes) -> Contract:
     )
 
 
-def _parse_parties(value: Any) -> tuple[Party, ...]:
+def parse_parties(value: Any) -> tuple[Party, ...]:
+    """The contract's ``parties`` list: unique names, each with its two public keys."""
     items = _list(value, "contract.parties", 2, MAX_PARTIES)
     parties: list[Party] = []
     seen: set[str] = set()
@@ -430,7 +433,7 @@ MAX_STOP = 4
 MAX_STOP_CHARS = 32
 
 
-def _parse_decoding(value: Any, *, stop_allowed: bool = False) -> Decoding:
+def parse_decoding(value: Any, *, stop_allowed: bool = False) -> Decoding:
     """Deterministic decoding; ``stop`` strings only where the contract kind has them.
 
     ``enum-decision`` passes ``stop_allowed=False`` so its canonical form (and any
@@ -622,58 +625,7 @@ def render_prompt(template: str, values: Mapping[str, Any]) -> str:
     return _TOKEN.sub(substitute, template)
 
 
-# --- small field checks --------------------------------------------------------------------
-
-
-def _fields(obj: Any, where: str, required: set[str], optional: set[str] | None = None) -> None:
-    if not isinstance(obj, dict):
-        raise ContractError(where, "expected an object", actual=type(obj).__name__)
-    missing = sorted(required - obj.keys())
-    if missing:
-        raise ContractError(where, f"missing field(s) {', '.join(missing)}")
-    unknown = sorted(obj.keys() - required - (optional or set()))
-    if unknown:
-        raise ContractError(where, f"unsupported field(s) {', '.join(unknown)}")
-
-
-def _list(value: Any, where: str, low: int, high: int) -> list[Any]:
-    if not isinstance(value, list):
-        raise ContractError(where, "expected a list", actual=type(value).__name__)
-    if not low <= len(value) <= high:
-        raise ContractError(
-            where, "wrong number of entries", expected=f"{low}..{high}", actual=len(value)
-        )
-    return value
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ContractError(where, "expected a string", actual=type(value).__name__)
-    return value
-
-
-def _text(value: Any, where: str, limit: int) -> str:
-    text = _string(value, where)
-    if not text or len(text) > limit:
-        raise ContractError(
-            where, "length out of range", expected=f"1..{limit} characters", actual=len(text)
-        )
-    return text
-
-
-def _name(value: Any, where: str, pattern: re.Pattern[str]) -> str:
-    name = _string(value, where)
-    if pattern.fullmatch(name) is None:
-        raise ContractError(where, "bad name", expected=pattern.pattern, actual=name[:80])
-    return name
-
-
-def _int_in(value: Any, where: str, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ContractError(where, "expected an integer", actual=type(value).__name__)
-    if not low <= value <= high:
-        raise ContractError(where, "out of range", expected=f"{low}..{high}", actual=value)
-    return value
+# --- small field checks (the rest are in tcme.wire.fields) --------------------------
 
 
 def _b64(value: Any, where: str, size: int) -> bytes:
@@ -683,15 +635,3 @@ def _b64(value: Any, where: str, size: int) -> bytes:
         raise ContractError(
             err.check, err.detail, expected=err.expected, actual=err.actual
         ) from err
-
-
-def _enum_values(value: Any, where: str, *, minimum: int) -> tuple[str, ...]:
-    items = _list(value, where, minimum, MAX_ENUM_VALUES)
-    for item in items:
-        if not isinstance(item, str) or ENUM_VALUE.fullmatch(item) is None:
-            raise ContractError(
-                where, "bad enum value", expected=ENUM_VALUE.pattern, actual=repr(item)[:80]
-            )
-    if len(set(items)) != len(items):
-        raise ContractError(where, "duplicate enum value")
-    return tuple(items)
