@@ -29,13 +29,18 @@ from .layout import ModelFile
 from .memfd import SealedMemfd
 from .progress import Progress
 
-# Reads of 4 MiB keep syscall and thread hand-off overhead low; measured on a 2-core
-# Xeon (bench/model_digest.py), 1 MiB chunks made the pipelined capture ~6 % slower.
+# Reads of 4 MiB keep syscall overhead low when one thread reads and hashes.
 CHUNK_BYTES = 4 << 20
+# The single-stream capture pipeline (measured with bench/model_digest.py on a 2-core
+# Xeon VM): about 8 MiB in flight does best. Larger footprints fall out of cache
+# before the next stage touches them, and bigger chunks lengthen the pipeline's fill
+# and drain, which a 100 MB model feels (4 x 4 MiB was ~10 % slower there).
+_PIPELINE_CHUNK_BYTES = 1 << 20
+_PIPELINE_BUFFERS = 8
 # Pages of the capture memfd are allocated in steps this large (fallocate is far
-# cheaper than allocating page by page on write).
-_RESERVE_STEP = 64 << 20
-_PIPELINE_BUFFERS = 4
+# cheaper than allocating page by page on write); small enough that one step does
+# not hold up the writer for longer than the buffers in flight cover.
+_RESERVE_STEP = 16 << 20
 
 SUPPORTED_HASHES = ("sha256",)
 MIN_SHARD_SIZE = 1 << 20
@@ -203,7 +208,7 @@ def _run(
         if task.file.name == capture:
             assert memfd is not None
             if serialization.method == "files":
-                # One SHA-256 stream: hash here, copy into the memfd on another thread.
+                # One SHA-256 stream: hash here; reading and the memfd copy run on helpers.
                 digest = _hash_range_pipelined(captured_fd, task, memfd, progress)
             else:
                 digest = _hash_range(captured_fd, task, progress, sink=memfd)
@@ -255,55 +260,97 @@ def _hash_range(
 
 
 def _hash_range_pipelined(fd: int, task: _Task, sink: SealedMemfd, progress: Progress) -> bytes:
-    """Like :func:`_hash_range` with a sink, but the memfd writes run on a second thread.
+    """Like :func:`_hash_range` with a sink, with every copy moved off the hashing thread.
 
-    A buffer goes to the writer only after it was hashed, and comes back to
-    the reader only after it was written, so the memfd receives exactly the
-    hashed bytes.
+    Three stages share ``_PIPELINE_BUFFERS`` private buffers: a reader thread
+    preads the file into free buffers, this thread hashes them in file order,
+    and a writer thread reserves memfd pages and writes each hashed buffer at
+    its offset before freeing it. One SHA-256 stream cannot be split, so this
+    thread does nothing but hash: that keeps the capture as fast as hashing
+    alone whenever a second core is free (both copies, the page allocation
+    and every syscall run there).
+
+    Why the memfd holds exactly the hashed bytes: a buffer is filled once by
+    the reader, reaches the writer only after it was hashed, is not changed
+    by anyone while it is hashed or written, and goes back to the reader only
+    after the writer has written it. Each offset is written once, by the
+    writer, from the buffer hashed for that offset. Nothing outside this
+    process can write the memfd (no path, close-on-exec descriptor) and after
+    :meth:`SealedMemfd.seal` nobody can. Mapping the memfd instead, reading
+    the file straight into the mapping and hashing the mapping, was measured
+    slower on the 2-core benchmark VM: first-touch faults of the mapped pages
+    (which shmem zeroes on fault) cost more than the ``pwrite`` they replace,
+    and hashing from a large mapping is slower than from a cache-hot buffer.
     """
-    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
     filled: queue.SimpleQueue[tuple[bytearray, int, int] | None] = queue.SimpleQueue()
+    hashed: queue.SimpleQueue[tuple[bytearray, int, int] | None] = queue.SimpleQueue()
     for _ in range(_PIPELINE_BUFFERS):
-        free.put(bytearray(CHUNK_BYTES))
+        free.put(bytearray(_PIPELINE_CHUNK_BYTES))
     failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        offset = task.start
+        try:
+            while offset < task.end and not stop.is_set():
+                buffer = free.get()
+                if buffer is None:  # the hashing thread gave up
+                    return
+                want = min(_PIPELINE_CHUNK_BYTES, task.end - offset)
+                with memoryview(buffer) as view:
+                    got = os.preadv(fd, [view[:want]], offset)
+                if got == 0:
+                    raise _shrunk(task, offset)
+                filled.put((buffer, offset, got))
+                offset += got
+        except BaseException as err:  # re-raised on the hashing thread
+            failures.append(err)
+            stop.set()
+        finally:
+            filled.put(None)
 
     def writer() -> None:
         reserved = task.start
-        while (item := filled.get()) is not None:
+        while (item := hashed.get()) is not None:
             buffer, offset, length = item
-            if not failures:
+            if not stop.is_set():
                 try:
                     while reserved < offset + length:
                         step = min(_RESERVE_STEP, task.end - reserved)
                         sink.reserve(reserved, step)
                         reserved += step
-                    sink.write_at(memoryview(buffer)[:length], offset)
-                except BaseException as err:  # handed to the reader thread below
+                    with memoryview(buffer) as view:
+                        sink.write_at(view[:length], offset)
+                except BaseException as err:  # re-raised on the hashing thread
                     failures.append(err)
+                    stop.set()
+            # Freed even after a failure, so the reader never waits forever.
             free.put(buffer)
 
-    thread = threading.Thread(target=writer, name="tcme-memfd-writer", daemon=True)
-    thread.start()
+    threads = [
+        threading.Thread(target=reader, name="tcme-capture-reader", daemon=True),
+        threading.Thread(target=writer, name="tcme-memfd-writer", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
     hasher = hashlib.sha256()
-    offset = task.start
     try:
-        while offset < task.end:
-            if failures:
-                raise failures[0]
-            buffer = free.get()
-            view = memoryview(buffer)
-            got = os.preadv(fd, [view[: min(CHUNK_BYTES, task.end - offset)]], offset)
-            if got == 0:
-                free.put(buffer)
-                raise _shrunk(task, offset)
-            hasher.update(view[:got])
-            view.release()
-            filled.put((buffer, offset, got))
-            offset += got
-            progress.advance(got)
+        # Stops early when a helper failed; a finished reader ends the stream with None.
+        while not stop.is_set() and (item := filled.get()) is not None:
+            buffer, _offset, length = item
+            with memoryview(buffer) as view:
+                hasher.update(view[:length])
+            hashed.put(item)
+            progress.advance(length)
+    except BaseException:
+        stop.set()  # the helpers drop their work; the caller closes the memfd
+        raise
     finally:
-        filled.put(None)
-        thread.join()
+        free.put(None)  # wakes a reader waiting for a buffer
+        hashed.put(None)  # the writer finishes the hashed buffers first (FIFO)
+        for thread in threads:
+            thread.join()
     if failures:
         raise failures[0]
     return hasher.digest()
