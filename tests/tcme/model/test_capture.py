@@ -52,8 +52,12 @@ def memfds(monkeypatch) -> list[SealedMemfd]:
     return created
 
 
+# The capture's own threads (other tests in the same run leave gRPC server threads).
+CAPTURE_THREADS = ("tcme-capture-reader", "tcme-memfd-writer")
+
+
 def _helper_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("tcme-")]
+    return [t.name for t in threading.enumerate() if t.name in CAPTURE_THREADS]
 
 
 @pytest.mark.parametrize("serialization", SERIALIZATIONS)
