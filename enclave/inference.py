@@ -105,7 +105,8 @@ def _zero_last_logits(ctx: Any, n_vocab: int) -> None:
     """Zero llama.cpp's output row: the last decode's logits, a function of the prompt.
 
     With ``logits_all`` off every batch asks for one output row only, so the
-    context's logits buffer holds exactly one row of ``n_vocab`` floats.
+    context's logits buffer holds exactly one row of ``n_vocab`` floats. (With
+    it on there would be a row per token; ``Inference`` refuses such models.)
     """
     import ctypes
 
