@@ -9,8 +9,8 @@ Columns, all in one process and one run, on the same loaded model:
   a fresh thread, as the enclave runs its model call.
 * ``tcme session``: CreateSession, then two parties in parallel (own gRPC client
   each) doing Attest + verify, SubmitInput (HPKE seal, signature) and GetResult
-  (open, receipt verify), over real sockets: party -> host proxy -> enclave,
-  SIMULATED SEV-SNP evidence.
+  (open, receipt verify), over real sockets: party -> host proxy (TCP loopback)
+  -> enclave (Unix socket, as in ``make demo``), SIMULATED SEV-SNP evidence.
 * ``attest+verify``: one party's Attest call through the proxy plus the full
   verification (chain, policy, REPORT_DATA binding, model, contract), loopback.
 
@@ -94,9 +94,11 @@ def build_stack(model: Path, work: Path, n_ctx: int):
     provider = SimulatedSnpProvider(work / "sim")
     runner = TimedRunner(Inference(loaded.llama).run)
     enclave = Enclave(provider=provider, model=loaded.identity, runner=runner)
-    server, port = create_enclave_server("127.0.0.1:0", enclave)
+    # The same links as `make demo`: enclave on a Unix socket, proxy on TCP loopback.
+    enclave_address = f"unix:{work / 'enclave.sock'}"
+    server, _ = create_enclave_server(enclave_address, enclave)
     server.start()
-    proxy, proxy_port = create_host_server("127.0.0.1:0", f"127.0.0.1:{port}", health_interval=5)
+    proxy, proxy_port = create_host_server("127.0.0.1:0", enclave_address, health_interval=5)
     proxy.start()
     target = f"127.0.0.1:{proxy_port}"
     return loaded, enclave, server, proxy, target, provider.ark_sha256, runner
