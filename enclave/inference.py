@@ -75,9 +75,9 @@ def erase_state(llama: Any) -> None:
     """Forget everything the last call left in the model context.
 
     Zeroes the token ids llama-cpp-python keeps in a Python-side buffer and the
-    last logits row llama.cpp keeps in the context, resets the token count and
-    clears the KV cache (llama_memory_clear with data=True). No prompt cache is
-    ever attached (``llama.cache`` is None).
+    last logits row llama.cpp keeps in the context, frees the last call's sampler
+    chain, resets the token count and clears the KV cache (llama_memory_clear with
+    data=True). No prompt cache is ever attached (``llama.cache`` is None).
 
     The token ids are zeroed in full, not only up to the current token count:
     llama-cpp-python's own ``reset()`` (and its prefix reuse) lowers ``n_tokens``
@@ -92,6 +92,12 @@ def erase_state(llama: Any) -> None:
     llama.input_ids[:] = 0
     if llama._logits_all:
         llama.scores[:, :] = 0.0
+    # llama-cpp-python keeps the last call's sampler chain: its grammar state and its
+    # penalty window hold the generated tokens. Free it now rather than at the next call.
+    sampler = getattr(llama, "_sampler", None)
+    if sampler is not None:
+        llama._sampler = None
+        sampler.close()
     llama.reset()
     ctx = llama.ctx
     memory = llama_cpp.llama_get_memory(ctx)
@@ -117,14 +123,14 @@ def _zero_last_logits(ctx: Any, n_vocab: int) -> None:
         ctypes.memset(logits, 0, n_vocab * ctypes.sizeof(ctypes.c_float))
 
 
-_EMPTY_CONTEXT = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0}
+_EMPTY_CONTEXT = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0, "sampler": 0}
 
 
 def context_state(llama: Any) -> dict[str, int]:
     """What the context holds now: tokens evaluated, highest KV position, non-zero token
-    ids and non-zero values in llama.cpp's last logits row.
+    ids, non-zero values in llama.cpp's last logits row, and whether a sampler is held.
 
-    An empty context reads ``{"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0}``.
+    An empty context reads ``_EMPTY_CONTEXT``: all zero, ``kv_max_pos`` -1.
     """
     import llama_cpp
     import numpy as np
@@ -138,6 +144,7 @@ def context_state(llama: Any) -> dict[str, int]:
         "kv_max_pos": kv_max,
         "token_ids": int(np.count_nonzero(llama.input_ids)),
         "logits": int(np.count_nonzero(row)),
+        "sampler": int(getattr(llama, "_sampler", None) is not None),
     }
 
 

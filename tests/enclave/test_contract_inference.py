@@ -18,7 +18,7 @@ from tcme.wire import canonical_contract, parse_contract
 
 pytestmark = pytest.mark.model
 
-EMPTY = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0}
+EMPTY = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0, "sampler": 0}
 
 
 def _contract(parties, **output_changes):
@@ -138,6 +138,23 @@ def test_erase_zeroes_the_last_logits_and_scores_stay_unwritten(inference, parti
     erase_state(llama)
     assert context_state(llama) == EMPTY
     assert not np.any(llama.scores)
+
+
+def test_erase_frees_the_sampler_llama_cpp_python_keeps(inference):
+    """After a completion llama-cpp-python still holds its sampler chain, whose grammar
+    state and penalty window contain the generated tokens: erase_state drops it."""
+    llama = inference.llama
+    erase_state(llama)
+    llama.create_chat_completion(
+        messages=[{"role": "user", "content": "Say yes or no."}],
+        temperature=0.0,
+        max_tokens=2,
+    )
+    assert context_state(llama)["sampler"] == 1
+    with pytest.raises(InferenceError, match=r"state\.erase"):
+        verify_erased(llama)
+    erase_state(llama)
+    assert context_state(llama) == EMPTY
 
 
 def test_a_model_keeping_every_tokens_logits_is_refused(signed_model):
