@@ -74,10 +74,11 @@ def turn_messages(output: OutputSpec, texts: Mapping[str, str]) -> list[dict[str
 def erase_state(llama: Any) -> None:
     """Forget everything the last call left in the model context.
 
-    Zeroes the token ids llama-cpp-python keeps in a Python-side buffer and the
-    last logits row llama.cpp keeps in the context, frees the last call's sampler
-    chain, resets the token count and clears the KV cache (llama_memory_clear with
-    data=True). No prompt cache is ever attached (``llama.cache`` is None).
+    Zeroes the token ids llama-cpp-python keeps (its token buffer and its
+    reusable batch) and the last logits row llama.cpp keeps in the context,
+    frees the last call's sampler chain, resets the token count and clears the
+    KV cache (llama_memory_clear with data=True). No prompt cache is ever
+    attached (``llama.cache`` is None).
 
     The token ids are zeroed in full, not only up to the current token count:
     llama-cpp-python's own ``reset()`` (and its prefix reuse) lowers ``n_tokens``
@@ -104,7 +105,30 @@ def erase_state(llama: Any) -> None:
     if memory is not None:
         llama_cpp.llama_memory_clear(memory, True)
     _zero_last_logits(ctx, llama.n_vocab())
+    _zero_batch_tokens(llama)
     llama.set_cache(None)
+
+
+def _batch_tokens(llama: Any) -> Any:
+    """llama-cpp-python's reusable ``llama_batch`` token array, as numpy (None if absent).
+
+    ``eval`` copies each batch's token ids into it and a later, shorter batch
+    overwrites only its own prefix: after a call it still holds most of the
+    prompt, party inputs included.
+    """
+    import numpy as np
+
+    batch = getattr(llama, "_batch", None)
+    if batch is None or batch.batch is None or not batch.batch.token:
+        return None
+    return np.ctypeslib.as_array(batch.batch.token, shape=(batch._n_tokens,))
+
+
+def _zero_batch_tokens(llama: Any) -> None:
+    """Zero the batch's token ids (positions and output flags carry no input)."""
+    tokens = _batch_tokens(llama)
+    if tokens is not None:
+        tokens[:] = 0
 
 
 def _zero_last_logits(ctx: Any, n_vocab: int) -> None:
@@ -123,12 +147,20 @@ def _zero_last_logits(ctx: Any, n_vocab: int) -> None:
         ctypes.memset(logits, 0, n_vocab * ctypes.sizeof(ctypes.c_float))
 
 
-_EMPTY_CONTEXT = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0, "sampler": 0}
+_EMPTY_CONTEXT = {
+    "n_tokens": 0,
+    "kv_max_pos": -1,
+    "token_ids": 0,
+    "batch_tokens": 0,
+    "logits": 0,
+    "sampler": 0,
+}
 
 
 def context_state(llama: Any) -> dict[str, int]:
     """What the context holds now: tokens evaluated, highest KV position, non-zero token
-    ids, non-zero values in llama.cpp's last logits row, and whether a sampler is held.
+    ids (llama-cpp-python's token buffer and its batch), non-zero values in llama.cpp's
+    last logits row, and whether a sampler is held.
 
     An empty context reads ``_EMPTY_CONTEXT``: all zero, ``kv_max_pos`` -1.
     """
@@ -137,12 +169,14 @@ def context_state(llama: Any) -> dict[str, int]:
 
     memory = llama_cpp.llama_get_memory(llama.ctx)
     kv_max = -1 if memory is None else int(llama_cpp.llama_memory_seq_pos_max(memory, 0))
+    batch = _batch_tokens(llama)
     logits = llama_cpp.llama_get_logits(llama.ctx)
     row = np.ctypeslib.as_array(logits, shape=(llama.n_vocab(),)) if logits else np.zeros(1)
     return {
         "n_tokens": int(llama.n_tokens),
         "kv_max_pos": kv_max,
         "token_ids": int(np.count_nonzero(llama.input_ids)),
+        "batch_tokens": 0 if batch is None else int(np.count_nonzero(batch)),
         "logits": int(np.count_nonzero(row)),
         "sampler": int(getattr(llama, "_sampler", None) is not None),
     }

@@ -18,7 +18,14 @@ from tcme.wire import canonical_contract, parse_contract
 
 pytestmark = pytest.mark.model
 
-EMPTY = {"n_tokens": 0, "kv_max_pos": -1, "token_ids": 0, "logits": 0, "sampler": 0}
+EMPTY = {
+    "n_tokens": 0,
+    "kv_max_pos": -1,
+    "token_ids": 0,
+    "batch_tokens": 0,
+    "logits": 0,
+    "sampler": 0,
+}
 
 
 def _contract(parties, **output_changes):
@@ -140,17 +147,20 @@ def test_erase_zeroes_the_last_logits_and_scores_stay_unwritten(inference, parti
     assert not np.any(llama.scores)
 
 
-def test_erase_frees_the_sampler_llama_cpp_python_keeps(inference):
-    """After a completion llama-cpp-python still holds its sampler chain, whose grammar
-    state and penalty window contain the generated tokens: erase_state drops it."""
+def test_erase_clears_what_llama_cpp_python_keeps_after_a_completion(inference):
+    """After a completion llama-cpp-python still holds its sampler chain (grammar state
+    and penalty window hold the generated tokens) and, in its reusable batch, the
+    prompt's token ids beyond the last one-token batch: erase_state clears both."""
     llama = inference.llama
     erase_state(llama)
     llama.create_chat_completion(
-        messages=[{"role": "user", "content": "Say yes or no."}],
+        messages=[{"role": "user", "content": "Is 41 larger than 14? Say yes or no."}],
         temperature=0.0,
         max_tokens=2,
     )
-    assert context_state(llama)["sampler"] == 1
+    state = context_state(llama)
+    assert state["sampler"] == 1
+    assert state["batch_tokens"] > 10  # most of the prompt, not just the last token
     with pytest.raises(InferenceError, match=r"state\.erase"):
         verify_erased(llama)
     erase_state(llama)
