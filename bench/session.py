@@ -18,7 +18,7 @@ Rounds are interleaved (bare, session, bare, session, ...) so drift and load on 
 shared machine hit both columns alike. Writes the "Session" section of
 docs/benchmarks.md unless --no-write.
 
-    python bench/session.py [--rounds 50] [--attest-rounds 200] [--model file.gguf]
+    python bench/session.py [--rounds 100] [--attest-rounds 200] [--model file.gguf]
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def build_stack(model: Path, work: Path, n_ctx: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=50, help="sessions (and bare calls)")
+    parser.add_argument("--rounds", type=int, default=100, help="sessions (and bare calls)")
     parser.add_argument("--attest-rounds", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--model", help="GGUF (default: models/*.gguf or $TCME_MODEL)")
