@@ -22,12 +22,13 @@ its token budget before the grammar completed is refused
 A contract grammar is checked by llama.cpp's own parser before use: a grammar
 llama.cpp cannot parse would give a null sampler.
 
-Statelessness: before and after every turn ``erase_state`` wipes the token
-buffer and llama.cpp's logits row, resets the context and clears the KV cache, so a turn sees
-only its own prompt (what the information-flow labels assume) and nothing of
-one session reaches the next; ``verify_erased`` then checks the context is
-really empty and refuses the result otherwise. Nothing here logs a prompt, an
-input or an output.
+Statelessness: after every turn (and before it, unless the context is still
+provably empty) ``erase_state`` zeroes the token ids llama-cpp-python keeps,
+llama.cpp's last logits row, frees the kept sampler chain, resets the context
+and clears the KV cache data, so a turn sees only its own prompt (what the
+information-flow labels assume) and nothing of one session reaches the next;
+``verify_erased`` then checks all of it and refuses the result otherwise.
+Nothing here logs a prompt, an input or an output.
 """
 
 from __future__ import annotations
