@@ -189,7 +189,11 @@ def main() -> int:
     pool = ThreadPoolExecutor(max_workers=2)
 
     def session(values: dict[str, int]) -> str:
-        session_id = clients["alice"].create_session(contract).session_id
+        session_id = (
+            clients["alice"]
+            .create_session(contract, proposer="alice", keys=keys["alice"])
+            .session_id
+        )
         futures = [
             pool.submit(parties[n].run, session_id, {f"{n}_wealth": values[f"{n}_wealth"]})
             for n in ("alice", "bob")
@@ -222,7 +226,11 @@ def main() -> int:
                 inner_ms.append(runner.last_ms)
                 agree += a == b
         attest_ms = []
-        session_id = clients["alice"].create_session(contract).session_id
+        session_id = (
+            clients["alice"]
+            .create_session(contract, proposer="alice", keys=keys["alice"])
+            .session_id
+        )
         for i in range(args.warmup + args.attest_rounds):
             t0 = time.perf_counter()
             parties["alice"].attest(session_id)

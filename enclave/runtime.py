@@ -13,6 +13,7 @@ from typing import Protocol
 from attestation.binding import MAX_NONCE_SIZE, MIN_NONCE_SIZE, report_data_for
 from attestation.errors import UsageError
 from attestation.providers.base import Evidence, EvidenceProvider
+from enclave.admission import Admission
 from enclave.contract import ContractLimits
 from enclave.keys import EnclaveKeys
 from enclave.session import Runner, SessionManager
@@ -59,7 +60,9 @@ class Enclave:
         keys: EnclaveKeys | None = None,
         limits: ContractLimits | None = None,
         max_sessions: int = 64,
+        max_sessions_per_proposer: int = 8,
         retention_seconds: float = 300.0,
+        admission: Admission | None = None,
     ) -> None:
         self.provider = provider
         self.keys = keys or EnclaveKeys.generate()
@@ -81,7 +84,9 @@ class Enclave:
             runner=runner,
             limits=limits,
             max_sessions=max_sessions,
+            max_sessions_per_proposer=max_sessions_per_proposer,
             retention_seconds=retention_seconds,
+            admission=admission,
         )
         if provider.simulated:
             log.warning(

@@ -19,6 +19,7 @@ from grpc_status import rpc_status
 
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
+from enclave.admission import ReplayCacheFull, Unauthenticated
 from enclave.inference import InferenceError
 from enclave.runtime import Enclave
 from enclave.session import (
@@ -32,7 +33,7 @@ from enclave.session import (
 )
 from tcme.v1 import evidence_pb2, tcme_pb2, tcme_pb2_grpc
 from tcme.wire.contract import ContractError, InputError
-from tcme.wire.requests import ERROR_DOMAIN
+from tcme.wire.requests import ERROR_DOMAIN, SessionProposal
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (SessionAborted, grpc.StatusCode.ABORTED),
     (SessionStateError, grpc.StatusCode.FAILED_PRECONDITION),
     (CapacityError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (ReplayCacheFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (EnclaveFailure, grpc.StatusCode.INTERNAL),
     (InferenceError, grpc.StatusCode.INTERNAL),
     (SignatureError, grpc.StatusCode.PERMISSION_DENIED),
@@ -119,10 +122,21 @@ class TcmeServicer(tcme_pb2_grpc.TcmeServicer):
     def CreateSession(
         self, request: tcme_pb2.CreateSessionRequest, context: grpc.ServicerContext
     ) -> tcme_pb2.CreateSessionResponse:
-        """Validate the contract and open a session."""
+        """Validate the contract and the proposer's signed proposal; open a session."""
 
         def body() -> tcme_pb2.CreateSessionResponse:
-            session = self._enclave.sessions.create(request.contract)
+            proposal = (
+                SessionProposal(
+                    proposer=request.proposer,
+                    nonce=request.nonce,
+                    timestamp_unix_ms=request.timestamp_unix_ms,
+                    timeout_seconds=request.timeout_seconds,
+                    signature=request.signature,
+                )
+                if request.signature
+                else None
+            )
+            session = self._enclave.sessions.create(request.contract, proposal)
             return tcme_pb2.CreateSessionResponse(
                 session_id=session.session_id,
                 contract_digest=session.contract.digest,
@@ -171,11 +185,14 @@ class TcmeServicer(tcme_pb2_grpc.TcmeServicer):
         """One party's sealed, signed input."""
 
         def body() -> tcme_pb2.SubmitInputResponse:
-            digest, received, expected = self._enclave.sessions.submit(
+            accepted = self._enclave.sessions.submit(
                 request.session_id, request.party, request.enc, request.ciphertext
             )
             return tcme_pb2.SubmitInputResponse(
-                ciphertext_sha256=digest, inputs_received=received, inputs_expected=expected
+                ciphertext_sha256=accepted.ciphertext_sha256,
+                inputs_received=accepted.received,
+                inputs_expected=accepted.expected,
+                ack_signature=accepted.ack_signature,
             )
 
         return self._call(context, "SubmitInput", body)

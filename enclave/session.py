@@ -14,6 +14,14 @@ happens. A finished or failed session record (ciphertext outputs, receipt, or
 the terminal error) is kept until every party has collected it or
 ``retention_seconds`` pass, then removed: lookups give NOT_FOUND.
 Nothing here logs a value, a prompt or an output.
+
+Slots: only OPEN and RUNNING sessions hold one. A session is opened by a
+signed proposal of one of its contract's parties (``enclave.admission``);
+each proposer key holds at most ``max_sessions_per_proposer`` slots, the
+enclave ``max_sessions`` in all. A finished, failed or aborted session frees
+its slot at once; its record is retained without a slot (bounded per
+proposer and in all, oldest dropped first). Deadlines and retention periods
+run on one scheduler thread (``enclave.timers``), not a thread each.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attestation.errors import TcmeError
+from enclave.admission import Admission, Admitted
 from enclave.contract import ContractLimits, accept_contract
 from enclave.keys import EnclaveKeys
+from enclave.timers import Scheduler, Timer
 from tcme.contract.capability import (
     CapabilityError,
     CapabilityRecord,
@@ -41,8 +51,10 @@ from tcme.wire.contract import Contract
 from tcme.wire.envelope import OpenedInput, open_input, output_commitment, seal_output
 from tcme.wire.receipt import InputRecord, OutputRecord, build_receipt, sign_receipt
 from tcme.wire.requests import (
+    SessionProposal,
     abort_request_message,
     result_request_message,
+    sign_submit_ack,
     verify_party_request,
 )
 
@@ -71,7 +83,7 @@ class SessionAborted(TcmeError):
 
 
 class CapacityError(TcmeError):
-    """The enclave holds as many live sessions as it allows."""
+    """The enclave (or this proposer) holds as many live sessions as it allows."""
 
 
 class EnclaveFailure(TcmeError):
@@ -106,6 +118,17 @@ class Result:
     receipt_signature: bytes
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """What ``submit`` returns: the enclave's signed acknowledgement of one input."""
+
+    ciphertext_sha256: bytes
+    received: int
+    expected: int
+    # Ed25519 by the enclave receipt key over tcme.wire.requests.submit_ack_message.
+    ack_signature: bytes
+
+
 @dataclass
 class Session:
     """One session's state. ``inputs`` holds plaintext: never log or repr it."""
@@ -114,6 +137,10 @@ class Session:
     contract: Contract
     created: float
     deadline: float
+    proposer: str = ""
+    proposer_key: bytes = b""
+    # When the session ended (monotonic), for dropping the oldest retained records.
+    ended: float | None = None
     state: State = State.OPEN
     inputs: dict[str, OpenedInput] = field(default_factory=dict, repr=False)
     error: TcmeError | None = None
@@ -122,7 +149,7 @@ class Session:
     receipt_signature: bytes = b""
     collected: set[str] = field(default_factory=set)
     finished: threading.Event = field(default_factory=threading.Event)
-    timers: list[threading.Timer] = field(default_factory=list, repr=False)
+    timers: list[Timer] = field(default_factory=list, repr=False)
     accepted: set[str] = field(default_factory=set)
     # The capability record (canonical bytes) when the contract has tests.
     capability: CapabilityRecord | None = None
@@ -131,6 +158,11 @@ class Session:
     def expires_unix_ms(self) -> int:
         """Deadline on the wall clock, for clients."""
         return int((time.time() + (self.deadline - time.monotonic())) * 1000)
+
+    @property
+    def live(self) -> bool:
+        """Whether the session holds a slot (OPEN or RUNNING)."""
+        return self.state in (State.OPEN, State.RUNNING)
 
     def submitted(self) -> list[str]:
         """Parties whose input was accepted, in contract order."""
@@ -148,16 +180,32 @@ class SessionManager:
         runner: Runner,
         limits: ContractLimits | None = None,
         max_sessions: int = 64,
+        max_sessions_per_proposer: int = 8,
+        max_retained: int | None = None,
+        max_retained_per_proposer: int | None = None,
         retention_seconds: float = 300.0,
+        admission: Admission | None = None,
     ) -> None:
         self._keys = keys
         self._claims_digest = claims_digest
         self._runner = runner
         self._limits = limits or ContractLimits()
         self._max_sessions = max_sessions
+        self._max_per_proposer = max_sessions_per_proposer
+        # Retained records hold no slot, but memory: bounded too, oldest dropped first.
+        self._max_retained = 4 * max_sessions if max_retained is None else max_retained
+        self._max_retained_per_proposer = (
+            2 * max_sessions_per_proposer
+            if max_retained_per_proposer is None
+            else max_retained_per_proposer
+        )
         self._retention = retention_seconds
+        self._admission = admission or Admission()
         self._sessions: dict[bytes, Session] = {}
+        # Slots held by proposals whose capability tests are still running.
+        self._reserved: dict[bytes, int] = {}
         self._lock = threading.RLock()
+        self._scheduler = Scheduler()
 
     # --- lookups ------------------------------------------------------------------------
 
@@ -180,47 +228,94 @@ class SessionManager:
         with self._lock:
             return len(self._sessions)
 
+    def live_count(self, proposer_key: bytes | None = None) -> int:
+        """Slots in use (OPEN/RUNNING sessions and reservations), in all or for one proposer."""
+        with self._lock:
+            if proposer_key is None:
+                return sum(1 for s in self._sessions.values() if s.live) + sum(
+                    self._reserved.values()
+                )
+            return sum(
+                1 for s in self._sessions.values() if s.live and s.proposer_key == proposer_key
+            ) + self._reserved.get(proposer_key, 0)
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The one timer thread behind every deadline and retention period."""
+        return self._scheduler
+
     # --- create ---------------------------------------------------------------------------
 
-    def create(self, contract_bytes: bytes) -> Session:
-        """Validate the contract and open a session with a fresh random id.
+    def create(self, contract_bytes: bytes, proposal: SessionProposal | None) -> Session:
+        """Validate the contract and the signed proposal; open a session with a fresh id.
 
+        ``proposal`` must be signed by a party of the contract (``enclave.admission``);
+        the session holds one of that proposer's slots while OPEN or RUNNING.
         A contract with capability tests has them run first, on the loaded
         model, before anyone can submit; a score below the contract's
         ``min_score_percent`` refuses the session (``CapabilityError``).
         """
         contract = accept_contract(contract_bytes, self._limits)
-        self._check_capacity()
-        session_id = os.urandom(SESSION_ID_SIZE)
-        capability = self._measure(contract, session_id) if contract.capability_tests else None
+        admitted = self._admission.check(contract, proposal)
         with self._lock:
-            self._check_capacity()
+            self._check_capacity(admitted)
+            self._admission.remember(admitted)
+            # Hold the slot while the capability tests run (outside the lock).
+            self._reserved[admitted.proposer_key] = self._reserved.get(admitted.proposer_key, 0) + 1
+        try:
+            session_id = os.urandom(SESSION_ID_SIZE)
+            capability = self._measure(contract, session_id) if contract.capability_tests else None
+        finally:
+            with self._lock:
+                self._release(admitted.proposer_key)
+        with self._lock:
+            self._check_capacity(admitted)
             now = time.monotonic()
             session = Session(
                 session_id=session_id,
                 contract=contract,
                 created=now,
-                deadline=now + contract.timeout_seconds,
+                deadline=now + admitted.timeout_seconds,
+                proposer=admitted.proposer,
+                proposer_key=admitted.proposer_key,
                 capability=capability,
             )
             self._sessions[session.session_id] = session
-            self._start_timer(session, contract.timeout_seconds, self._expire)
+            self._start_timer(session, admitted.timeout_seconds, self._expire)
         log.info(
-            "session %s opened: %d parties, timeout %ds",
+            "session %s opened by %s: %d parties, timeout %ds",
             session.session_id.hex()[:8],
+            admitted.proposer,
             len(contract.parties),
-            contract.timeout_seconds,
+            admitted.timeout_seconds,
         )
         return session
 
-    def _check_capacity(self) -> None:
+    def _release(self, proposer_key: bytes) -> None:
+        left = self._reserved.get(proposer_key, 0) - 1
+        if left > 0:
+            self._reserved[proposer_key] = left
+        else:
+            self._reserved.pop(proposer_key, None)
+
+    def _check_capacity(self, admitted: Admitted) -> None:
         with self._lock:
-            if len(self._sessions) >= self._max_sessions:
+            total = self.live_count()
+            if total >= self._max_sessions:
                 raise CapacityError(
                     "session.capacity",
                     "too many live sessions",
                     expected=f"< {self._max_sessions}",
-                    actual=len(self._sessions),
+                    actual=total,
+                )
+            mine = self.live_count(admitted.proposer_key)
+            if mine >= self._max_per_proposer:
+                raise CapacityError(
+                    "session.proposer_capacity",
+                    f"{admitted.proposer!r} already holds as many live sessions as one "
+                    "proposer may (finished and aborted sessions free their slot at once)",
+                    expected=f"< {self._max_per_proposer}",
+                    actual=mine,
                 )
 
     def _measure(self, contract: Contract, session_id: bytes) -> CapabilityRecord:
@@ -258,10 +353,8 @@ class SessionManager:
 
     # --- inputs ---------------------------------------------------------------------------
 
-    def submit(
-        self, session_id: bytes, party: str, enc: bytes, ciphertext: bytes
-    ) -> tuple[bytes, int, int]:
-        """Accept one party's sealed input; returns (ciphertext digest, received, expected).
+    def submit(self, session_id: bytes, party: str, enc: bytes, ciphertext: bytes) -> Accepted:
+        """Accept one party's sealed input; returns the enclave-signed acknowledgement.
 
         An input that fails any check ends the session for every party with that
         one error (raised here too). The last valid input starts the model run.
@@ -307,7 +400,14 @@ class SessionManager:
                 threading.Thread(
                     target=self._run, args=(session,), name="tcme-session", daemon=True
                 ).start()
-            return opened.ciphertext_sha256, received, expected
+            return Accepted(
+                ciphertext_sha256=opened.ciphertext_sha256,
+                received=received,
+                expected=expected,
+                ack_signature=sign_submit_ack(
+                    session.session_id, party, opened.ciphertext_sha256, self._keys.signing
+                ),
+            )
 
     # --- run ------------------------------------------------------------------------------
 
@@ -363,8 +463,7 @@ class SessionManager:
             session.receipt = receipt
             session.receipt_signature = sign_receipt(receipt, self._keys.signing)
             session.state = State.DONE
-            self._cancel_timers(session)
-            self._start_timer(session, self._retention, self._remove)
+            self._retain(session)
             session.finished.set()
         log.info("session %s done; its state erased", session.session_id.hex()[:8])
 
@@ -470,8 +569,7 @@ class SessionManager:
             session.outputs = ()
             session.state = State.FAILED
             session.error = error
-            self._cancel_timers(session)
-            self._start_timer(session, self._retention, self._remove)
+            self._retain(session)
             session.finished.set()
         log.warning("session %s failed: %s", session.session_id.hex()[:8], error.check)
 
@@ -490,6 +588,21 @@ class SessionManager:
                 ),
             )
 
+    def _retain(self, session: Session) -> None:
+        """The session ended: its slot is free now; keep its record a while, bounded."""
+        self._cancel_timers(session)
+        session.ended = time.monotonic()
+        self._start_timer(session, self._retention, self._remove)
+        ended = sorted(
+            (s for s in self._sessions.values() if not s.live), key=lambda s: s.ended or 0.0
+        )
+        mine = [s for s in ended if s.proposer_key == session.proposer_key]
+        for old in mine[: max(0, len(mine) - self._max_retained_per_proposer)]:
+            self._remove(old)
+        ended = [s for s in ended if s.session_id in self._sessions]
+        for old in ended[: max(0, len(ended) - self._max_retained)]:
+            self._remove(old)
+
     def _mark_collected(self, session: Session, party: str) -> None:
         session.collected.add(party)
         if session.collected >= {p.name for p in session.contract.parties}:
@@ -507,15 +620,11 @@ class SessionManager:
     def _start_timer(
         self, session: Session, seconds: float, action: Callable[[Session], None]
     ) -> None:
-        timer = threading.Timer(seconds, action, args=(session,))
-        timer.daemon = True
-        session.timers.append(timer)
-        timer.start()
+        session.timers.append(self._scheduler.call_later(seconds, lambda: action(session)))
 
     def _cancel_timers(self, session: Session) -> None:
         for timer in session.timers:
-            if timer is not threading.current_thread():
-                timer.cancel()
+            timer.cancel()
         session.timers.clear()
 
     def close(self) -> None:
@@ -525,3 +634,4 @@ class SessionManager:
                 # Wakes any GetResult still waiting, with an error rather than a hang.
                 self._fail(session, EnclaveFailure("enclave.shutdown", "the enclave stopped"))
                 self._remove(session)
+        self._scheduler.close()

@@ -119,7 +119,8 @@ tcme host health "$HOST" >/dev/null 2>&1 || fail "the enclave did not become SER
 echo "   health: SERVING"
 
 step "5. Alice proposes the session"
-SESSION=$(tcme session create "$HOST" --contract "$WORK/contract.json")
+SESSION=$(tcme session create "$HOST" --contract "$WORK/contract.json" \
+    --party alice --key "$WORK/alice.key")
 echo "   session $SESSION"
 
 step "6. Alice and Bob run as two separate processes; each knows only its own wealth"

@@ -63,7 +63,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--sim-dir", type=Path, help="simulated key directory (with --simulated)")
     serve.add_argument("--n-ctx", type=int, default=2048, help="model context size (tokens)")
-    serve.add_argument("--max-sessions", type=int, default=64)
+    serve.add_argument(
+        "--max-sessions", type=int, default=64, help="live (open or running) sessions in all"
+    )
+    serve.add_argument(
+        "--max-sessions-per-proposer",
+        type=int,
+        default=8,
+        help="live sessions one proposer key may hold (finished ones free their slot at once)",
+    )
+    serve.add_argument(
+        "--proposers",
+        type=Path,
+        metavar="FILE",
+        help="only these party keys may open sessions: one public entry (keygen's "
+        "FILE.pub.json) or a JSON list of them; default: any party of the contract",
+    )
     serve.add_argument(
         "--retention-seconds",
         type=float,
@@ -94,6 +109,39 @@ def _verifier(args: argparse.Namespace):  # noqa: ANN202 - tcme.model.ModelVerif
     return ModelVerifier.sigstore(args.sigstore_identity, args.sigstore_issuer, args.trust_config)
 
 
+def _proposer_keys(path: Path | None) -> frozenset[bytes] | None:
+    """Ed25519 keys from keygen public entries (one object or a list); None: no allow-list."""
+    if path is None:
+        return None
+    import base64
+    import binascii
+    import json
+
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UsageError(
+            "enclave.proposers", f"cannot read {path} as JSON ({type(err).__name__})"
+        ) from None
+    entries = body if isinstance(body, list) else [body]
+    keys = set()
+    for entry in entries:
+        try:
+            key = base64.b64decode(entry["signing_key"], validate=True)
+        except (TypeError, KeyError, ValueError, binascii.Error):
+            raise UsageError(
+                "enclave.proposers", f"{path} holds an entry without a base64 signing_key"
+            ) from None
+        if len(key) != 32:
+            raise UsageError(
+                "enclave.proposers", "not an Ed25519 public key", expected=32, actual=len(key)
+            )
+        keys.add(key)
+    if not keys:
+        raise UsageError("enclave.proposers", f"{path} names no proposer key")
+    return frozenset(keys)
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.sim_dir is not None and not args.simulated:
         raise UsageError("enclave.sim_dir", "--sim-dir only makes sense with --simulated")
@@ -103,6 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
 
     from attestation.providers.select import select_provider
+    from enclave.admission import Admission
     from enclave.inference import Inference
     from enclave.model_loader import load_verified_model
     from enclave.runtime import Enclave
@@ -124,7 +173,9 @@ def _serve(args: argparse.Namespace) -> int:
             model=loaded.identity,
             runner=Inference(loaded.llama).run,
             max_sessions=args.max_sessions,
+            max_sessions_per_proposer=args.max_sessions_per_proposer,
             retention_seconds=args.retention_seconds,
+            admission=Admission(allowed_proposers=_proposer_keys(args.proposers)),
         )
         server, port = create_server(args.listen, enclave)
         server.start()

@@ -187,7 +187,10 @@ def run_local(
                 }
             )
             with TcmeClient(f"127.0.0.1:{proxy_port}", timeout=RESULT_TIMEOUT) as client:
-                session = client.create_session(loaded_contract.raw)
+                proposer = next(iter(keys))
+                session = client.create_session(
+                    loaded_contract.raw, proposer=proposer, keys=keys[proposer]
+                )
                 parties = [Party(name, keys[name], policy, client) for name in keys]
                 with ThreadPoolExecutor(max_workers=len(parties)) as pool:
                     futures = {

@@ -3,7 +3,8 @@
     tcme session keygen --out alice.key                     # + alice.key.pub.json
     tcme session contract --template T.json --party-key alice=alice.key.pub.json \\
                           --party-key bob=bob.key.pub.json --out contract.json
-    tcme session create HOST --contract contract.json       # prints the session id
+    tcme session create HOST --contract contract.json --party alice --key alice.key
+                                                            # prints the session id
     tcme session run    HOST --session ID --party alice --key alice.key \\
                              --policy alice.toml --contract contract.json --value 12
     (or: submit ... --state S, then result ... --state S, in separate processes)
@@ -70,9 +71,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     contract.add_argument("--out", type=Path, required=True, metavar="FILE")
     contract.set_defaults(handler=_contract)
 
-    create = sub.add_parser("create", help="propose a contract; prints the session id")
+    create = sub.add_parser(
+        "create",
+        help="propose a contract as one of its parties; prints the session id",
+        description=(
+            "Propose a contract; the request is signed with the proposing party's key "
+            "(the enclave opens sessions only for a party of the contract, and limits "
+            "each proposer's live sessions). Exit 0 ok, 1 refused, 2 usage."
+        ),
+    )
     _party.add_connection_args(create)
     create.add_argument("--contract", type=Path, required=True, metavar="FILE")
+    create.add_argument(
+        "--party", required=True, metavar="NAME", help="the proposing party (named in the contract)"
+    )
+    create.add_argument(
+        "--key", type=Path, required=True, metavar="FILE", help="the proposing party's key file"
+    )
+    create.add_argument(
+        "--timeout",
+        type=int,
+        metavar="S",
+        help="how long the session waits for inputs (default and maximum: the contract's)",
+    )
     create.add_argument("--json", action="store_true")
     create.set_defaults(handler=_create)
 
@@ -172,8 +193,11 @@ def _contract(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     raw = load_contract_bytes(args.contract)
+    keys = PartyKeys.load(args.key)
     with _party.connect(args) as client:
-        info = client.create_session(raw)
+        info = client.create_session(
+            raw, proposer=args.party, keys=keys, timeout_seconds=args.timeout
+        )
     if args.json:
         _party.print_json(
             {

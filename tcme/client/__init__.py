@@ -21,6 +21,7 @@ from tcme.client.client import (
     SessionStatus,
     SubmittedInput,
     TcmeClient,
+    create_session_request,
 )
 from tcme.client.errors import RemoteError
 from tcme.client.policy import ContractExpectation, ModelExpectation, PartyPolicy
@@ -38,5 +39,6 @@ __all__ = [
     "SessionStatus",
     "SubmittedInput",
     "TcmeClient",
+    "create_session_request",
     "verify_attestation",
 ]

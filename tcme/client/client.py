@@ -29,11 +29,13 @@ from tcme.wire import (
     Receipt,
     SealedInput,
     open_output,
+    parse_contract,
     seal_input,
     sign_abort_request,
     sign_result_request,
     verify_receipt,
 )
+from tcme.wire.requests import sign_session_proposal, verify_submit_ack
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,23 @@ class PartyResult:
     outputs: dict[str, str]
     receipt: Receipt
     opened: tuple[OpenedOutput, ...]
+
+
+def create_session_request(
+    contract: bytes, proposer: str, keys: PartyKeys, *, timeout_seconds: int | None = None
+) -> tcme_pb2.CreateSessionRequest:
+    """A CreateSession request for ``contract``, signed by party ``proposer``'s key."""
+    proposal = sign_session_proposal(
+        parse_contract(contract), proposer, keys, timeout_seconds=timeout_seconds
+    )
+    return tcme_pb2.CreateSessionRequest(
+        contract=contract,
+        proposer=proposal.proposer,
+        nonce=proposal.nonce,
+        timestamp_unix_ms=proposal.timestamp_unix_ms,
+        timeout_seconds=proposal.timeout_seconds,
+        signature=proposal.signature,
+    )
 
 
 def _state_name(state: int) -> str:
@@ -131,9 +150,24 @@ class TcmeClient:
 
     # -- session lifecycle -------------------------------------------------------------
 
-    def create_session(self, contract: bytes) -> SessionInfo:
-        """Propose canonical ``contract`` bytes; the enclave validates and opens a session."""
-        response = self._call("CreateSession", tcme_pb2.CreateSessionRequest(contract=contract))
+    def create_session(
+        self,
+        contract: bytes,
+        *,
+        proposer: str,
+        keys: PartyKeys,
+        timeout_seconds: int | None = None,
+    ) -> SessionInfo:
+        """Propose canonical ``contract`` bytes as party ``proposer``, signed with its key.
+
+        The enclave opens a session only for a fresh proposal signed by a party
+        of the contract, and counts its slots per proposer. ``timeout_seconds``
+        (default: the contract's) is how long the session waits for inputs.
+        """
+        response = self._call(
+            "CreateSession",
+            create_session_request(contract, proposer, keys, timeout_seconds=timeout_seconds),
+        )
         return SessionInfo(
             session_id=bytes(response.session_id),
             contract_digest=bytes(response.contract_digest),
@@ -203,6 +237,15 @@ class TcmeClient:
                 expected=sealed.ciphertext_sha256.hex(),
                 actual=bytes(response.ciphertext_sha256).hex(),
             )
+        # Signed by the attested enclave key: a proxy that dropped the input cannot
+        # forge "accepted" (the party would otherwise wait out the session timeout).
+        verify_submit_ack(
+            attestation.claims.signing_public_key,
+            attestation.session_id,
+            party,
+            sealed.ciphertext_sha256,
+            bytes(response.ack_signature),
+        )
         return SubmittedInput(
             sealed=sealed,
             inputs_received=response.inputs_received,

@@ -111,7 +111,10 @@ def _start_stack(identity: Any, runner: Callable[..., Any], simdir: Path) -> Sta
     from host.server import create_server as create_host_server
 
     provider = SimulatedSnpProvider(simdir)
-    enclave = Enclave(provider=provider, model=identity, runner=runner)
+    # One alice key proposes every session of a test run on this shared stack.
+    enclave = Enclave(
+        provider=provider, model=identity, runner=runner, max_sessions_per_proposer=64
+    )
     server, port = create_enclave_server("127.0.0.1:0", enclave)
     server.start()
     enclave_target = f"127.0.0.1:{port}"
@@ -230,6 +233,7 @@ class HostileProxy:
 
     ``requests[method]`` / ``responses[method]`` rewrite a decoded message on its
     way to the enclave / back to the party (return the message to forward).
+    ``replies[method]`` answers a request itself, never forwarding it (a drop).
     ``seen`` holds every serialized message that crossed it, both directions.
     """
 
@@ -238,6 +242,7 @@ class HostileProxy:
         self.channel = grpc.insecure_channel(upstream)
         self.requests: dict[str, Rewrite] = {}
         self.responses: dict[str, Rewrite] = {}
+        self.replies: dict[str, Rewrite] = {}
         self.seen: list[bytes] = []
         self.records: list[tuple[str, str, bytes]] = []  # (method, "request"|"response", bytes)
         handlers = {}
@@ -276,6 +281,8 @@ class HostileProxy:
         def forward(request: Any, context: grpc.ServicerContext) -> Any:
             # Record what the proxy itself saw arrive, before any rewrite of its own.
             self._record(name, "request", request.SerializeToString())
+            if name in self.replies:
+                return self.replies[name](request)
             if name in self.requests:
                 request = self.requests[name](request)
             remaining = context.time_remaining()

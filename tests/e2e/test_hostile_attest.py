@@ -17,10 +17,10 @@ from tcme.v1 import tcme_pb2
 
 
 @pytest.fixture
-def session(attest_stack, contract_factory, policy_for):
+def session(attest_stack, contract_factory, policy_for, party_keys):
     contract = contract_factory()
     with TcmeClient(attest_stack.target) as client:
-        info = client.create_session(contract)
+        info = client.create_session(contract, proposer="alice", keys=party_keys["alice"])
     return info.session_id, contract, policy_for(attest_stack, contract)
 
 
@@ -75,11 +75,15 @@ def test_replayed_nonce_fail(attest_stack, session, hostile_factory):
     assert info.value.check.startswith("report_data")
 
 
-def test_evidence_from_another_session_same_contract_fail(attest_stack, session, hostile_factory):
+def test_evidence_from_another_session_same_contract_fail(
+    attest_stack, session, hostile_factory, party_keys
+):
     # Even with a byte-identical contract, another session's evidence binds another id.
     session_id, contract, policy = session
     with TcmeClient(attest_stack.target) as client:
-        other_id = client.create_session(contract).session_id
+        other_id = client.create_session(
+            contract, proposer="alice", keys=party_keys["alice"]
+        ).session_id
     hostile = hostile_factory(attest_stack)
 
     def redirect(request):
@@ -97,10 +101,12 @@ def test_evidence_from_another_session_same_contract_fail(attest_stack, session,
     assert info.value.check.startswith("report_data")
 
 
-def test_response_for_another_session_id_fail(attest_stack, session, hostile_factory):
+def test_response_for_another_session_id_fail(attest_stack, session, hostile_factory, party_keys):
     session_id, contract, policy = session
     with TcmeClient(attest_stack.target) as client:
-        other_id = client.create_session(contract).session_id
+        other_id = client.create_session(
+            contract, proposer="alice", keys=party_keys["alice"]
+        ).session_id
     hostile = hostile_factory(attest_stack)
 
     def redirect(request):
@@ -130,13 +136,15 @@ def test_swapped_contract_bytes_fail(attest_stack, session, contract_factory, ho
 
 
 def test_session_with_other_contract_rejected_by_policy_fail(
-    attest_stack, contract_factory, policy_for
+    attest_stack, contract_factory, policy_for, party_keys
 ):
     # Honest binding, but the session runs a contract this party never agreed to.
     agreed = contract_factory()
     served = contract_factory(timeout_seconds=999)
     with TcmeClient(attest_stack.target) as client:
-        session_id = client.create_session(served).session_id
+        session_id = client.create_session(
+            served, proposer="alice", keys=party_keys["alice"]
+        ).session_id
         with pytest.raises(PolicyError) as info:
             client.attest(policy_for(attest_stack, agreed), session_id)
     assert info.value.check == "contract.digest"

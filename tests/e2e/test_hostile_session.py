@@ -44,10 +44,12 @@ def _two_parties(stack, target, policy, party_keys, values, timeout=120):
         return outcome
 
 
-def _session(stack, contract_factory, policy_for, **changes):
+def _session(stack, contract_factory, policy_for, party_keys, **changes):
     contract = contract_factory(**changes)
     with TcmeClient(stack.target) as client:
-        session_id = client.create_session(contract).session_id
+        session_id = client.create_session(
+            contract, proposer="alice", keys=party_keys["alice"]
+        ).session_id
     return session_id, policy_for(stack, contract)
 
 
@@ -69,7 +71,9 @@ def test_canary_inputs_never_cross_the_proxy_in_plaintext(
         "prompt": "First has {alice_wealth}. Second has {bob_wealth} ({bob_note}). "
         "Who is richer? Answer first, second or equal.",
     }  # fmt: skip
-    session_id, policy = _session(model_stack, contract_factory, policy_for, **template_changes)
+    session_id, policy = _session(
+        model_stack, contract_factory, policy_for, party_keys, **template_changes
+    )
     hostile = hostile_factory(model_stack)
     outcome = _two_parties(
         model_stack,
@@ -116,7 +120,7 @@ def _expect_session_failed(model_stack, session_id, policy, party_keys, code):
 def test_reordered_inputs_alice_ciphertext_as_bob_fail(
     model_stack, contract_factory, policy_for, party_keys, hostile_factory
 ):
-    session_id, policy = _session(model_stack, contract_factory, policy_for)
+    session_id, policy = _session(model_stack, contract_factory, policy_for, party_keys)
     hostile = hostile_factory(model_stack)
     with TcmeClient(model_stack.target) as client:
         attestation = client.attest(policy, session_id)
@@ -146,7 +150,7 @@ def test_forged_party_input_wrong_signing_key_fail(
 ):
     # The proxy knows the enclave's public HPKE key (it is in the claims) and seals its
     # own input "from bob", signed with a key the contract does not name.
-    session_id, policy = _session(model_stack, contract_factory, policy_for)
+    session_id, policy = _session(model_stack, contract_factory, policy_for, party_keys)
     hostile = hostile_factory(model_stack)
     with TcmeClient(model_stack.target) as client:
         attestation = client.attest(policy, session_id)
@@ -186,7 +190,7 @@ def test_forged_party_input_wrong_signing_key_fail(
 def test_reencrypted_input_altered_ciphertext_fail(
     model_stack, contract_factory, policy_for, party_keys, hostile_factory
 ):
-    session_id, policy = _session(model_stack, contract_factory, policy_for)
+    session_id, policy = _session(model_stack, contract_factory, policy_for, party_keys)
     hostile = hostile_factory(model_stack)
 
     def flip(request):
@@ -215,8 +219,8 @@ def test_replaced_input_resealed_to_enclave_with_party_signature_replayed_fail(
 ):
     # The proxy cannot open alice's input, so it replays her sealed bytes from an
     # earlier session into this one: HPKE info binds the session id.
-    old_session, policy = _session(model_stack, contract_factory, policy_for)
-    new_session, _ = _session(model_stack, contract_factory, policy_for)
+    old_session, policy = _session(model_stack, contract_factory, policy_for, party_keys)
+    new_session, _ = _session(model_stack, contract_factory, policy_for, party_keys)
     with TcmeClient(model_stack.target) as client:
         attestation = client.attest(policy, old_session)
     sealed = seal_input(
@@ -243,7 +247,7 @@ def test_replaced_input_resealed_to_enclave_with_party_signature_replayed_fail(
 def test_altered_submit_acknowledgement_fail(
     model_stack, contract_factory, policy_for, party_keys, hostile_factory
 ):
-    session_id, policy = _session(model_stack, contract_factory, policy_for)
+    session_id, policy = _session(model_stack, contract_factory, policy_for, party_keys)
     hostile = hostile_factory(model_stack)
 
     def lie(response):
@@ -267,7 +271,7 @@ def _tampered_result(
     model_stack, contract_factory, policy_for, party_keys, hostile_factory, rewrite
 ):
     """Run a session where the proxy rewrites alice's GetResult; return both outcomes."""
-    session_id, policy = _session(model_stack, contract_factory, policy_for)
+    session_id, policy = _session(model_stack, contract_factory, policy_for, party_keys)
     hostile = hostile_factory(model_stack)
 
     def only_alice(response):
@@ -394,7 +398,9 @@ def test_non_recipient_cannot_decrypt_output(
         {"name": "richer", "type": "enum", "values": ["first", "second", "equal"],
          "recipients": ["alice"]}
     ]  # fmt: skip
-    session_id, policy = _session(model_stack, contract_factory, policy_for, outputs=outputs)
+    session_id, policy = _session(
+        model_stack, contract_factory, policy_for, party_keys, outputs=outputs
+    )
     hostile = hostile_factory(model_stack)
     outcome = _two_parties(
         model_stack,

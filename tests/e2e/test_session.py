@@ -33,7 +33,9 @@ def test_millionaires_two_parties(model_stack, contract_factory, policy_for, par
     contract = contract_factory()
     policy = policy_for(model_stack, contract)
     with TcmeClient(model_stack.target) as client:
-        session_id = client.create_session(contract).session_id
+        session_id = client.create_session(
+            contract, proposer="alice", keys=party_keys["alice"]
+        ).session_id
     results = _run_parties(
         model_stack,
         policy,
@@ -64,7 +66,9 @@ def test_same_inputs_same_answer_deterministic(
     answers = []
     for _ in range(2):
         with TcmeClient(model_stack.target) as client:
-            session_id = client.create_session(contract).session_id
+            session_id = client.create_session(
+                contract, proposer="alice", keys=party_keys["alice"]
+            ).session_id
         results = _run_parties(model_stack, policy, party_keys, session_id, values)
         answers.append(results["alice"][1].outputs["richer"])
     assert answers[0] == answers[1]
@@ -81,7 +85,9 @@ def test_invalid_input_ends_session_for_everyone_fail(
     contract = contract_factory()
     policy = policy_for(model_stack, contract)
     with TcmeClient(model_stack.target) as client:
-        session_id = client.create_session(contract).session_id
+        session_id = client.create_session(
+            contract, proposer="alice", keys=party_keys["alice"]
+        ).session_id
         alice = Party("alice", party_keys["alice"], policy, client)
         alice_att = alice.attest(session_id)
         submitted = alice.submit(alice_att, {"alice_wealth": 10})
@@ -128,7 +134,9 @@ def test_missing_party_times_out_cleanly_fail(
     contract = contract_factory(timeout_seconds=2)
     policy = policy_for(model_stack, contract)
     with TcmeClient(model_stack.target) as client:
-        session_id = client.create_session(contract).session_id
+        session_id = client.create_session(
+            contract, proposer="alice", keys=party_keys["alice"]
+        ).session_id
         alice = Party("alice", party_keys["alice"], policy, client)
         attestation = alice.attest(session_id)
         submitted = alice.submit(attestation, {"alice_wealth": 1})
@@ -149,7 +157,9 @@ def test_party_deadline_shorter_than_session_deadline_exceeded(
     contract = contract_factory(timeout_seconds=60)
     policy = policy_for(model_stack, contract)
     with TcmeClient(model_stack.target) as client:
-        session_id = client.create_session(contract).session_id
+        session_id = client.create_session(
+            contract, proposer="alice", keys=party_keys["alice"]
+        ).session_id
         alice = Party("alice", party_keys["alice"], policy, client)
         attestation = alice.attest(session_id)
         submitted = alice.submit(attestation, {"alice_wealth": 1})
@@ -173,7 +183,9 @@ def test_abort_ends_session_for_everyone(model_stack, contract_factory, policy_f
     contract = contract_factory()
     policy = policy_for(model_stack, contract)
     with TcmeClient(model_stack.target) as client:
-        session_id = client.create_session(contract).session_id
+        session_id = client.create_session(
+            contract, proposer="alice", keys=party_keys["alice"]
+        ).session_id
         attestation = client.attest(policy, session_id)
         assert client.abort(session_id, "bob", party_keys["bob"]) in {"FAILED"}
         with pytest.raises(RemoteError) as info:
@@ -224,7 +236,13 @@ def test_cli_two_party_processes(model_stack, tmp_path):
     assert done.returncode == 0, done.stderr
     for name in ("alice", "bob"):
         _write_policy(tmp_path / f"{name}.toml", model_stack, contract)
-    done = _tcme("session", "create", model_stack.target, "--contract", contract)
+    # Unsigned creation is impossible from the CLI: --party and --key are required.
+    refused = _tcme("session", "create", model_stack.target, "--contract", contract)
+    assert refused.returncode == 2
+    done = _tcme(
+        "session", "create", model_stack.target, "--contract", contract,
+        "--party", "alice", "--key", tmp_path / "alice.key",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     session_id = done.stdout.strip()
     assert len(bytes.fromhex(session_id)) == 16
@@ -291,8 +309,9 @@ def test_cli_submit_then_result_with_state_file(model_stack, tmp_path):
     for name in ("alice", "bob"):
         _write_policy(tmp_path / f"{name}.toml", model_stack, contract)
     session_id = _tcme(
-        "session", "create", model_stack.target, "--contract", contract
-    ).stdout.strip()
+        "session", "create", model_stack.target, "--contract", contract,
+        "--party", "bob", "--key", tmp_path / "bob.key",
+    ).stdout.strip()  # fmt: skip
     common = ["--session", session_id, "--party", "bob", "--key", tmp_path / "bob.key"]
     common += ["--policy", tmp_path / "bob.toml", "--quiet"]
     state = tmp_path / "bob.state"

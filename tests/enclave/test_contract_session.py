@@ -225,7 +225,7 @@ def test_constraint_violation_ends_the_session_for_everyone_fail(
     raw = canonical_contract(_contract_dict(parties))
     policy = _policy(sim_provider, _Identity(), parse_contract(raw).digest)
     with TcmeClient(target, timeout=TIMEOUT) as client:
-        session = client.create_session(raw)
+        session = client.create_session(raw, proposer="alice", keys=parties["alice"])
         sid = session.session_id
         views = {name: client.attest(policy, sid) for name in ("alice", "bob", "carol")}
         # A valid input goes in first, so an honest party is inside the session too.
@@ -264,7 +264,7 @@ def test_leaking_contract_is_refused_at_create_session_fail(recorder_stack, part
     # canonical_contract would refuse it; a proposer can still send such bytes.
     raw = canonical_json(body)
     with TcmeClient(target, timeout=TIMEOUT) as client, pytest.raises(RemoteError) as caught:
-        client.create_session(raw)
+        client.create_session(raw, proposer="alice", keys=parties["alice"])
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.check == "contract.flow"
     assert "output 'reason' derived from alice.secret may not reach carol" in caught.value.detail
@@ -292,7 +292,7 @@ def test_outputs_reach_exactly_their_recipients(model_stack, sim_provider, parti
     contract = parse_contract(raw)
     policy = _policy(sim_provider, identity, contract.digest)
     with TcmeClient(target, timeout=TIMEOUT) as client:
-        sid = client.create_session(raw).session_id
+        sid = client.create_session(raw, proposer="alice", keys=parties["alice"]).session_id
     captured: dict[str, Any] = {}
     original = enclave.sessions.collect
 
@@ -358,7 +358,7 @@ def test_a_party_cannot_collect_another_partys_outputs_fail(model_stack, sim_pro
     raw = canonical_contract(body)
     policy = _policy(sim_provider, identity, parse_contract(raw).digest)
     with TcmeClient(target, timeout=TIMEOUT) as client:
-        sid = client.create_session(raw).session_id
+        sid = client.create_session(raw, proposer="alice", keys=parties["alice"]).session_id
         views = {n: client.attest(policy, sid) for n in GOOD}
         for name, values in GOOD.items():
             client.submit_input(views[name], name, parties[name], values)
@@ -410,14 +410,14 @@ def _with_tests(parties: dict[str, Any], min_score: int) -> bytes:
 def test_capability_score_is_attested_and_in_the_receipt(model_stack, sim_provider, parties):
     _enclave, target, identity = model_stack
     with TcmeClient(target, timeout=TIMEOUT) as client, pytest.raises(RemoteError) as refused:
-        client.create_session(_with_tests(parties, 100))
+        client.create_session(_with_tests(parties, 100), proposer="alice", keys=parties["alice"])
     assert refused.value.check == "capability.score"
     assert refused.value.actual == "1/2"
 
     raw = _with_tests(parties, 50)
     digest = parse_contract(raw).digest
     with TcmeClient(target, timeout=TIMEOUT) as client:
-        sid = client.create_session(raw).session_id
+        sid = client.create_session(raw, proposer="alice", keys=parties["alice"]).session_id
         # A party whose policy wants 0.9 refuses before it releases anything.
         strict = _policy(sim_provider, identity, digest, min_capability_score=0.9)
         with pytest.raises(PolicyError) as caught:

@@ -311,7 +311,7 @@ def test_enclave_writes_no_file_and_logs_no_value(tmp_path, signed_model, sim_pr
         )
         values = {"alice": {"code": canary}, "bob": {"note": other}}
         with TcmeClient(target, timeout=120) as client:
-            sid = client.create_session(raw).session_id
+            sid = client.create_session(raw, proposer="alice", keys=parties["alice"]).session_id
             with ThreadPoolExecutor(2) as pool:
                 futures = {
                     n: pool.submit(Party(n, parties[n], policy, client).run, sid, values[n])

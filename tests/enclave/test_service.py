@@ -22,6 +22,7 @@ from attestation.verifier import verify_evidence
 from enclave.inference import Inference
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
+from tcme.client import create_session_request
 from tcme.v1 import evidence_pb2, tcme_pb2, tcme_pb2_grpc
 from tcme.wire import (
     canonical_contract,
@@ -34,6 +35,7 @@ from tcme.wire import (
     sign_result_request,
     verify_receipt,
 )
+from tcme.wire.requests import verify_submit_ack
 
 TIMEOUT = 30
 
@@ -133,6 +135,14 @@ def _submit(stub, claims, contract, session_id, parties, party, values):
         timeout=TIMEOUT,
     )
     assert response.ciphertext_sha256 == sealed.ciphertext_sha256
+    # The acknowledgement is signed by the attested enclave key over exactly this input.
+    verify_submit_ack(
+        claims.signing_public_key,
+        session_id,
+        party,
+        sealed.ciphertext_sha256,
+        response.ack_signature,
+    )
     return sealed
 
 
@@ -162,7 +172,9 @@ def test_full_two_party_session(model_enclave, policy, parties, loaded_model):
 
     _, stub = model_enclave
     agreed = _contract(parties)
-    created = stub.CreateSession(tcme_pb2.CreateSessionRequest(contract=agreed), timeout=TIMEOUT)
+    created = stub.CreateSession(
+        create_session_request(agreed, "alice", parties["alice"]), timeout=TIMEOUT
+    )
     sid = created.session_id
     assert created.contract_digest == hashlib.sha256(agreed).digest()
 
@@ -236,7 +248,7 @@ def test_non_recipient_gets_no_output(model_enclave, policy, parties):
     contract_dict["outputs"][0]["recipients"] = ["alice"]
     agreed = canonical_contract(contract_dict)
     sid = stub.CreateSession(
-        tcme_pb2.CreateSessionRequest(contract=agreed), timeout=TIMEOUT
+        create_session_request(agreed, "alice", parties["alice"]), timeout=TIMEOUT
     ).session_id
     claims, contract, _ = _attest(stub, sid, policy, agreed)
     sealed = {
@@ -279,7 +291,7 @@ def test_invalid_input_same_error_for_everyone_fail(bare, policy, parties):
     _, stub = bare
     agreed = _contract(parties, max_wealth=100)
     sid = stub.CreateSession(
-        tcme_pb2.CreateSessionRequest(contract=agreed), timeout=TIMEOUT
+        create_session_request(agreed, "alice", parties["alice"]), timeout=TIMEOUT
     ).session_id
     claims, contract, _ = _attest(stub, sid, policy, agreed)
     _submit(stub, claims, contract, sid, parties, "bob", {"second_wealth": 7})
@@ -304,7 +316,7 @@ def test_missing_party_times_out_cleanly_fail(bare, policy, parties):
     _, stub = bare
     agreed = _contract(parties, timeout_seconds=1)
     sid = stub.CreateSession(
-        tcme_pb2.CreateSessionRequest(contract=agreed), timeout=TIMEOUT
+        create_session_request(agreed, "alice", parties["alice"]), timeout=TIMEOUT
     ).session_id
     claims, contract, _ = _attest(stub, sid, policy, agreed)
     _submit(stub, claims, contract, sid, parties, "alice", {"first_wealth": 7})
@@ -323,10 +335,10 @@ def test_evidence_from_another_session_or_nonce_fail(bare, policy, parties):
     _, stub = bare
     agreed = _contract(parties)
     sid_a = stub.CreateSession(
-        tcme_pb2.CreateSessionRequest(contract=agreed), timeout=TIMEOUT
+        create_session_request(agreed, "alice", parties["alice"]), timeout=TIMEOUT
     ).session_id
     sid_b = stub.CreateSession(
-        tcme_pb2.CreateSessionRequest(contract=agreed), timeout=TIMEOUT
+        create_session_request(agreed, "alice", parties["alice"]), timeout=TIMEOUT
     ).session_id
     nonce = os.urandom(32)
     response = stub.Attest(tcme_pb2.AttestRequest(session_id=sid_a, nonce=nonce), timeout=TIMEOUT)
@@ -386,7 +398,7 @@ def test_unknown_session_not_found_fail(bare):
 def test_result_request_signed_by_other_party_fail(bare, parties):
     _, stub = bare
     sid = stub.CreateSession(
-        tcme_pb2.CreateSessionRequest(contract=_contract(parties)), timeout=TIMEOUT
+        create_session_request(_contract(parties), "alice", parties["alice"]), timeout=TIMEOUT
     ).session_id
     err = _rpc_error(
         lambda: stub.GetResult(
@@ -420,3 +432,29 @@ def test_unix_socket_listener(sim_provider, tmp_path, policy):
     finally:
         channel.close()
         shutdown(server, enclave, grace=0)
+
+
+def test_create_session_without_signature_unauthenticated_fail(bare, parties):
+    _, stub = bare
+    err = _rpc_error(
+        lambda: stub.CreateSession(
+            tcme_pb2.CreateSessionRequest(contract=_contract(parties)), timeout=TIMEOUT
+        )
+    )
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_info(err)["reason"] == "create.unauthenticated"
+
+
+def test_create_session_signed_by_stranger_permission_denied_fail(bare, parties):
+    _, stub = bare
+    request = create_session_request(_contract(parties), "alice", parties["alice"])
+    forged = create_session_request(_contract(parties), "alice", parties["alice"])
+    forged.signature = parties["carol"].signing_key.sign(b"anything")
+    err = _rpc_error(lambda: stub.CreateSession(forged, timeout=TIMEOUT))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(err)["reason"] == "create.signature"
+    # The genuine request still works once; a replay of it is refused.
+    assert len(stub.CreateSession(request, timeout=TIMEOUT).session_id) == 16
+    err = _rpc_error(lambda: stub.CreateSession(request, timeout=TIMEOUT))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(err)["reason"] == "create.replay"

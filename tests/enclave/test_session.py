@@ -34,6 +34,7 @@ from tcme.wire import (
 from tcme.wire.claims import build_claims
 from tcme.wire.envelope import input_info, input_signing_message
 from tcme.wire.keys import hpke_seal
+from tcme.wire.requests import sign_session_proposal
 
 
 class NeverRun:
@@ -92,6 +93,11 @@ def _contract_bytes(parties, timeout=60):
     )
 
 
+def _create(manager, parties, raw, proposer="alice", **changes):
+    proposal = sign_session_proposal(parse_contract(raw), proposer, parties[proposer], **changes)
+    return manager.create(raw, proposal)
+
+
 def _submit(manager, claims, session, parties, party, value):
     sealed = seal_input(
         claims=claims,
@@ -130,8 +136,8 @@ def _collect(manager, session, parties, party, timeout=5.0):
 
 
 def test_create_returns_fresh_ids_and_validated_contract(manager, parties):
-    a = manager.create(_contract_bytes(parties))
-    b = manager.create(_contract_bytes(parties))
+    a = _create(manager, parties, _contract_bytes(parties))
+    b = _create(manager, parties, _contract_bytes(parties))
     assert a.session_id != b.session_id and len(a.session_id) == 16
     assert a.contract.digest == parse_contract(_contract_bytes(parties)).digest
     assert a.state is State.OPEN and len(manager) == 2
@@ -141,14 +147,15 @@ def test_create_rejects_bad_contract_fail(manager, parties):
     contract = millionaires_contract(("alice", parties["alice"]), ("bob", parties["bob"]))
     contract["decoding"]["max_tokens"] = 10_000
     with pytest.raises(ContractError, match=r"contract\.decoding\.max_tokens"):
-        manager.create(canonical_json(contract))
+        _create(manager, parties, canonical_json(contract))
     assert len(manager) == 0
 
 
 def test_barrier_waits_for_every_party(manager, claims, parties, runner):
-    session = manager.create(_contract_bytes(parties))
-    digest, received, expected = _submit(manager, claims, session, parties, "alice", 5)
-    assert (received, expected) == (1, 2) and len(digest) == 32
+    session = _create(manager, parties, _contract_bytes(parties))
+    accepted = _submit(manager, claims, session, parties, "alice", 5)
+    assert (accepted.received, accepted.expected) == (1, 2)
+    assert len(accepted.ciphertext_sha256) == 32
     with pytest.raises(SessionStateError, match=r"session\.pending"):
         _collect(manager, session, parties, "bob", timeout=0.2)
     assert manager.get(session.session_id).state is State.OPEN
@@ -157,7 +164,7 @@ def test_barrier_waits_for_every_party(manager, claims, parties, runner):
 
 
 def test_invalid_input_ends_session_for_everyone_fail(manager, claims, parties, keys, runner):
-    session = manager.create(_contract_bytes(parties))
+    session = _create(manager, parties, _contract_bytes(parties))
     _submit(manager, claims, session, parties, "bob", 7)
     enc, ciphertext = _forged_out_of_range(session, parties, keys)
     with pytest.raises(InputError) as first:
@@ -178,8 +185,8 @@ def test_invalid_input_ends_session_for_everyone_fail(manager, claims, parties, 
 
 
 def test_undecryptable_input_ends_session_fail(manager, claims, parties):
-    session = manager.create(_contract_bytes(parties))
-    other = manager.create(_contract_bytes(parties))
+    session = _create(manager, parties, _contract_bytes(parties))
+    other = _create(manager, parties, _contract_bytes(parties))
     sealed = seal_input(
         claims=claims,
         contract=other.contract,
@@ -197,7 +204,7 @@ def test_undecryptable_input_ends_session_fail(manager, claims, parties):
 
 
 def test_timeout_ends_session_for_everyone_fail(manager, claims, parties, runner):
-    session = manager.create(_contract_bytes(parties, timeout=1))
+    session = _create(manager, parties, _contract_bytes(parties, timeout=1))
     _submit(manager, claims, session, parties, "alice", 5)
     started = time.monotonic()
     with pytest.raises(SessionTimeout) as bob:
@@ -214,14 +221,14 @@ def test_timeout_ends_session_for_everyone_fail(manager, claims, parties, runner
 
 
 def test_late_input_after_timeout_gets_the_timeout_fail(manager, claims, parties):
-    session = manager.create(_contract_bytes(parties, timeout=1))
+    session = _create(manager, parties, _contract_bytes(parties, timeout=1))
     time.sleep(1.3)
     with pytest.raises(SessionTimeout):
         _submit(manager, claims, session, parties, "bob", 3)
 
 
 def test_duplicate_input_refused_session_stays_open_fail(manager, claims, parties):
-    session = manager.create(_contract_bytes(parties))
+    session = _create(manager, parties, _contract_bytes(parties))
     _submit(manager, claims, session, parties, "alice", 5)
     with pytest.raises(SessionStateError, match=r"input\.duplicate"):
         _submit(manager, claims, session, parties, "alice", 6)
@@ -229,14 +236,14 @@ def test_duplicate_input_refused_session_stays_open_fail(manager, claims, partie
 
 
 def test_unknown_party_refused_session_stays_open_fail(manager, claims, parties):
-    session = manager.create(_contract_bytes(parties))
+    session = _create(manager, parties, _contract_bytes(parties))
     with pytest.raises(ContractError, match=r"contract\.party"):
         manager.submit(session.session_id, "carol", b"\x00" * 1120, b"\x00" * 32)
     assert manager.get(session.session_id).state is State.OPEN
 
 
 def test_abort_by_party_ends_session(manager, claims, parties):
-    session = manager.create(_contract_bytes(parties))
+    session = _create(manager, parties, _contract_bytes(parties))
     _submit(manager, claims, session, parties, "alice", 5)
     # Bob's key cannot abort in alice's name.
     forged = sign_abort_request(session.session_id, "alice", parties["bob"])
@@ -250,7 +257,7 @@ def test_abort_by_party_ends_session(manager, claims, parties):
 
 
 def test_collect_needs_party_signature_fail(manager, parties):
-    session = manager.create(_contract_bytes(parties))
+    session = _create(manager, parties, _contract_bytes(parties))
     signature = sign_result_request(session.session_id, "alice", parties["carol"])
     with pytest.raises(SignatureError, match=r"result_request\.signature"):
         manager.collect(session.session_id, "alice", signature, timeout=0)
@@ -266,9 +273,9 @@ def test_capacity_limit_fail(keys, claims, parties):
         keys=keys, claims_digest=claims.digest, runner=NeverRun(), max_sessions=1
     )
     try:
-        small.create(_contract_bytes(parties))
+        _create(small, parties, _contract_bytes(parties))
         with pytest.raises(CapacityError):
-            small.create(_contract_bytes(parties))
+            _create(small, parties, _contract_bytes(parties))
     finally:
         small.close()
 
@@ -277,7 +284,7 @@ def test_close_wakes_waiting_collectors_fail(keys, claims, parties):
     import threading
 
     manager = SessionManager(keys=keys, claims_digest=claims.digest, runner=NeverRun())
-    session = manager.create(_contract_bytes(parties))
+    session = _create(manager, parties, _contract_bytes(parties))
     errors = []
 
     def wait():
