@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--key", type=Path, required=True, metavar="FILE", help="the proposing party's key file"
     )
     create.add_argument(
-        "--timeout",
+        "--session-timeout",
         type=int,
         metavar="S",
         help="how long the session waits for inputs (default and maximum: the contract's)",
@@ -196,7 +196,7 @@ def _create(args: argparse.Namespace) -> int:
     keys = PartyKeys.load(args.key)
     with _party.connect(args) as client:
         info = client.create_session(
-            raw, proposer=args.party, keys=keys, timeout_seconds=args.timeout
+            raw, proposer=args.party, keys=keys, timeout_seconds=args.session_timeout
         )
     if args.json:
         _party.print_json(

@@ -22,7 +22,7 @@ from enclave.inference import Inference
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
 from tcme.client import Party, PartyPolicy, RemoteError, TcmeClient
-from tcme.v1 import tcme_pb2
+from tcme.v1 import tcme_pb2, tcme_pb2_grpc
 from tcme.wire import (
     OutputError,
     canonical_contract,
@@ -263,11 +263,15 @@ def test_leaking_contract_is_refused_at_create_session_fail(recorder_stack, part
     body["outputs"][2]["recipients"] = ["alice", "carol"]  # reason: Alice's secret to Carol
     # canonical_contract would refuse it; a proposer can still send such bytes.
     raw = canonical_json(body)
-    with TcmeClient(target, timeout=TIMEOUT) as client, pytest.raises(RemoteError) as caught:
-        client.create_session(raw, proposer="alice", keys=parties["alice"])
-    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert caught.value.check == "contract.flow"
-    assert "output 'reason' derived from alice.secret may not reach carol" in caught.value.detail
+    # The party client would refuse to sign it; the enclave checks the contract first.
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as caught:
+        tcme_pb2_grpc.TcmeStub(channel).CreateSession(
+            tcme_pb2.CreateSessionRequest(contract=raw), timeout=TIMEOUT
+        )
+    remote = RemoteError.from_rpc(caught.value, "CreateSession")
+    assert remote.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert remote.check == "contract.flow"
+    assert "output 'reason' derived from alice.secret may not reach carol" in remote.detail
     assert recorder.calls == 0
 
 
