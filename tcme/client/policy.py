@@ -31,6 +31,7 @@ from attestation.text import parse_sha256
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class ModelExpectation:
     """The model a party accepts: exact root digest, and the signer unless skipped."""
