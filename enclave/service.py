@@ -21,7 +21,7 @@ from attestation.errors import BindingError, ParseError, SignatureError, TcmeErr
 from attestation.providers.base import Evidence
 from enclave.admission import ReplayCacheFull, Unauthenticated
 from enclave.inference import InferenceError
-from enclave.runtime import Enclave
+from enclave.runtime import Enclave, EnclaveDraining
 from enclave.session import (
     CapacityError,
     EnclaveFailure,
@@ -46,6 +46,7 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (CapacityError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ReplayCacheFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (EnclaveDraining, grpc.StatusCode.UNAVAILABLE),
     (EnclaveFailure, grpc.StatusCode.INTERNAL),
     (InferenceError, grpc.StatusCode.INTERNAL),
     (SignatureError, grpc.StatusCode.PERMISSION_DENIED),
@@ -125,6 +126,7 @@ class TcmeServicer(tcme_pb2_grpc.TcmeServicer):
         """Validate the contract and the proposer's signed proposal; open a session."""
 
         def body() -> tcme_pb2.CreateSessionResponse:
+            self._enclave.check_accepting()
             proposal = (
                 SessionProposal(
                     proposer=request.proposer,

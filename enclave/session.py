@@ -185,8 +185,13 @@ class SessionManager:
         max_retained_per_proposer: int | None = None,
         retention_seconds: float = 300.0,
         admission: Admission | None = None,
+        route: bytes = b"",
     ) -> None:
+        if len(route) > SESSION_ID_SIZE // 2:
+            raise ValueError("a route tag leaves at least half of the session id random")
         self._keys = keys
+        # Fleet routing (enclave/fleet.py): every session id starts with this tag.
+        self._route = bytes(route)
         self._claims_digest = claims_digest
         self._runner = runner
         self._limits = limits or ContractLimits()
@@ -244,6 +249,11 @@ class SessionManager:
         """The one timer thread behind every deadline and retention period."""
         return self._scheduler
 
+    @property
+    def max_sessions(self) -> int:
+        """How many live sessions this manager allows."""
+        return self._max_sessions
+
     # --- create ---------------------------------------------------------------------------
 
     def create(self, contract_bytes: bytes, proposal: SessionProposal | None) -> Session:
@@ -263,7 +273,7 @@ class SessionManager:
             # Hold the slot while the capability tests run (outside the lock).
             self._reserved[admitted.proposer_key] = self._reserved.get(admitted.proposer_key, 0) + 1
         try:
-            session_id = os.urandom(SESSION_ID_SIZE)
+            session_id = self._route + os.urandom(SESSION_ID_SIZE - len(self._route))
             capability = self._measure(contract, session_id) if contract.capability_tests else None
         finally:
             with self._lock:

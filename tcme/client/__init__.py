@@ -23,7 +23,7 @@ from tcme.client.client import (
     TcmeClient,
     create_session_request,
 )
-from tcme.client.errors import RemoteError
+from tcme.client.errors import RemoteError, UnreachableRemoteError
 from tcme.client.policy import ContractExpectation, ModelExpectation, PartyPolicy
 from tcme.client.verify import AttestationResult, verify_attestation
 
@@ -39,6 +39,7 @@ __all__ = [
     "SessionStatus",
     "SubmittedInput",
     "TcmeClient",
+    "UnreachableRemoteError",
     "create_session_request",
     "verify_attestation",
 ]
