@@ -221,10 +221,9 @@ def _b64url(data: bytes) -> str:
 
 def _der(cert: bytes) -> bytes:
     if cert.lstrip().startswith(b"-----BEGIN"):
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
+        from attestation.snp import _x509
 
-        return x509.load_pem_x509_certificate(cert).public_bytes(Encoding.DER)
+        return _x509.split_certificates(cert)[0]
     return cert
 
 

@@ -8,10 +8,10 @@ Shape (every real vector; ``vectors/README.md`` section 4.0)::
      "user-data": "<128 upper-case hex digits>"}
 
 Strict: the bytes must be UTF-8 JSON with no duplicate keys, and exactly one
-``HCLAkPub`` RSA key (2048 bits or more, base64url without padding) whose
-``key_ops`` allow signing. Other keys and claims are kept for display only;
-nothing but the AK is trusted from here, and only after the hardware report's
-REPORT_DATA has been checked against the hash of these exact bytes.
+``HCLAkPub`` RSA key (2048 bits or more, base64url without padding). Other
+keys and claims are kept for display only; nothing but the AK is trusted from
+here, and only after the hardware report's REPORT_DATA has been checked against
+the hash of these exact bytes.
 """
 
 from __future__ import annotations
@@ -115,12 +115,11 @@ def parse_runtime_data(data: bytes) -> RuntimeData:
 
 
 def rsa_jwk(jwk: Mapping[str, Any], check: str) -> rsa.RSAPublicKey:
-    """An RSA public key from a JWK (RFC 7517/7518); strict about every member used."""
+    """An RSA public key from a JWK (RFC 7517/7518): ``kty``, ``n`` and ``e``, strictly."""
     if jwk.get("kty") != "RSA":
         raise ParseError(f"{check}.kty", "not an RSA key", expected="RSA", actual=jwk.get("kty"))
-    ops = jwk.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "sign" not in ops):
-        raise ParseError(f"{check}.key_ops", "key may not sign", expected="['sign']", actual=ops)
+    # key_ops is not checked: Azure's own older reports label the AK ["encrypt"]
+    # (acvm_snp_milan_v2), and what the key may do is decided by the TPM, not the label.
     n = _b64url_int(jwk.get("n"), f"{check}.n")
     e = _b64url_int(jwk.get("e"), f"{check}.e")
     if not MIN_RSA_BITS <= n.bit_length() <= MAX_RSA_BITS:
