@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,11 @@ TPMA_NV_AUTHREAD = 1 << 18
 NV_READ_CHUNK = 512  # below every TPM's TPM_PT_NV_BUFFER_MAX (swtpm and Azure: 1024)
 MAX_RESPONSE = 8192
 HEADER = struct.Struct(">HII")
+# Warnings that mean "send the same command again" (Part 2, 6.6.3 TPM_RC):
+# TPM_RC_YIELDED, TPM_RC_TESTING, TPM_RC_RETRY.
+_TRY_AGAIN = {0x908, 0x90A, 0x922}
+RETRIES = 5
+RETRY_DELAY_S = 0.05
 # An empty password session: handle, nonce (empty), attributes (0), hmac (empty).
 _PASSWORD_SESSION = struct.pack(">IHBH", TPM_RS_PW, 0, 0, 0)
 
@@ -171,7 +177,9 @@ class Tpm:
             r = self._call(TPM_CC_NV_READ, handles + struct.pack(">HH", chunk, len(out)))
             data = r.tpm2b()
             if len(data) != chunk:
-                raise TpmError("tpm.nv_read.size", "short NV read", expected=chunk, actual=len(data))
+                raise TpmError(
+                    "tpm.nv_read.size", "short NV read", expected=chunk, actual=len(data)
+                )
             out += data
         return bytes(out)
 
@@ -184,7 +192,9 @@ class Tpm:
         wanted = sorted(set(pcrs))
         while len(values) < len(wanted):
             remaining = tuple(p for p in wanted if p not in values)
-            r = self._call(TPM_CC_PCR_READ, encode_pcr_selection(hash_alg, remaining), sessions=False)
+            r = self._call(
+                TPM_CC_PCR_READ, encode_pcr_selection(hash_alg, remaining), sessions=False
+            )
             r.unpack(">I")  # pcrUpdateCounter
             (count,) = r.unpack(">I")
             returned: list[int] = []
@@ -225,21 +235,24 @@ class Tpm:
             # put at the front of ``body``.
             n = 8 if code == TPM_CC_NV_READ else 4
             handles_and_params = (
-                body[:n]
-                + struct.pack(">I", len(_PASSWORD_SESSION))
-                + _PASSWORD_SESSION
-                + body[n:]
+                body[:n] + struct.pack(">I", len(_PASSWORD_SESSION)) + _PASSWORD_SESSION + body[n:]
             )
         tag = TPM_ST_SESSIONS if sessions else TPM_ST_NO_SESSIONS
         command = HEADER.pack(tag, HEADER.size + len(handles_and_params), code) + (
             handles_and_params
         )
-        response = self.transport.transact(command)
+        for _attempt in range(RETRIES):
+            response = self.transport.transact(command)
+            if len(response) < HEADER.size or HEADER.unpack_from(response)[2] not in _TRY_AGAIN:
+                break
+            time.sleep(RETRY_DELAY_S)
         if len(response) < HEADER.size:
             raise TpmError("tpm.response", "response shorter than its header", actual=len(response))
         rtag, size, rc = HEADER.unpack_from(response)
         if size != len(response):
-            raise TpmError("tpm.response.size", "size field mismatch", expected=size, actual=len(response))
+            raise TpmError(
+                "tpm.response.size", "size field mismatch", expected=size, actual=len(response)
+            )
         if rc != 0:
             raise TpmError(
                 "tpm.rc", f"TPM command 0x{code:08x} failed", expected="0", actual=f"0x{rc:x}"
