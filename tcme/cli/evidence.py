@@ -7,6 +7,7 @@ the JSON), 2 malformed input or usage error (``tcme.cli.exitcodes``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,10 @@ def register(subparsers: Any) -> None:
         "verify",
         help="verify evidence: signatures, chain to a pinned root, policy, binding",
         description=(
-            "Verify an SEV-SNP report (raw, hex, base64 or Azure HCL) or an Intel TDX quote "
-            "(v4/v5; raw, hex or base64); the type is detected from the bytes. "
+            "Verify an SEV-SNP report (raw, hex, base64 or Azure HCL), an Intel TDX quote "
+            "(v4/v5; raw, hex or base64), or Azure vTPM evidence (az-snp-vtpm/az-tdx-vtpm, the "
+            "JSON the CoCo attestation agent and Trustee use: HCL report + TPM quote, v0/v1/v2; "
+            "policy table [azure]); the type is detected from the bytes. "
             "Exit 0 accept, 1 reject, 2 malformed input or usage error."
         ),
     )
@@ -55,6 +58,12 @@ def register(subparsers: Any) -> None:
         "--product", choices=("Milan", "Genoa", "Turin"), help="require this product"
     )
     verify.add_argument("--report-data", help="expected REPORT_DATA, 128 hex digits")
+    verify.add_argument(
+        "--nonce",
+        metavar="HEX",
+        help="Azure vTPM evidence: the exact qualifying data (nonce) the TPM quote must carry, "
+        "as the CoCo attester/Trustee use it (1..64 bytes in hex)",
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     verify.set_defaults(handler=run_verify)
 
@@ -76,6 +85,9 @@ def run_verify(args: argparse.Namespace) -> int:
     policy = Policy.load(args.policy) if args.policy else Policy()
     crl = read_input(args.crl, "crl") if args.crl else None
     expected = parse_hex(args.report_data, "--report-data", size=64) if args.report_data else None
+    nonce = parse_hex(args.nonce, "--nonce") if args.nonce else None
+    if nonce is not None and not 1 <= len(nonce) <= 64:
+        raise UsageError("--nonce", "wrong length", expected="1..64 bytes", actual=len(nonce))
     at = parse_time(args.at, "--at") if args.at else None
     result = verify_evidence(
         evidence,
@@ -86,6 +98,7 @@ def run_verify(args: argparse.Namespace) -> int:
         crl=crl,
         product=args.product,
         collateral=args.collateral,
+        nonce=nonce,
     )
     if args.json:
         print(json.dumps(result.summary(), indent=2))
@@ -105,6 +118,8 @@ def run_show(args: argparse.Namespace) -> int:
     tee = detect_evidence_type(data)
     if tee == "tdx":
         fields = {"tee": tee, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
+    elif tee in ("az-snp-vtpm", "az-tdx-vtpm"):
+        fields = {"tee": tee, **_azure_fields(data)}
     elif tee != "sev-snp":
         raise UsageError(
             "show.tee",
@@ -123,9 +138,36 @@ def run_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _azure_fields(data: bytes) -> dict[str, Any]:
+    """Every part of Azure vTPM evidence: HCL report, hardware report, runtime data, quote."""
+    from attestation.azure.verify import parse_parts
+    from attestation.snp.abi import parse_report
+    from attestation.tdx.abi import parse_quote, quote_to_dict
+
+    parts, hcl, runtime, attest = parse_parts(data)
+    fields: dict[str, Any] = {
+        "evidence_version": parts.version,
+        "hcl_report": hcl.to_dict(),
+    }
+    if hcl.tee == "sev-snp":
+        fields["snp_report"] = parse_report(hcl.hardware_report).to_dict()
+    else:
+        fields["td_report"] = {"sha384": hashlib.sha384(hcl.hardware_report).hexdigest()}
+        fields["td_quote"] = quote_to_dict(parse_quote(parts.td_quote or b""))
+    fields["runtime_data"] = runtime.to_dict()
+    fields["runtime_data_sha256"] = hashlib.sha256(hcl.variable_data).hexdigest()
+    fields["quote"] = attest.to_dict()
+    fields["quote_signature"] = parts.quote_signature.hex()
+    fields["pcrs"] = {str(i): value.hex() for i, value in enumerate(parts.pcrs)}
+    fields["vcek"] = "present" if parts.vcek else "absent"
+    return fields
+
+
 def _describe(result: VerifiedEvidence) -> str:
     if result.tee == "tdx":
         return _describe_tdx(result)
+    if result.tee in ("az-snp-vtpm", "az-tdx-vtpm"):
+        return _describe_azure(result)
     s = result.summary()
     tcb = " ".join(f"{k}={v}" for k, v in result.tcb.items())
     lines = [result.verdict]
@@ -170,6 +212,30 @@ def _describe_tdx(result: VerifiedEvidence) -> str:
             f"  verified at   {s.get('verified_at')}",
         ]
     )
+
+
+def _describe_azure(result: VerifiedEvidence) -> str:
+    s = result.summary()
+    quote = s["quote"]
+    lines = [result.verdict]
+    if result.simulated:
+        lines.append(
+            "WARNING: SIMULATED evidence is not from AMD hardware; trust it with nothing real."
+        )
+    tcb = " ".join(f"{k}={v}" for k, v in result.tcb.items() if not isinstance(v, list))
+    lines += [
+        f"  tee           {s['tee']} (evidence v{s['evidence_version']}, "
+        f"HCL header v{s['hcl_report']['header_version']})",
+        f"  hardware      {s['product']}, {s['signing_key']}, TCB {tcb}",
+        f"  measurement   {s['measurement']} (the paravisor's launch measurement)",
+        f"  runtime data  sha256 {s['runtime_data_sha256']} = the hardware REPORT_DATA",
+        f"  AK quote      {s['quote_signature']}, signer {quote['qualified_signer']}",
+        f"  PCRs          {quote['pcr_selection']}, digest {quote['pcr_digest']}",
+        f"  nonce         {quote['extra_data']}",
+        f"  root          sha256 {s['root_sha256']}",
+        f"  verified at   {s.get('verified_at')}",
+    ]
+    return "\n".join(lines)
 
 
 def _flatten(fields: dict[str, Any], prefix: str = "") -> list[str]:

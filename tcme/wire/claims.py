@@ -39,7 +39,7 @@ from tcme.wire.keys import (
 )
 
 CLAIMS_TYPE = "tcme/v1/claims"
-TEE_TYPES = ("sev-snp", "tdx")
+TEE_TYPES = ("sev-snp", "tdx", "az-snp-vtpm", "az-tdx-vtpm")
 
 
 @dataclass(frozen=True)

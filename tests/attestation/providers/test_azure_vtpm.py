@@ -225,3 +225,10 @@ def test_runtime_data_names_the_swtpm_ak(provisioned, sim):
 
     ak = load_pem_public_key((provisioned.directory / "ak.pem").read_bytes())
     assert parse_runtime_data(hcl.variable_data).ak.public_numbers() == ak.public_numbers()
+
+
+def test_doctor_reports_the_azure_vtpm(tmp_path):
+    from attestation.providers.select import diagnose
+
+    status = {s.name: s for s in diagnose(tmp_path)}["azure-vtpm"]
+    assert not status.available and "tpmrm0 does not exist" in status.reason
