@@ -15,9 +15,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from attestation.errors import UsageError
+from enclave.fleet import FleetServicer
 from enclave.runtime import Enclave
 from enclave.service import TcmeServicer
-from tcme.v1 import tcme_pb2, tcme_pb2_grpc
+from tcme.v1 import fleet_pb2_grpc, tcme_pb2, tcme_pb2_grpc
 
 SERVICE_NAME = tcme_pb2.DESCRIPTOR.services_by_name["Tcme"].full_name
 MAX_RECEIVE_BYTES = 1024 * 1024
@@ -40,6 +41,7 @@ def create_server(
         ],
     )
     tcme_pb2_grpc.add_TcmeServicer_to_server(TcmeServicer(enclave), server)
+    fleet_pb2_grpc.add_FleetServicer_to_server(FleetServicer(enclave), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -20,7 +20,7 @@ from grpc_status import rpc_status
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
 from enclave.inference import InferenceError
-from enclave.runtime import Enclave
+from enclave.runtime import Enclave, EnclaveDraining
 from enclave.session import (
     CapacityError,
     EnclaveFailure,
@@ -43,6 +43,7 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (SessionAborted, grpc.StatusCode.ABORTED),
     (SessionStateError, grpc.StatusCode.FAILED_PRECONDITION),
     (CapacityError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (EnclaveDraining, grpc.StatusCode.UNAVAILABLE),
     (EnclaveFailure, grpc.StatusCode.INTERNAL),
     (InferenceError, grpc.StatusCode.INTERNAL),
     (SignatureError, grpc.StatusCode.PERMISSION_DENIED),
@@ -122,6 +123,7 @@ class TcmeServicer(tcme_pb2_grpc.TcmeServicer):
         """Validate the contract and open a session."""
 
         def body() -> tcme_pb2.CreateSessionResponse:
+            self._enclave.check_accepting()
             session = self._enclave.sessions.create(request.contract)
             return tcme_pb2.CreateSessionResponse(
                 session_id=session.session_id,
