@@ -34,6 +34,8 @@ from typing import Any
 from attestation.azure.evidence import looks_like_azure_evidence
 from attestation.azure.verify import AzureReport, evidence_kind
 from attestation.errors import BindingError, ParseError, PolicyError, UsageError
+from attestation.nvidia.evidence import TEE_NVIDIA_GPU, is_nvidia_report, verify_nvidia_gpu
+from attestation.nvidia.verify import VerifiedDevice
 from attestation.policy import Policy, validate_report
 from attestation.snp.abi import AttestationReport, decode_report_input, parse_report
 from attestation.snp.roots import amd_ark_fingerprints
@@ -89,8 +91,10 @@ class VerifiedEvidence:
                 f"ACCEPTED: SIMULATED {self.tee.upper()} evidence "
                 "(simulated root, no hardware root of trust)"
             )
-        vendor = "AMD" if self.tee in (TEE_SNP, TEE_AZ_SNP) else "Intel"
-        kind = f"{vendor} {self.tee.upper()}"
+        vendor = {TEE_SNP: "AMD", TEE_AZ_SNP: "AMD", TEE_NVIDIA_GPU: "NVIDIA"}.get(
+            self.tee, "Intel"
+        )
+        kind = "NVIDIA GPU" if self.tee == TEE_NVIDIA_GPU else f"{vendor} {self.tee.upper()}"
         return f"ACCEPTED: genuine {kind} evidence ({self.product}, {self.signing_key})"
 
     def summary(self) -> dict[str, Any]:
@@ -116,6 +120,8 @@ class VerifiedEvidence:
                 host_data=self.report.host_data.hex(),
                 chip_id=self.report.chip_id.hex(),
             )
+        if isinstance(self.report, VerifiedDevice):
+            out["device"] = self.report.summary()
         if isinstance(self.report, TdxQuote):
             out.update(tdx_summary(self.report))
         if isinstance(self.report, AzureReport):
@@ -139,6 +145,8 @@ def detect_evidence_type(data: bytes) -> str:
         return TEE_TDX
     if looks_like_azure_evidence(data):
         return evidence_kind(data)  # parses strictly: malformed Azure evidence fails here
+    if is_nvidia_report(data):
+        return TEE_NVIDIA_GPU
     try:
         decode_report_input(data)
         return TEE_SNP
@@ -440,4 +448,5 @@ _VERIFIERS: dict[str, Callable[..., VerifiedEvidence]] = {
     TEE_TDX: _verify_tdx,
     TEE_AZ_SNP: _verify_azure,
     TEE_AZ_TDX: _verify_azure,
+    TEE_NVIDIA_GPU: verify_nvidia_gpu,
 }
