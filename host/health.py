@@ -20,6 +20,33 @@ log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# Trailing metadata of a health answer that is not SERVING: why (`tcme host health` prints it).
+REASON_KEY = "tcme-health-reason"
+MAX_REASON_CHARS = 200
+
+
+class ExplainedHealthServicer(health.HealthServicer):
+    """grpc.health.v1 whose answers other than SERVING carry the reason in trailing metadata.
+
+    The health protocol has no field for it; a plain client ignores the metadata.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reason = "not probed yet"
+
+    def set_reason(self, reason: str) -> None:
+        """Why the proxy is not serving now (kept short; no party data ever reaches it)."""
+        self._reason = " ".join(reason.split())[:MAX_REASON_CHARS]
+
+    def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        """The status, with ``tcme-health-reason`` when it is not SERVING."""
+        response = super().Check(request, context)
+        if response.status != SERVING and self._reason:
+            context.set_trailing_metadata(((REASON_KEY, self._reason),))
+        return response
 
 
 class EnclaveHealthMonitor:
@@ -32,8 +59,10 @@ class EnclaveHealthMonitor:
         *,
         interval: float = 1.0,
         probe_timeout: float = 1.0,
+        target: str = "",
     ) -> None:
-        self.servicer = health.HealthServicer()
+        self.servicer = ExplainedHealthServicer()
+        self._enclave = f"the enclave at {target}" if target else "the enclave"
         self._stub = health_pb2_grpc.HealthStub(channel)
         self._services = list(services)
         self._interval = interval
@@ -52,6 +81,7 @@ class EnclaveHealthMonitor:
         """Mark everything NOT_SERVING (graceful shutdown) and end the probe thread."""
         self._stop.set()
         self._wake.set()
+        self.servicer.set_reason("the proxy is shutting down")
         self.servicer.enter_graceful_shutdown()
         if self._thread.is_alive():
             self._thread.join(timeout=self._probe_timeout + 1)
@@ -59,6 +89,7 @@ class EnclaveHealthMonitor:
     def mark_unavailable(self) -> None:
         """A forwarded call could not reach the enclave: stop advertising SERVING now."""
         if not self._stop.is_set():
+            self.servicer.set_reason(f"a forwarded call found {self._enclave} unavailable")
             self._set_all(NOT_SERVING)
             self._wake.set()
 
@@ -68,10 +99,17 @@ class EnclaveHealthMonitor:
             overall = self._check("")
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                self.servicer.set_reason(
+                    f"{self._enclave} does not answer its health check: "
+                    f"{err.code().name}: {err.details() or 'no detail'}"
+                )
                 self._set_all(NOT_SERVING)
                 return False
             self._set_all(SERVING)  # reachable, just no health service of its own
             return True
+        if overall != SERVING:
+            name = health_pb2.HealthCheckResponse.ServingStatus.Name(overall)
+            self.servicer.set_reason(f"{self._enclave} reports {name}")
         self.servicer.set("", overall)
         for name in self._services:
             try:
@@ -103,4 +141,5 @@ class EnclaveHealthMonitor:
                 self.probe()
             except Exception:  # the monitor must outlive a bad probe
                 log.exception("enclave health probe failed")
+                self.servicer.set_reason("the proxy's health probe failed (see its log)")
                 self._set_all(NOT_SERVING)

@@ -105,7 +105,7 @@ def create_server(
         ("grpc.max_send_message_length", max_message_bytes),
     ]
     channel = grpc.insecure_channel(enclave_target, options=limits)
-    monitor = EnclaveHealthMonitor(channel, names, interval=health_interval)
+    monitor = EnclaveHealthMonitor(channel, names, interval=health_interval, target=enclave_target)
     handler = ForwardingHandler(
         channel,
         method_shapes(services),
