@@ -7,11 +7,13 @@ servicer share one code path.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
 from attestation.binding import MAX_NONCE_SIZE, MIN_NONCE_SIZE, report_data_for
-from attestation.errors import UsageError
+from attestation.errors import TcmeError, UsageError
 from attestation.providers.base import Evidence, EvidenceProvider
 from enclave.contract import ContractLimits
 from enclave.keys import EnclaveKeys
@@ -23,6 +25,12 @@ from tcme.wire.claims import build_claims
 log = logging.getLogger(__name__)
 
 RUNTIME_VERSION = f"tcme {__version__}"
+# Bytes of the per-process route tag that starts every session id (enclave/fleet.py).
+ROUTE_SIZE = 4
+
+
+class EnclaveDraining(TcmeError):
+    """The enclave is shutting down: it finishes its sessions but opens no new one."""
 
 
 class ModelIdentityLike(Protocol):
@@ -60,8 +68,13 @@ class Enclave:
         limits: ContractLimits | None = None,
         max_sessions: int = 64,
         retention_seconds: float = 300.0,
+        route: bytes | None = None,
     ) -> None:
         self.provider = provider
+        # A fresh random tag per process: a restarted enclave is a new route, so a proxy
+        # can never send an old session's calls to the process that replaced it.
+        self.route = os.urandom(ROUTE_SIZE) if route is None else bytes(route)
+        self._draining = threading.Event()
         self.keys = keys or EnclaveKeys.generate()
         self.claims = build_claims(
             runtime=RUNTIME_VERSION,
@@ -82,6 +95,7 @@ class Enclave:
             limits=limits,
             max_sessions=max_sessions,
             retention_seconds=retention_seconds,
+            route=self.route,
         )
         if provider.simulated:
             log.warning(
@@ -121,6 +135,24 @@ class Enclave:
             session_id=session_id,
             capability=record.raw if record is not None else b"",
         )
+
+    @property
+    def draining(self) -> bool:
+        """True once ``start_draining`` ran: no new sessions."""
+        return self._draining.is_set()
+
+    def start_draining(self) -> None:
+        """Refuse new sessions from now on; the live ones continue."""
+        self._draining.set()
+
+    def check_accepting(self) -> None:
+        """Raise ``EnclaveDraining`` when this enclave takes no new sessions."""
+        if self._draining.is_set():
+            raise EnclaveDraining(
+                "enclave.draining",
+                "this enclave is shutting down and takes no new sessions; "
+                "create the session again (the proxy sends it to another enclave)",
+            )
 
     def close(self) -> None:
         """Drop every session."""

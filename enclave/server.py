@@ -21,17 +21,23 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from attestation.errors import UsageError
+from enclave.fleet import FleetServicer
 from enclave.runtime import Enclave
 from enclave.service import TcmeServicer, tcme_handler
 from tcme.serving.limits import ListenerLimits
-from tcme.v1 import tcme_pb2
+from tcme.v1 import fleet_pb2_grpc, tcme_pb2
 
 SERVICE_NAME = tcme_pb2.DESCRIPTOR.services_by_name["Tcme"].full_name
 MAX_RECEIVE_BYTES = 1024 * 1024
 MAX_SEND_BYTES = 4 * 1024 * 1024
 # The proxy multiplexes every party's calls on one connection: the per-connection
-# stream limit must not be what queues a party's Attest behind others' waits.
-ENCLAVE_LIMITS = ListenerLimits(streams_per_connection=1024)
+# stream limit must not be what queues a party's Attest behind others' waits, and
+# aging that connection must not cut a long CreateSession (capability tests) short.
+ENCLAVE_LIMITS = ListenerLimits(
+    streams_per_connection=1024,
+    connection_age_seconds=24 * 3600.0,
+    connection_age_grace_seconds=600.0,
+)
 
 
 def create_server(
@@ -51,6 +57,7 @@ def create_server(
         ],
     )
     server.add_generic_rpc_handlers((tcme_handler(TcmeServicer(enclave, workers=max_workers)),))
+    fleet_pb2_grpc.add_FleetServicer_to_server(FleetServicer(enclave), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -30,7 +30,7 @@ from google.protobuf.message import DecodeError
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
 from enclave.inference import InferenceError
-from enclave.runtime import Enclave
+from enclave.runtime import Enclave, EnclaveDraining
 from enclave.session import (
     SESSION_ID_SIZE,
     CapacityError,
@@ -75,6 +75,7 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (SessionStateError, grpc.StatusCode.FAILED_PRECONDITION),
     (CapacityError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ServerBusy, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (EnclaveDraining, grpc.StatusCode.UNAVAILABLE),
     (EnclaveFailure, grpc.StatusCode.INTERNAL),
     (InferenceError, grpc.StatusCode.INTERNAL),
     (SignatureError, grpc.StatusCode.PERMISSION_DENIED),
@@ -211,6 +212,7 @@ class TcmeServicer:
         self, request: tcme_pb2.CreateSessionRequest, context: grpc.ServicerContext
     ) -> tcme_pb2.CreateSessionResponse:
         """Validate the contract and open a session."""
+        self._enclave.check_accepting()
         with self.gate.long_call():
             session = self._enclave.sessions.create(request.contract)
         return tcme_pb2.CreateSessionResponse(

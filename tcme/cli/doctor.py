@@ -2,8 +2,10 @@
 
 It runs the same checks as provider selection (``attestation.providers.select``):
 configfs-tsm is probed by creating and removing one report instance (no report
-is generated), the devices are only opened. Exit 0 when a hardware provider is
-usable, 1 when none is (the simulated provider is never chosen implicitly).
+is generated), the devices are only opened, and the CoCo attestation agent's
+REST API (inside a Confidential Containers pod) is asked ``GET /info``.
+Exit 0 when a hardware provider is usable, 1 when none is (the simulated
+provider is never chosen implicitly).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "doctor",
         help="show which attestation provider this machine offers and why others are missing",
         description=(
-            "Checks configfs-tsm (/sys/kernel/config/tsm/report), /dev/sev-guest and "
-            "/dev/tdx_guest in the order the enclave would pick them. Exit 0 when one is "
-            "usable, 1 when none is."
+            "Checks configfs-tsm (/sys/kernel/config/tsm/report), /dev/sev-guest, "
+            "/dev/tdx_guest and, inside a Confidential Containers pod, the CoCo attestation "
+            "agent's API ($TCME_COCO_AA_URL, default http://127.0.0.1:8006) in the order the "
+            "enclave would pick them. Exit 0 when one is usable, 1 when none is."
         ),
     )
     doctor.add_argument(

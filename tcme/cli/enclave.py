@@ -71,6 +71,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how long a finished session's ciphertext waits to be collected",
     )
     serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help=(
+            "on SIGTERM: report NOT_SERVING, refuse new sessions and let live sessions "
+            "finish for up to S seconds before exiting (default 30; a second signal, or "
+            "SIGINT, stops at once). Keep Kubernetes' terminationGracePeriodSeconds above it"
+        ),
+    )
+    serve.add_argument(
         "--ready-file", type=Path, help="write the bound address here once serving (for scripts)"
     )
     serve.set_defaults(handler=_serve)
@@ -103,6 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
 
     from attestation.providers.select import select_provider
+    from enclave.fleet import drain
     from enclave.inference import Inference
     from enclave.model_loader import load_verified_model
     from enclave.runtime import Enclave
@@ -138,10 +150,31 @@ def _serve(args: argparse.Namespace) -> int:
         if args.ready_file is not None:
             args.ready_file.write_text(bound + "\n", encoding="utf-8")
         print(f"tcme enclave listening on {bound}", flush=True)
+        log.info("route tag %s (every session id starts with it)", enclave.route.hex())
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        terminate = threading.Event()
+        interrupt = threading.Event()
+
+        def _on_term(*_: object) -> None:
+            if terminate.is_set():
+                interrupt.set()  # a second SIGTERM: stop draining
+            terminate.set()
+            stop.set()
+
+        def _on_int(*_: object) -> None:
+            interrupt.set()
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _on_term)
+        signal.signal(signal.SIGINT, _on_int)
         stop.wait()
+        if terminate.is_set() and not interrupt.is_set():
+            drain(
+                enclave,
+                getattr(server, "health_servicer", None),
+                args.drain_seconds,
+                interrupted=interrupt,
+            )
         log.info("shutting down: dropping every session")
         shutdown(server, enclave)
     finally:

@@ -36,7 +36,8 @@ class ListenerLimits:
     calls_per_peer: int = 64
     connection_idle_seconds: float = 120.0
     connection_age_seconds: float = 300.0
-    connection_age_grace_seconds: float = 30.0
+    # Long enough for the slowest honest call (a CreateSession running capability tests).
+    connection_age_grace_seconds: float = 120.0
     keepalive_seconds: float = 60.0
     keepalive_timeout_seconds: float = 20.0
 
