@@ -56,7 +56,8 @@ def create_server(
             *ENCLAVE_LIMITS.grpc_options(),
         ],
     )
-    server.add_generic_rpc_handlers((tcme_handler(TcmeServicer(enclave, workers=max_workers)),))
+    servicer = TcmeServicer(enclave, workers=max_workers)
+    server.add_generic_rpc_handlers((tcme_handler(servicer),))
     fleet_pb2_grpc.add_FleetServicer_to_server(FleetServicer(enclave), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -69,6 +70,7 @@ def create_server(
     if port == 0 and not address.startswith("unix:"):
         raise UsageError("enclave.listen", f"cannot listen on {address}")
     server.health_servicer = health_servicer  # type: ignore[attr-defined]
+    server.tcme_servicer = servicer  # type: ignore[attr-defined]
     return server, 0 if address.startswith("unix:") else port
 
 

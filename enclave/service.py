@@ -135,6 +135,25 @@ class CallGate:
         self.wait_limit = max(1, workers // 4)
         self._long = threading.BoundedSemaphore(self.long_limit)
         self._waits = threading.BoundedSemaphore(self.wait_limit)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._waiting = 0
+
+    @property
+    def running(self) -> int:
+        """Long calls running now."""
+        with self._lock:
+            return self._running
+
+    @property
+    def waiting(self) -> int:
+        """GetResult calls holding a wait slot now."""
+        with self._lock:
+            return self._waiting
+
+    def _count(self, which: str, step: int) -> None:
+        with self._lock:
+            setattr(self, which, getattr(self, which) + step)
 
     @contextmanager
     def long_call(self) -> Iterator[None]:
@@ -145,19 +164,24 @@ class CallGate:
                 "the enclave is busy; retry later",
                 expected=f"at most {self.long_limit} long calls at once",
             )
+        self._count("_running", 1)
         try:
             yield
         finally:
+            self._count("_running", -1)
             self._long.release()
 
     @contextmanager
     def wait_slot(self) -> Iterator[bool]:
         """Yields True while holding one of the wait slots, False when all are taken."""
         got = self._waits.acquire(blocking=False)
+        if got:
+            self._count("_waiting", 1)
         try:
             yield got
         finally:
             if got:
+                self._count("_waiting", -1)
                 self._waits.release()
 
 
