@@ -31,12 +31,17 @@ class TcmeError(Exception):
         super().__init__(self.message())
 
     def message(self) -> str:
-        """One line: ``check: detail (expected X, got Y)``."""
+        """One line: ``check: detail (expected X, got Y)``; an absent side is left out."""
         parts = [self.check]
         if self.detail:
             parts.append(f": {self.detail}")
-        if self.expected is not None or self.actual is not None:
-            parts.append(f" (expected {_show(self.expected)}, got {_show(self.actual)})")
+        compared = [
+            f"{label} {_show(value)}"
+            for label, value in (("expected", self.expected), ("got", self.actual))
+            if value is not None and value != ""
+        ]
+        if compared:
+            parts.append(f" ({', '.join(compared)})")
         return "".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +95,14 @@ class BindingError(TcmeError):
 
 class UsageError(TcmeError):
     """The caller asked for something impossible (bad option, missing file)."""
+
+
+class UnreachableError(TcmeError):
+    """A service could not be reached or talked to (network, TLS, a stopped backend).
+
+    Nothing was verified or rejected: retrying later, or fixing the address,
+    may help. The command line exits 3 for it.
+    """
 
 
 def _show(value: Any) -> str:

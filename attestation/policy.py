@@ -36,6 +36,7 @@ from attestation.snp.abi import (
     TcbVersion,
 )
 from attestation.snp.verify import SIMULATED_PRODUCT
+from attestation.text import parse_sha256
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class Policy:
             elif key == "simulated_ark_sha256":
                 values = [value] if isinstance(value, str) else value
                 kw[key] = tuple(
-                    _to_bytes(v, f"policy.{key}", 32).hex()
+                    parse_sha256(v, f"policy.{key}").hex()
                     for v in _to_list(values, f"policy.{key}")
                 )
             elif key == "snp":

@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from attestation.errors import UsageError
-from enclave.fleet import FleetServicer
+from enclave.fleet import FLEET_SERVICE, FleetServicer
 from enclave.runtime import Enclave
 from enclave.service import TcmeServicer, tcme_handler
 from tcme.serving.limits import ListenerLimits
@@ -61,7 +61,9 @@ def create_server(
     fleet_pb2_grpc.add_FleetServicer_to_server(FleetServicer(enclave), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
+    # "" and Tcme: takes new sessions (NOT_SERVING while draining, enclave.fleet.drain).
+    # Fleet: the process is up (liveness), SERVING until shutdown, drain or not.
+    for name in ("", SERVICE_NAME, FLEET_SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     try:
         port = server.add_insecure_port(address)

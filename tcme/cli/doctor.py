@@ -15,10 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from attestation.providers.select import diagnose
-
-EXIT_OK = 0
-EXIT_NONE = 1
+from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from attestation.providers.select import diagnose
+
     statuses = diagnose(args.root)
     chosen = next((s for s in statuses if s.available), None)
     if args.json:
@@ -68,7 +67,7 @@ def _doctor(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        return EXIT_OK if chosen else EXIT_NONE
+        return EXIT_OK if chosen else EXIT_REJECT
     print(f"attestation interfaces under {args.root}:")
     width = max(len(s.name) for s in statuses)
     for status in statuses:
@@ -81,4 +80,4 @@ def _doctor(args: argparse.Namespace) -> int:
     print("selected: none. The enclave needs an SEV-SNP or TDX guest; for development run it")
     print("with --simulated (evidence verifiers accept only if their policy allows simulated).")
     print("tcme doctor: no usable attestation provider", file=sys.stderr)
-    return EXIT_NONE
+    return EXIT_REJECT

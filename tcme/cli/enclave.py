@@ -22,7 +22,7 @@ log = logging.getLogger("tcme.enclave")
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``tcme enclave serve``."""
     group = subparsers.add_parser("enclave", help="run the enclave service")
-    sub = group.add_subparsers(dest="enclave_command", metavar="COMMAND")
+    sub = group.add_subparsers(dest="enclave_command", metavar="COMMAND", required=True)
     serve = sub.add_parser(
         "serve",
         help="serve tcme.v1.Tcme: attest, sessions, inputs, results",
@@ -85,12 +85,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--ready-file", type=Path, help="write the bound address here once serving (for scripts)"
     )
     serve.set_defaults(handler=_serve)
-    group.set_defaults(handler=lambda _args: _usage(group))
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _verifier(args: argparse.Namespace):  # noqa: ANN202 - tcme.model.ModelVerifier

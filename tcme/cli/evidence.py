@@ -1,39 +1,29 @@
 """``tcme evidence verify|show``: check attestation evidence against a policy, or print it.
 
 Exit codes: 0 accepted, 1 rejected (every reason on stderr, one per line, or in
-the JSON), 2 malformed input or usage error. Never a traceback.
+the JSON), 2 malformed input or usage error (``tcme.cli.exitcodes``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from attestation.errors import ParseError, PolicyError, TcmeError, UsageError
-from attestation.policy import Policy
-from attestation.snp import _x509
-from attestation.snp.abi import decode_report_input, parse_report
-from attestation.tdx.abi import parse_quote, quote_to_dict
-from attestation.verifier import (
-    VerifiedEvidence,
-    decode_tdx_input,
-    detect_evidence_type,
-    verify_evidence,
-)
+from attestation.errors import UsageError
+from tcme.cli.exitcodes import EXIT_OK
 
-EXIT_OK, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
-CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
-MAX_INPUT_BYTES = 16 * 1024 * 1024  # evidence, certificates and CRLs are all far smaller
+if TYPE_CHECKING:
+    from attestation.verifier import VerifiedEvidence
 
 
 def register(subparsers: Any) -> None:
     """Add ``evidence verify`` and ``evidence show``."""
     group = subparsers.add_parser("evidence", help="verify or show SEV-SNP/TDX evidence")
-    sub = group.add_subparsers(dest="evidence_command", metavar="COMMAND", parser_class=type(group))
+    sub = group.add_subparsers(
+        dest="evidence_command", metavar="COMMAND", required=True, parser_class=type(group)
+    )
 
     verify = sub.add_parser(
         "verify",
@@ -73,29 +63,30 @@ def register(subparsers: Any) -> None:
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=run_show)
 
-    group.set_defaults(handler=lambda _args: _usage(group))
-
 
 def run_verify(args: argparse.Namespace) -> int:
     """Handler of ``tcme evidence verify``."""
-    try:
-        evidence = read_input(args.file, "evidence")
-        certs = read_certs(args.certs) if args.certs else None
-        policy = Policy.load(args.policy) if args.policy else Policy()
-        crl = read_input(args.crl, "crl") if args.crl else None
-        expected = _hex_arg(args.report_data, "--report-data", 64) if args.report_data else None
-        result = verify_evidence(
-            evidence,
-            certs=certs,
-            policy=policy,
-            at=parse_time(args.at) if args.at else None,
-            expected_report_data=expected,
-            crl=crl,
-            product=args.product,
-            collateral=args.collateral,
-        )
-    except TcmeError as err:
-        return _fail(err, as_json=args.json)
+    from attestation.inputs import read_certs, read_input
+    from attestation.policy import Policy
+    from attestation.text import parse_hex, parse_time
+    from attestation.verifier import verify_evidence
+
+    evidence = read_input(args.file, "evidence")
+    certs = read_certs(args.certs) if args.certs else None
+    policy = Policy.load(args.policy) if args.policy else Policy()
+    crl = read_input(args.crl, "crl") if args.crl else None
+    expected = parse_hex(args.report_data, "--report-data", size=64) if args.report_data else None
+    at = parse_time(args.at, "--at") if args.at else None
+    result = verify_evidence(
+        evidence,
+        certs=certs,
+        policy=policy,
+        at=at,
+        expected_report_data=expected,
+        crl=crl,
+        product=args.product,
+        collateral=args.collateral,
+    )
     if args.json:
         print(json.dumps(result.summary(), indent=2))
     else:
@@ -105,22 +96,24 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Handler of ``tcme evidence show``."""
-    try:
-        data = read_input(args.file, "evidence")
-        tee = detect_evidence_type(data)
-        if tee == "tdx":
-            fields = {"tee": tee, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
-        elif tee != "sev-snp":
-            raise UsageError(
-                "show.tee",
-                f"showing {tee} evidence is not supported",
-                expected="sev-snp",
-                actual=tee,
-            )
-        else:
-            fields = {"tee": tee, **parse_report(decode_report_input(data)).to_dict()}
-    except TcmeError as err:
-        return _fail(err, as_json=args.json)
+    from attestation.inputs import read_input
+    from attestation.snp.abi import decode_report_input, parse_report
+    from attestation.tdx.abi import parse_quote, quote_to_dict
+    from attestation.verifier import decode_tdx_input, detect_evidence_type
+
+    data = read_input(args.file, "evidence")
+    tee = detect_evidence_type(data)
+    if tee == "tdx":
+        fields = {"tee": tee, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
+    elif tee != "sev-snp":
+        raise UsageError(
+            "show.tee",
+            f"showing {tee} evidence is not supported",
+            expected="sev-snp",
+            actual=tee,
+        )
+    else:
+        fields = {"tee": tee, **parse_report(decode_report_input(data)).to_dict()}
     if args.json:
         print(json.dumps(fields, indent=2))
     else:
@@ -128,101 +121,6 @@ def run_show(args: argparse.Namespace) -> int:
         for line in _flatten(fields):
             print(line)
     return EXIT_OK
-
-
-def read_input(path: Path, what: str) -> bytes:
-    """A file's bytes; ``UsageError`` (exit 2) when unreadable or absurdly large."""
-    try:
-        if path.is_dir():
-            raise UsageError(f"{what}.file", f"{path} is a directory, expected a file")
-        size = path.stat().st_size
-        if size > MAX_INPUT_BYTES:
-            raise UsageError(
-                f"{what}.file",
-                f"{path} is too large",
-                expected=f"<= {MAX_INPUT_BYTES} bytes",
-                actual=size,
-            )
-        return path.read_bytes()
-    except OSError as err:
-        raise UsageError(f"{what}.file", f"cannot read {path}: {err.strerror}") from err
-
-
-def read_certs(path: Path) -> bytes:
-    """Certificates as PEM from a file (PEM or DER) or every certificate file in a directory.
-
-    In a directory, files ending .pem/.crt/.cer/.der are read; PEM CERTIFICATE
-    blocks are taken, other PEM blocks (private keys, CRLs) and non-certificate
-    DER files are skipped. Subdirectories are not searched.
-    """
-    if not path.is_dir():
-        return read_input(path, "certs")
-    pem: list[bytes] = []
-    for entry in sorted(path.iterdir()):
-        if not entry.is_file() or entry.suffix.lower() not in CERT_SUFFIXES:
-            continue
-        data = read_input(entry, "certs")
-        try:
-            for der in _x509.split_certificates(data):
-                cert = _x509.load_certificate_der(der)
-                pem.append(_x509_pem(cert))
-        except ParseError:
-            continue  # not a certificate (a CRL, a key): not ours to use
-    if not pem:
-        raise UsageError(
-            "certs.dir",
-            f"no certificates found in {path}",
-            expected="*.pem/*.der with the VCEK/VLEK",
-        )
-    return b"".join(pem)
-
-
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 time (``2025-06-01T00:00:00Z``); naive times are taken as UTC."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError as err:
-        raise UsageError(
-            "--at", "not an RFC 3339 time", expected="e.g. 2025-06-01T00:00:00Z", actual=text
-        ) from err
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _x509_pem(cert: Any) -> bytes:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return cert.public_bytes(Encoding.PEM)
-
-
-def _hex_arg(text: str, name: str, size: int) -> bytes:
-    try:
-        value = bytes.fromhex(text.strip())
-    except ValueError as err:
-        raise UsageError(name, "not hex", expected=f"{2 * size} hex digits", actual=text) from err
-    if len(value) != size:
-        raise UsageError(
-            name, "wrong length", expected=f"{size} bytes", actual=f"{len(value)} bytes"
-        )
-    return value
-
-
-def _fail(err: TcmeError, *, as_json: bool) -> int:
-    code = EXIT_USAGE if isinstance(err, ParseError | UsageError) else EXIT_REJECT
-    reasons = _reasons(err)
-    if as_json:
-        out = {"accepted": False, "exit_code": code, **err.to_dict(), "reasons": reasons}
-        print(json.dumps(out, indent=2))
-        return code
-    prefix = "tcme: error" if code == EXIT_USAGE else "tcme: rejected"
-    for reason in reasons:
-        print(f"{prefix}: {reason}", file=sys.stderr)
-    return code
-
-
-def _reasons(err: TcmeError) -> list[str]:
-    if isinstance(err, PolicyError) and err.violations:
-        return [v.message() for v in err.violations]
-    return [err.message()]
 
 
 def _describe(result: VerifiedEvidence) -> str:
@@ -282,8 +180,3 @@ def _flatten(fields: dict[str, Any], prefix: str = "") -> list[str]:
         else:
             lines.append(f"{prefix}{key}: {value}")
     return lines
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE

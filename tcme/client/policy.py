@@ -27,21 +27,9 @@ from typing import Any
 
 from attestation.errors import PolicyError, UsageError
 from attestation.policy import Policy
+from attestation.text import parse_sha256
 
 log = logging.getLogger(__name__)
-
-_HEX = frozenset("0123456789abcdef")
-
-
-def _hex(value: Any, check: str, size: int | None = None) -> str:
-    if not isinstance(value, str) or not value or set(value.lower()) - _HEX:
-        raise UsageError(check, "must be a hex string", actual=value)
-    value = value.lower()
-    if size is not None and len(value) != 2 * size:
-        raise UsageError(
-            check, "wrong length", expected=f"{2 * size} hex digits", actual=len(value)
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -56,7 +44,8 @@ class ModelExpectation:
         """Parse ``[model]``; raises UsageError when it is missing or incomplete."""
         if not isinstance(table, Mapping):
             raise UsageError("policy.model", "the policy needs a [model] table with root_digest")
-        digest = _hex(table.get("root_digest"), "policy.model.root_digest")
+        # `tcme model verify` prints sha256:<hex>; bare hex is accepted too.
+        digest = parse_sha256(table.get("root_digest"), "policy.model.root_digest").hex()
         signer = table.get("signer")
         if isinstance(signer, Mapping) and signer == {"skip": True}:
             log.warning("policy skips the model signer check: any signer of %s is accepted", digest)
@@ -99,8 +88,8 @@ class ContractExpectation:
         if not isinstance(table, Mapping) or ("file" in table) == ("digest" in table):
             raise UsageError("policy.contract", "[contract] needs exactly one of file, digest")
         if "digest" in table:
-            digest = _hex(table["digest"], "policy.contract.digest", size=32)
-            return cls(digest=bytes.fromhex(digest), source="policy digest")
+            digest = parse_sha256(table["digest"], "policy.contract.digest")
+            return cls(digest=digest, source="policy digest")
         path = Path(table["file"])
         if base is not None and not path.is_absolute():
             path = base / path

@@ -345,7 +345,7 @@ def test_cli_attest_accepts_and_rejects(model_stack, tmp_path):
     wrong.write_text(policy.read_text().replace(model_stack.identity.root_digest, "00" * 32))
     rejected = _tcme("attest", model_stack.target, "--policy", wrong)
     assert rejected.returncode == 1
-    reasons = [x for x in rejected.stderr.splitlines() if x.startswith("tcme attest: REJECTED: ")]
+    reasons = [x for x in rejected.stderr.splitlines() if x.startswith("tcme attest: rejected: ")]
     assert len(reasons) == 1 and "model.root_digest" in reasons[0]
     assert "Traceback" not in rejected.stderr
 

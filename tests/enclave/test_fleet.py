@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from enclave.fleet import TCME_SERVICE, drain
+from enclave.fleet import FLEET_SERVICE, TCME_SERVICE, drain
 from enclave.runtime import ROUTE_SIZE, Enclave
 from enclave.server import create_server, shutdown
 from tcme.v1 import fleet_pb2, fleet_pb2_grpc, tcme_pb2, tcme_pb2_grpc
@@ -119,6 +119,9 @@ def test_drain_refuses_new_sessions_and_waits_for_live_ones(served, parties):
         for name in ("", TCME_SERVICE):
             status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT)
             assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # Liveness stays SERVING: Kubernetes must not restart an enclave mid-drain.
+        alive = health.Check(health_pb2.HealthCheckRequest(service=FLEET_SERVICE), timeout=TIMEOUT)
+        assert alive.status == health_pb2.HealthCheckResponse.SERVING
         # The live session is still served...
         state = stub.GetSession(
             tcme_pb2.GetSessionRequest(session_id=session_id), timeout=TIMEOUT

@@ -63,9 +63,9 @@ def test_serve_usage_errors_exit_2():
     assert no_enclave.returncode == 2 and "--enclave" in no_enclave.stderr
 
 
-def test_health_unreachable_proxy_exits_1():
+def test_health_unreachable_proxy_exits_3():
     done = _tcme("host", "health", "127.0.0.1:9")
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert "UNAVAILABLE" in done.stderr
     assert "Traceback" not in done.stderr
 

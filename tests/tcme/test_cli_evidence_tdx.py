@@ -80,7 +80,7 @@ def test_v5_no_tcb_level_rejects_with_that_reason(capsys, vector):
     assert code == 1
     assert out == ""
     [line] = err.splitlines()
-    assert line.startswith("tcme: rejected: tcb_level:")
+    assert line.startswith("tcme evidence verify: rejected: tcb_level:")
     assert "No matching TCB level found" in line
 
 
@@ -143,8 +143,10 @@ def test_policy_violations_are_all_listed(capsys, vector, tmp_path):
     assert code == 1 and out == ""
     lines = err.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("tcme: rejected: mrtd: not an allowed value (expected 0000")
-    assert lines[1].startswith("tcme: rejected: rtmr1:")
+    assert lines[0].startswith(
+        "tcme evidence verify: rejected: mrtd: not an allowed value (expected 0000"
+    )
+    assert lines[1].startswith("tcme evidence verify: rejected: rtmr1:")
 
 
 def test_bad_tdx_policy_table_exits_2(capsys, vector, tmp_path):
@@ -215,7 +217,7 @@ def test_random_and_truncated_input_exit_2_cleanly(capsys, vector, tmp_path):
         )
         assert code == 2, (index, err)
         assert out == ""
-        assert err.startswith("tcme: error: ")
+        assert err.startswith("tcme evidence verify: error: ")
         assert len(err.splitlines()) == 1
         assert "Traceback" not in err
 
@@ -243,4 +245,4 @@ def test_show_malformed_quote_exits_2(capsys, vector):
         str(vector(f"{SPR}/tampered/quote_version_byte_0x00_set_0x03.bin")),
     )
     assert code == 2
-    assert err.startswith("tcme: error:")
+    assert err.startswith("tcme evidence show: error:")
