@@ -132,3 +132,29 @@ def nvml_status() -> tuple[bool, str]:
     except Exception as err:  # NVML raises its own error types; doctor only reports
         return False, f"NVML error: {err}"
     return True, f"NVML: CC mode {mode['cc_mode']}, devtools {'on' if mode['devtools'] else 'off'}"
+
+
+GPU_MODES = ("none", "nvml", "simulated")
+
+
+def select_gpu_provider(mode: str, *, count: int = 1) -> GpuEvidenceProvider | None:
+    """The GPU provider ``--gpu MODE`` asks for; never a silent fallback.
+
+    "none": no GPU evidence (CPU TEE only). "nvml": real GPUs in CC mode, or
+    ``ProviderUnavailable``; an NVML that reports CC off or devtools on is refused
+    here, before serving. "simulated": ``count`` SIMULATED GPUs.
+    """
+    if mode == "none":
+        return None
+    if mode == "simulated":
+        return SimulatedGpuProvider(count)
+    if mode == "nvml":
+        provider = NvmlGpuProvider()
+        state = provider.mode()
+        if state["cc_mode"] != "on" or state["devtools"]:
+            raise ProviderUnavailable(
+                "gpu.cc_mode",
+                f"the GPUs are not in confidential-computing production mode ({state})",
+            )
+        return provider
+    raise ProviderUnavailable("gpu.mode", f"unknown --gpu mode {mode!r}; one of {GPU_MODES}")
