@@ -46,6 +46,18 @@ class InferenceError(TcmeError):
     """The model call failed or produced something the contract does not allow."""
 
 
+class OutputInvalid(InferenceError):
+    """An output the model produced breaks its contract constraint (``output`` names it).
+
+    Its detail may quote the output (a JSON Schema path holds generated keys):
+    only the output's recipients may read it (enclave.disclosure).
+    """
+
+    def __init__(self, output: str, check: str, detail: str = "", **values: Any) -> None:
+        self.output = output
+        super().__init__(check, detail, **values)
+
+
 def grammar_for(output: OutputSpec) -> str:
     """GBNF for one output: exactly one enum value, the contract's GBNF, or the JSON grammar."""
     return output.grammar()
@@ -276,7 +288,8 @@ class Inference:
             )
         if text not in output.values:
             # The grammar should make this impossible; never release an off-contract output.
-            raise InferenceError(
+            raise OutputInvalid(
+                output.name,
                 "output.constraint",
                 f"model output for {output.name!r} is not one of the contract's values",
             )
@@ -301,7 +314,8 @@ class Inference:
                         stop=contract.decoding.stop,
                     )
                     if finish == "length":
-                        raise InferenceError(
+                        raise OutputInvalid(
+                            output.name,
                             "output.incomplete",
                             f"output {output.name!r} used its whole token budget "
                             f"({output.turn.max_tokens}) before its grammar completed",
@@ -309,8 +323,10 @@ class Inference:
                     try:
                         value = output.normalize(text)
                     except OutputValueError as err:
-                        raise InferenceError(
-                            "output.constraint", f"output {output.name!r}: {err.detail}"
+                        raise OutputInvalid(
+                            output.name,
+                            "output.constraint",
+                            f"output {output.name!r}: {err.detail}",
                         ) from None
                     results[output.name] = value
                     texts[output.name] = value

@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
 from enclave.admission import ReplayCacheFull, Unauthenticated
+from enclave.disclosure import FailedRun, failure_of
 from enclave.inference import InferenceError
 from enclave.runtime import Enclave, EnclaveDraining
 from enclave.session import (
@@ -81,6 +82,7 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (ServerBusy, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (EnclaveDraining, grpc.StatusCode.UNAVAILABLE),
     (EnclaveFailure, grpc.StatusCode.INTERNAL),
+    (FailedRun, grpc.StatusCode.INTERNAL),
     (InferenceError, grpc.StatusCode.INTERNAL),
     (SignatureError, grpc.StatusCode.PERMISSION_DENIED),
     (ContractError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -114,13 +116,32 @@ def status_code_for(error: TcmeError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def status_for(error: TcmeError) -> grpc.Status:
-    """A ``grpc.Status`` carrying ``google.rpc.Status`` + ``ErrorInfo`` for ``error``."""
+def status_for(error: TcmeError, party: str = "") -> grpc.Status:
+    """A ``grpc.Status`` carrying ``google.rpc.Status`` + ``ErrorInfo`` for ``error``.
+
+    A failed session's error also carries its ``SessionFailure``: the signed
+    failure receipt, and ``party``'s sealed detail when the request names one.
+    """
     data = error.to_dict()
+    record = failure_of(error)
+    extra = []
+    if record is not None:
+        failure = tcme_pb2.SessionFailure(
+            receipt=record.receipt, receipt_signature=record.receipt_signature
+        )
+        sealed = record.detail_for(party) if party else None
+        if sealed is not None:
+            failure.detail.CopyFrom(
+                tcme_pb2.SealedErrorDetail(
+                    party=sealed.party, enc=sealed.enc, ciphertext=sealed.ciphertext
+                )
+            )
+        extra.append(failure)
     return error_status(
         status_code_for(error),
         error.check,
         error.message(),
+        extra=extra,
         error=data["error"],
         detail=data["detail"],
         expected=data["expected"],
@@ -396,6 +417,7 @@ def _decoding(
     name: str, request_cls: Any, body: Callable[[Any, grpc.ServicerContext], T]
 ) -> Callable[[bytes, grpc.ServicerContext], T]:
     def handle(raw: bytes, context: grpc.ServicerContext) -> T:
+        request = None
         try:
             try:
                 request = request_cls.FromString(raw)
@@ -409,7 +431,10 @@ def _decoding(
         except TcmeError as err:
             code = status_code_for(err)
             log.info("%s -> %s %s", name, code.name, err.check)
-            context.abort_with_status(status_for(err))
+            # Requests that name a party (SubmitInput, GetResult) get its sealed detail;
+            # only that party's key opens it.
+            party = str(getattr(request, "party", "") or "")
+            context.abort_with_status(status_for(err, party))
             raise AssertionError("abort_with_status returned") from None  # pragma: no cover
 
     return handle

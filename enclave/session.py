@@ -38,6 +38,8 @@ from typing import Any
 from attestation.errors import TcmeError
 from enclave.admission import Admission, Admitted
 from enclave.contract import ContractLimits, accept_contract
+from enclave.disclosure import attach_failure, disclose
+from enclave.inference import OutputInvalid
 from enclave.keys import EnclaveKeys
 from enclave.timers import Scheduler, Timer
 from tcme.contract.capability import (
@@ -49,6 +51,7 @@ from tcme.contract.capability import (
 )
 from tcme.wire.contract import Contract
 from tcme.wire.envelope import OpenedInput, open_input, output_commitment, seal_output
+from tcme.wire.failure import FailureRecord, build_failure
 from tcme.wire.receipt import InputRecord, OutputRecord, build_receipt, sign_receipt
 from tcme.wire.requests import (
     SessionProposal,
@@ -143,7 +146,10 @@ class Session:
     ended: float | None = None
     state: State = State.OPEN
     inputs: dict[str, OpenedInput] = field(default_factory=dict, repr=False)
+    # The public error every caller sees once FAILED (carries ``failure``).
     error: TcmeError | None = None
+    # Signed failure receipt and one sealed detail per party (tcme.wire.failure).
+    failure: FailureRecord | None = None
     outputs: tuple[SealedOutput, ...] = ()
     receipt: bytes = b""
     receipt_signature: bytes = b""
@@ -394,7 +400,9 @@ class SessionManager:
                 )
             except TcmeError as err:
                 self._fail(session, err)
-                raise
+                # The public error: its detail (maybe about the party's value) is sealed.
+                assert session.error is not None
+                raise session.error from None
             session.inputs[party] = opened
             session.accepted.add(party)
             received, expected = len(session.inputs), len(session.contract.parties)
@@ -456,7 +464,7 @@ class SessionManager:
                 results.clear()
         with self._lock:
             if error is not None:
-                self._fail(session, error)
+                self._fail(session, error, from_run=True)
                 return
             receipt = build_receipt(
                 session_id=session.session_id,
@@ -485,8 +493,10 @@ class SessionManager:
         for spec in session.contract.outputs:
             value = results.get(spec.name)
             if not isinstance(value, str) or not spec.accepts(value):
-                raise EnclaveFailure(
-                    "output.constraint", f"output {spec.name!r} is missing or off-contract"
+                raise OutputInvalid(
+                    spec.name,
+                    "output.constraint",
+                    f"output {spec.name!r} is missing or off-contract",
                 )
             salt = os.urandom(SALT_SIZE)
             # Sealed to the contract's recipients of this output and to nobody else;
@@ -571,17 +581,31 @@ class SessionManager:
 
     # --- endings --------------------------------------------------------------------------
 
-    def _fail(self, session: Session, error: TcmeError) -> None:
+    def _fail(self, session: Session, error: TcmeError, *, from_run: bool = False) -> None:
+        """End ``session`` with ``error``: public reason for all, detail sealed to the entitled."""
         with self._lock:
             if session.state in (State.DONE, State.FAILED):
                 return
             session.inputs.clear()
             session.outputs = ()
+            disclosure = disclose(error, session.contract, from_run=from_run)
+            record = build_failure(
+                session_id=session.session_id,
+                contract=session.contract,
+                claims_digest=self._claims_digest,
+                reason=disclosure.public.check,
+                private={party: disclosure.private for party in disclosure.entitled},
+                signing_key=self._keys.signing,
+                completed_unix_ms=int(time.time() * 1000),
+            )
+            attach_failure(disclosure.public, record)
             session.state = State.FAILED
-            session.error = error
+            session.error = disclosure.public
+            session.failure = record
             self._retain(session)
             session.finished.set()
-        log.warning("session %s failed: %s", session.session_id.hex()[:8], error.check)
+        # The public reason only: the private check could say which value failed.
+        log.warning("session %s failed: %s", session.session_id.hex()[:8], disclosure.public.check)
 
     def _expire(self, session: Session) -> None:
         with self._lock:

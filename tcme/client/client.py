@@ -105,6 +105,57 @@ def create_session_request(
     )
 
 
+def disclosed_error(
+    err: RemoteError, attestation: AttestationResult, party: str, keys: PartyKeys
+) -> RemoteError:
+    """A failed session's error as this party may know it, checked against the signed record.
+
+    The enclave tells everyone a fixed public reason; when this party is entitled
+    to the detail (its own input, an output it receives), the detail comes sealed
+    to its key, committed in the enclave-signed failure receipt. Returns a
+    ``RemoteError`` whose ``check``/``detail`` are that opened detail (``disclosure``
+    ``"sealed"``) or the public reason (``"public"``), with ``failure_reason`` the
+    public one. Raises ``SignatureError``/``BindingError`` when the record is forged.
+    """
+    failure = err.failure
+    if failure is None or attestation.contract is None:
+        return err
+    from tcme.wire.failure import SealedDetail, verify_failure
+
+    detail = None
+    if failure.HasField("detail"):  # type: ignore[attr-defined]
+        sealed = failure.detail  # type: ignore[attr-defined]
+        detail = SealedDetail(str(sealed.party), bytes(sealed.enc), bytes(sealed.ciphertext))
+    verified = verify_failure(
+        bytes(failure.receipt),  # type: ignore[attr-defined]
+        bytes(failure.receipt_signature),  # type: ignore[attr-defined]
+        claims=attestation.claims,
+        contract=attestation.contract,
+        session_id=attestation.session_id,
+        party=party,
+        detail=detail,
+        keys=keys,
+    )
+    if verified.reason != err.check:
+        raise BindingError("failure.reason", expected=verified.reason, actual=err.check)
+    private = verified.error
+    if private is None:
+        out = RemoteError(err.check, err.detail, code=err.code)
+        out.disclosure = "public"
+    else:
+        out = RemoteError(
+            private.get("check") or err.check,
+            private.get("detail") or "",
+            code=err.code,
+            expected=private.get("expected"),
+            actual=private.get("actual"),
+        )
+        out.disclosure = "sealed"
+    out.failure = failure
+    out.failure_reason = verified.reason
+    return out
+
+
 def _state_name(state: int) -> str:
     return tcme_pb2.SessionState.Name(state).removeprefix("SESSION_STATE_")
 
@@ -224,15 +275,18 @@ class TcmeClient:
             values=values,
             signing_key=keys,
         )
-        response = self._call(
-            "SubmitInput",
-            tcme_pb2.SubmitInputRequest(
-                session_id=attestation.session_id,
-                party=party,
-                enc=sealed.enc,
-                ciphertext=sealed.ciphertext,
-            ),
-        )
+        try:
+            response = self._call(
+                "SubmitInput",
+                tcme_pb2.SubmitInputRequest(
+                    session_id=attestation.session_id,
+                    party=party,
+                    enc=sealed.enc,
+                    ciphertext=sealed.ciphertext,
+                ),
+            )
+        except RemoteError as err:
+            raise disclosed_error(err, attestation, party, keys) from None
         # The enclave names what it received; a proxy that altered our bytes shows here
         # (and again in the signed receipt, which is what counts).
         if bytes(response.ciphertext_sha256) != sealed.ciphertext_sha256:
@@ -276,7 +330,10 @@ class TcmeClient:
             party=party,
             signature=sign_result_request(session_id, party, keys),
         )
-        response = self._poll_result(request, timeout)
+        try:
+            response = self._poll_result(request, timeout)
+        except RemoteError as err:
+            raise disclosed_error(err, attestation, party, keys) from None
         state = _state_name(response.state)
         if state != "DONE":
             raise BindingError("result.state", "no result released", expected="DONE", actual=state)

@@ -25,6 +25,12 @@ class RemoteError(TcmeError):
         actual: object = None,
     ) -> None:
         self.code = code
+        # A failed session's SessionFailure (tcme.v1), unverified: TcmeClient checks it.
+        self.failure: object | None = None
+        # After tcme.client.client.disclosed_error: "sealed" (this party's own detail,
+        # opened and found in the signed failure receipt) or "public" (the fixed reason).
+        self.disclosure: str | None = None
+        self.failure_reason: str | None = None
         super().__init__(check, detail, expected=expected, actual=actual)
 
     def message(self) -> str:
@@ -46,13 +52,15 @@ class RemoteError(TcmeError):
         if code == grpc.StatusCode.UNAVAILABLE or (not info and code in UNREACHABLE_CODES):
             return UnreachableRemoteError(f"{what}.{code.name.lower()}", details or "", code=code)
         if info:
-            return cls(
+            remote = cls(
                 info.get("reason") or f"rpc.{code.name.lower()}",
                 info.get("detail") or details or "",
                 code=code,
                 expected=info.get("expected") or None,
                 actual=info.get("actual") or None,
             )
+            remote.failure = _session_failure(err)
+            return remote
         return cls(f"{what}.{code.name.lower()}", details or "", code=code)
 
 
@@ -68,3 +76,20 @@ class UnreachableRemoteError(RemoteError, UnreachableError):
 # Statuses that come from the transport (or the proxy's link to its enclave), never
 # from a check the enclave made: the enclave's own errors carry an ErrorInfo.
 UNREACHABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def _session_failure(err: grpc.RpcError) -> object | None:
+    """The ``tcme.v1.SessionFailure`` among the status details, or None (never raises)."""
+    from grpc_status import rpc_status
+
+    from tcme.v1 import tcme_pb2
+
+    try:
+        status = rpc_status.from_call(err)
+        for detail in status.details if status is not None else ():
+            failure = tcme_pb2.SessionFailure()
+            if detail.Is(failure.DESCRIPTOR) and detail.Unpack(failure):
+                return failure
+    except Exception:  # malformed details from an untrusted proxy: as if absent
+        return None
+    return None

@@ -9,8 +9,11 @@ trailer until gRPC refuses it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -30,12 +33,19 @@ def bounded(text: object, limit: int = MAX_TEXT) -> str:
 
 
 def error_status(
-    code: grpc.StatusCode, reason: str, message: str, **metadata: object
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    *,
+    extra: Sequence[Message] = (),
+    **metadata: object,
 ) -> grpc.Status:
     """A ``grpc.Status`` for ``abort_with_status``: code, short message, one ErrorInfo.
 
     ``metadata`` keys are among ``error``, ``detail``, ``expected``, ``actual``;
-    empty, ``None`` and ``"None"`` values are left out.
+    empty, ``None`` and ``"None"`` values are left out. ``extra`` messages
+    (bounded by their producer, e.g. a failed session's ``tcme.v1.SessionFailure``)
+    follow the ErrorInfo in the details.
     """
     unknown = set(metadata) - set(METADATA_KEYS)
     if unknown:
@@ -48,9 +58,12 @@ def error_status(
     info = error_details_pb2.ErrorInfo(
         domain=ERROR_DOMAIN, reason=bounded(reason, 64) or "error", metadata=kept
     )
-    detail = any_pb2.Any()
-    detail.Pack(info)
+    packed = []
+    for message_ in (info, *extra):
+        detail = any_pb2.Any()
+        detail.Pack(message_)
+        packed.append(detail)
     status = status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=bounded(message), details=[detail]
+        code=getattr(code_pb2, code.name), message=bounded(message), details=packed
     )
     return rpc_status.to_status(status)

@@ -62,6 +62,18 @@ class OutputError(TcmeError):
     """An output could not be opened or does not match its binding."""
 
 
+class SignedInputError(InputError):
+    """An input its party really signed breaks the contract (size, framing or values).
+
+    Its detail is about the party's secret value: the enclave tells it to
+    ``party`` alone, sealed, and everyone else a fixed reason (enclave.disclosure).
+    """
+
+    def __init__(self, party: str, check: str, detail: str = "", **values: Any) -> None:
+        self.party = party
+        super().__init__(check, detail, **values)
+
+
 @dataclass(frozen=True)
 class SealedInput:
     """What a party sends (``enc``, ``ciphertext``) and keeps to check the receipt."""
@@ -186,11 +198,12 @@ def open_input(
     enc: bytes,
     ciphertext: bytes,
 ) -> OpenedInput:
-    """Enclave side: open, check framing, binding, signature and values, in that order.
+    """Enclave side: open, check framing and signature, then size, binding and values.
 
     Raises ``InputError`` whose check names the step (``input.decrypt``,
-    ``input.framing``, ``input.binding``, ``input.signature``, ``input.<party>.<name>``).
-    No error quotes plaintext.
+    ``input.framing``, ``input.signature``), and once the party's signature
+    verified, ``SignedInputError`` (``input.size``, ``input.payload.*``,
+    ``input.binding.*``, ``input.<party>.<name>``). No error quotes plaintext.
     """
     entry = contract.party(party)
     try:
@@ -203,27 +216,11 @@ def open_input(
             f"input for {party!r} does not open under this session's binding "
             "(wrong enclave key, session, contract or party, or altered ciphertext)",
         ) from err
-    if len(plaintext) > MAX_INPUT_PLAINTEXT:
-        raise InputError("input.size", expected=f"<= {MAX_INPUT_PLAINTEXT}", actual=len(plaintext))
+    # Before the signature verifies, the bytes are not the party's: their errors are public.
     try:
         payload, signature = split_lp(plaintext, 2, what="input")
-        obj = require_keys(
-            parse_canonical_json(payload, "input.payload"),
-            "input.payload",
-            {"type", "session_id", "contract_digest", "party", "salt", "values"},
-        )
-        unhex(obj["salt"], "input.payload.salt", size=SALT_SIZE)
     except ParseError as err:
         raise InputError(err.check, err.detail, expected=err.expected, actual=err.actual) from err
-    bound = {
-        "type": INPUT_TYPE,
-        "session_id": session_id.hex(),
-        "contract_digest": contract.digest.hex(),
-        "party": party,
-    }
-    for key, want in bound.items():
-        if obj[key] != want:
-            raise InputError(f"input.binding.{key}", expected=want, actual=str(obj[key])[:80])
     if len(signature) != ED25519_SIGNATURE_SIZE:
         raise InputError(
             "input.signature",
@@ -239,13 +236,43 @@ def open_input(
         raise InputError(
             "input.signature", f"not signed by the key the contract names for {party!r}"
         ) from err
-    values = contract.check_values(party, obj["values"])
+    # From here on the party signed these bytes: what is wrong with them (even their
+    # size) is the party's secret, told to it alone (enclave.disclosure).
+    try:
+        values = _check_signed_payload(contract, session_id, party, payload, len(plaintext))
+    except TcmeError as err:
+        raise SignedInputError(
+            party, err.check, err.detail, expected=err.expected, actual=err.actual
+        ) from None
     return OpenedInput(
         party=party,
         values=values,
         commitment=input_commitment(party, payload, signature),
         ciphertext_sha256=ciphertext_digest(enc, ciphertext),
     )
+
+
+def _check_signed_payload(
+    contract: Contract, session_id: bytes, party: str, payload: bytes, size: int
+) -> dict[str, Any]:
+    if size > MAX_INPUT_PLAINTEXT:
+        raise InputError("input.size", expected=f"<= {MAX_INPUT_PLAINTEXT}", actual=size)
+    obj = require_keys(
+        parse_canonical_json(payload, "input.payload"),
+        "input.payload",
+        {"type", "session_id", "contract_digest", "party", "salt", "values"},
+    )
+    unhex(obj["salt"], "input.payload.salt", size=SALT_SIZE)
+    bound = {
+        "type": INPUT_TYPE,
+        "session_id": session_id.hex(),
+        "contract_digest": contract.digest.hex(),
+        "party": party,
+    }
+    for key, want in bound.items():
+        if obj[key] != want:
+            raise InputError(f"input.binding.{key}", expected=want, actual=str(obj[key])[:80])
+    return contract.check_values(party, obj["values"])
 
 
 def seal_output(

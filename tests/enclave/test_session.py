@@ -33,6 +33,7 @@ from tcme.wire import (
 )
 from tcme.wire.claims import build_claims
 from tcme.wire.envelope import input_info, input_signing_message
+from tcme.wire.failure import verify_failure
 from tcme.wire.keys import hpke_seal
 from tcme.wire.requests import sign_session_proposal
 
@@ -169,14 +170,32 @@ def test_invalid_input_ends_session_for_everyone_fail(manager, claims, parties, 
     enc, ciphertext = _forged_out_of_range(session, parties, keys)
     with pytest.raises(InputError) as first:
         manager.submit(session.session_id, "alice", enc, ciphertext)
-    assert first.value.check == "input.alice.first_wealth"
-    assert "5000" not in first.value.message()
+    # Everyone (the proxy that carried the call included) gets a fixed reason, no data.
+    assert first.value.check == "input.invalid"
+    assert "5000" not in first.value.message() and "first_wealth" not in first.value.message()
     # Every party, and every later call, sees that one error, and no output exists.
     with pytest.raises(InputError) as bob:
         _collect(manager, session, parties, "bob")
     with pytest.raises(InputError) as alice:
         _collect(manager, session, parties, "alice")
     assert bob.value is first.value and alice.value is first.value
+    # The detail is sealed to alice alone and committed in the signed failure receipt.
+    record = session.failure
+    opened = {
+        party: verify_failure(
+            record.receipt,
+            record.receipt_signature,
+            claims=claims,
+            contract=session.contract,
+            session_id=session.session_id,
+            party=party,
+            detail=record.detail_for(party),
+            keys=parties[party],
+        )
+        for party in ("alice", "bob")
+    }
+    assert opened["alice"].error["check"] == "input.alice.first_wealth"
+    assert opened["bob"].error is None and opened["bob"].reason == "input.invalid"
     assert session.outputs == () and session.receipt == b"" and session.inputs == {}
     assert runner.calls == 0
     # Once both parties were told, the session is gone.
