@@ -50,7 +50,13 @@ from tcme.contract.capability import (
     run_tests,
 )
 from tcme.wire.contract import Contract
-from tcme.wire.envelope import OpenedInput, open_input, output_commitment, seal_output
+from tcme.wire.envelope import (
+    SESSION_ID_SIZE,
+    OpenedInput,
+    open_input,
+    output_commitment,
+    seal_output,
+)
 from tcme.wire.failure import FailureRecord, build_failure
 from tcme.wire.receipt import InputRecord, OutputRecord, build_receipt, sign_receipt
 from tcme.wire.requests import (
@@ -63,7 +69,6 @@ from tcme.wire.requests import (
 
 log = logging.getLogger(__name__)
 
-SESSION_ID_SIZE = 16
 SALT_SIZE = 32
 
 Runner = Callable[[Contract, Mapping[str, Any]], Mapping[str, str]]

@@ -251,6 +251,21 @@ def _show_attestation(args: argparse.Namespace, attestation: AttestationResult) 
         _party.print_summary(attestation, prefix=f"[{args.party}]   ")
 
 
+def _precheck_values(args: argparse.Namespace) -> None:
+    """With ``--contract``, check the values (types, ranges, sizes) before any network call.
+
+    Exit 2 on a value the enclave would refuse; without ``--contract`` the same
+    check runs right after attestation, still before anything is sealed or sent.
+    """
+    if getattr(args, "contract", None) is None:
+        return
+    from tcme.client.contracts import load_contract_bytes
+    from tcme.client.values import parse_values
+    from tcme.wire import parse_contract
+
+    parse_values(parse_contract(load_contract_bytes(args.contract)), args.party, args.value)
+
+
 def _attest_and_parse(
     args: argparse.Namespace, client: Any, policy: Any
 ) -> tuple[AttestationResult, dict[str, Any]]:
@@ -343,6 +358,7 @@ def _print_result(args: argparse.Namespace, result: PartyResult, checked_own: bo
 def _submit(args: argparse.Namespace) -> int:
     from tcme.wire import PartyKeys
 
+    _precheck_values(args)
     keys = PartyKeys.load(args.key)
     policy = _party.load_policy(args)
     with _party.connect(args) as client:
@@ -385,6 +401,7 @@ def _result(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from tcme.wire import PartyKeys
 
+    _precheck_values(args)
     keys = PartyKeys.load(args.key)
     policy = _party.load_policy(args)
     with _party.connect(args) as client:

@@ -56,6 +56,13 @@ def parse_values(contract: Contract, party: str, given: Sequence[str]) -> dict[s
         except TcmeError as err:
             # The constraint's own message never quotes the value.
             raise UsageError(err.check, err.detail) from None
+    from tcme.wire.envelope import check_input
+
+    try:
+        # The whole signed input against the enclave's plaintext limit, too.
+        check_input(contract, party, values)
+    except TcmeError as err:
+        raise UsageError(err.check, err.detail, expected=err.expected, actual=err.actual) from None
     return values
 
 

@@ -138,6 +138,45 @@ def output_commitment(name: str, value: str, salt: bytes) -> bytes:
     return sha256(lp_join("tcme/v1/output-commitment", name, value, salt))
 
 
+# The session id's size (enclave.session.SESSION_ID_SIZE): every payload field but
+# the values has a fixed size, so a party can compute its plaintext size exactly.
+SESSION_ID_SIZE = 16
+
+
+def input_plaintext_size(contract: Contract, party: str, values: Mapping[str, Any]) -> int:
+    """The exact size of ``party``'s sealed plaintext for ``values`` (before any network call)."""
+    payload = canonical_json(
+        {
+            "type": INPUT_TYPE,
+            "session_id": "00" * SESSION_ID_SIZE,
+            "contract_digest": contract.digest.hex(),
+            "party": party,
+            "salt": "00" * SALT_SIZE,
+            "values": dict(values),
+        }
+    )
+    return len(lp_join(payload, bytes(ED25519_SIGNATURE_SIZE)))
+
+
+def check_input(contract: Contract, party: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Party side, before sealing: every check the enclave will run that needs no key.
+
+    Types, ranges, lengths, patterns and schemas from the contract, and the
+    size of the signed plaintext against the enclave's limit. Returns the
+    checked values; raises ``InputError`` (never quoting a value).
+    """
+    checked = contract.check_values(party, values)
+    size = input_plaintext_size(contract, party, checked)
+    if size > MAX_INPUT_PLAINTEXT:
+        raise InputError(
+            "input.size",
+            f"{party!r}'s signed input would be larger than the enclave accepts",
+            expected=f"<= {MAX_INPUT_PLAINTEXT} bytes",
+            actual=f"{size} bytes",
+        )
+    return checked
+
+
 def seal_input(
     *,
     claims: Claims,
@@ -150,7 +189,8 @@ def seal_input(
     """Sign and HPKE-seal ``values`` for ``party`` to the enclave key in verified ``claims``.
 
     Call only after the evidence binding these claims and this contract verified.
-    Raises ``InputError`` when the values break the contract, ``UsageError`` when
+    Raises ``InputError`` when the values break the contract or the enclave's size
+    limit (``check_input``, before anything is sealed), ``UsageError`` when
     ``signing_key`` is not the key the contract names for ``party``.
     """
     if isinstance(signing_key, PartyKeys):
@@ -161,7 +201,7 @@ def seal_input(
             "input.signing_key",
             f"this key is not the signing key the contract names for {party!r}",
         )
-    checked = contract.check_values(party, values)
+    checked = check_input(contract, party, values)
     payload = canonical_json(
         {
             "type": INPUT_TYPE,

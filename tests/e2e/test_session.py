@@ -121,11 +121,17 @@ def test_invalid_input_ends_session_for_everyone_fail(
         with pytest.raises(RemoteError) as bob_again:
             client.get_result(bob_att, "bob", party_keys["bob"], None, timeout=10)
     assert bob_error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    # The same error, code and text, for every party; no output anywhere.
+    # One public error for every party (and the proxy); no output anywhere. Only bob,
+    # whose input it was, reads which check failed (sealed to his key).
     assert alice_error.value.code == bob_again.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert alice_error.value.message() == bob_again.value.message()
+    assert alice_error.value.check == "input.invalid" and alice_error.value.disclosure == "public"
     assert bob_error.value.details() in alice_error.value.message()
-    assert "1000000000000" not in alice_error.value.message()  # the value is never echoed
+    assert "bob_wealth" not in alice_error.value.message()
+    assert (
+        bob_again.value.disclosure == "sealed" and bob_again.value.check == "input.bob.bob_wealth"
+    )
+    for err in (alice_error.value, bob_again.value):
+        assert "1000000000000" not in err.message()  # the value is never echoed
 
 
 def test_missing_party_times_out_cleanly_fail(

@@ -150,8 +150,13 @@ def test_catastrophic_party_value_is_refused_at_once_attack(
         with pytest.raises(RemoteError) as err:
             _submit_raw(client, view, party, values, parties[party])
         assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
-        assert err.value.check == check
+        # The caller is told a fixed reason; the party that sent it gets the detail.
+        assert err.value.check == "input.invalid"
         assert ATTACK not in err.value.message()
+        with pytest.raises(RemoteError) as own:
+            client.get_result(view, party, parties[party], None, timeout=10)
+        assert own.value.disclosure == "sealed" and own.value.check == check
+        assert ATTACK not in own.value.message()
         # The enclave still answers everyone: a fresh session opens and attests.
         fresh = client.create_session(raw, proposer="alice", keys=parties["alice"]).session_id
         assert client.attest(policy, fresh).session_id == fresh

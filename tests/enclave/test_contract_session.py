@@ -244,15 +244,22 @@ def test_constraint_violation_ends_the_session_for_everyone_fail(
                     session_id=sid, party=bad_party, enc=enc, ciphertext=ciphertext
                 ),
             )
+        # What the proxy carries: a fixed reason, nothing about the value.
         assert first.value.code == grpc.StatusCode.INVALID_ARGUMENT
-        assert first.value.check == check
-        # Every party, whatever it asks next, gets that one error, and no output.
+        assert first.value.check == "input.invalid"
+        # Every party, whatever it asks next, gets that one public error, and no output;
+        # the party that sent the input also reads which check it broke (sealed to it).
         seen = [first.value]
         for name in ("alice", "bob", "carol"):
             with pytest.raises(RemoteError) as later:
                 client.get_result(views[name], name, parties[name], None, timeout=10)
             seen.append(later.value)
-        assert {(e.code, e.message()) for e in seen} == {(first.value.code, first.value.message())}
+            if name == bad_party:
+                assert later.value.disclosure == "sealed" and later.value.check == check
+            else:
+                assert later.value.disclosure == "public"
+                assert later.value.message() == first.value.message()
+        assert {e.code for e in seen} == {grpc.StatusCode.INVALID_ARGUMENT}
         assert all(CANARY not in e.message() and "é" not in e.message() for e in seen)
     assert recorder.calls == 0
 
