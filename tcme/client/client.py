@@ -140,7 +140,9 @@ def disclosed_error(
         raise BindingError("failure.reason", expected=verified.reason, actual=err.check)
     private = verified.error
     if private is None:
-        out = RemoteError(err.check, err.detail, code=err.code)
+        out = RemoteError(
+            err.check, err.detail, code=err.code, expected=err.expected, actual=err.actual
+        )
         out.disclosure = "public"
     else:
         out = RemoteError(
