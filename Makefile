@@ -49,6 +49,7 @@ test: venv model
 
 bench: venv model
 	$(PY) bench/attestation.py
+	$(PY) bench/attestation_azure.py
 	$(PY) bench/model_digest.py
 	$(PY) bench/session.py
 	$(PY) bench/accuracy.py
