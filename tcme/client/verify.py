@@ -11,7 +11,8 @@ Steps (tagged in the code):
       REPORT_DATA equal to (3);
   (5) the claims' TEE is the TEE that produced the evidence;
   (6) the model root digest and signer are the ones the policy names;
-  (7) the contract is the one the party agreed to;
+  (7) the contract is the one the party agreed to (checked first, on the raw
+      bytes' digest, before (2) parses them);
   (8) when the contract has capability tests: the attested score meets the
       policy's ``[contract] min_capability_score`` (tcme.contract.check_capability);
   (9) GPUs (evidence kind ``nvidia-gpu``): every device's evidence in the claims
@@ -89,6 +90,8 @@ class AttestationResult:
         }
         if self.capability is not None:
             out["capability"] = f"{self.capability.passed}/{self.capability.total}"
+        if self.contract is not None and self.contract.capability_tests:
+            out["capability_token_budget"] = self.contract.capability_token_budget
         if self.gpus is not None:
             out["gpus"] = self.gpus.summary()
         for key, value in evidence.items():
@@ -128,11 +131,16 @@ def verify_attestation(
             "policy.contract",
             "the policy pins no contract ([contract] file or digest); refusing a session",
         )
+    if not session_id and response.contract:
+        raise BindingError("attest.contract", "a contract came with a session-less attestation")
+    # (7) first: the contract bytes come from the proxy, so they are hashed and compared
+    # with the agreed digest before anything parses them (a hostile contract's patterns,
+    # schemas or nesting never reach the parser).
+    if session_id and agreed is not None:
+        agreed.check(hashlib.sha256(bytes(response.contract)).digest())
     # (2) Parse before any crypto so malformed bytes fail with a parse error.
     claims = parse_claims(response.claims)
     contract = parse_contract(response.contract) if session_id else None
-    if not session_id and response.contract:
-        raise BindingError("attest.contract", "a contract came with a session-less attestation")
     contract_bytes = contract.raw if contract is not None else b""
     # (3) The binding the evidence must carry, from the party's own nonce (and the
     # capability record's digest when the contract has capability tests).
@@ -174,9 +182,6 @@ def verify_attestation(
         raise BindingError("claims.tee", expected=verified.tee, actual=claims.tee)
     # (6) The model the party accepts.
     policy.model.check(claims.model_root_digest, claims.model_signer)
-    # (7) The contract the party agreed to.
-    if contract is not None and agreed is not None:
-        agreed.check(contract.digest)
     # (8) The model's measured score on the contract's tests, if the policy asks.
     if session_id:
         check_capability(policy.evidence.extra, capability)
