@@ -45,6 +45,7 @@ lint: venv
 
 test: venv model
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check attestation enclave host tcme tests bench scripts examples
 	$(PY) -m pytest -q
 
 bench: venv model
