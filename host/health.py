@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# Trailing metadata of a health answer that is not SERVING: why (`tcme host health` prints it).
+REASON_KEY = "tcme-health-reason"
+MAX_REASON_CHARS = 200
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 # How often a Watch stream looks for a change.
@@ -38,6 +41,17 @@ class HealthTable:
         self._lock = threading.Lock()
         self._status: dict[str, int] = {}
         self._shutting_down = False
+        self._reason = "not probed yet"
+
+    def set_reason(self, reason: str) -> None:
+        """Why the proxy is not serving now (kept short; no party data ever reaches it)."""
+        with self._lock:
+            self._reason = " ".join(reason.split())[:MAX_REASON_CHARS]
+
+    def reason(self) -> str:
+        """The last reason given for not serving."""
+        with self._lock:
+            return self._reason
 
     def set(self, service: str, status: int) -> None:
         """Record ``service``'s status (ignored after ``enter_graceful_shutdown``)."""
@@ -67,10 +81,16 @@ class AsyncHealthServicer(health_pb2_grpc.HealthServicer):
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
-        """The current status; NOT_FOUND for a service the proxy does not serve."""
+        """The current status; NOT_FOUND for a service the proxy does not serve.
+
+        An answer other than SERVING carries the reason in trailing metadata
+        (``tcme-health-reason``: the health protocol has no field for it).
+        """
         status = self._table.get(request.service)
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "health.service: unknown service")
+        if status != SERVING:
+            context.set_trailing_metadata(((REASON_KEY, self._table.reason()),))
         return health_pb2.HealthCheckResponse(status=status)
 
     async def Watch(
@@ -97,9 +117,11 @@ class EnclaveHealthMonitor:
         *,
         interval: float = 1.0,
         probe_timeout: float = 1.0,
+        target: str = "",
     ) -> None:
         self.table = HealthTable()
         self.servicer = AsyncHealthServicer(self.table)
+        self._enclave = f"the enclave at {target}" if target else "the enclave"
         self._stub = health_pb2_grpc.HealthStub(channel)
         self._services = list(services)
         self._interval = interval
@@ -118,6 +140,7 @@ class EnclaveHealthMonitor:
         """Mark everything NOT_SERVING (graceful shutdown) and end the probe thread."""
         self._stop.set()
         self._wake.set()
+        self.table.set_reason("the proxy is shutting down")
         self.table.enter_graceful_shutdown()
         if self._thread.is_alive():
             self._thread.join(timeout=self._probe_timeout + 1)
@@ -125,6 +148,7 @@ class EnclaveHealthMonitor:
     def mark_unavailable(self) -> None:
         """A forwarded call could not reach the enclave: stop advertising SERVING now."""
         if not self._stop.is_set():
+            self.table.set_reason(f"a forwarded call found {self._enclave} unavailable")
             self._set_all(NOT_SERVING)
             self._wake.set()
 
@@ -134,10 +158,17 @@ class EnclaveHealthMonitor:
             overall = self._check("")
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                self.table.set_reason(
+                    f"{self._enclave} does not answer its health check: "
+                    f"{err.code().name}: {err.details() or 'no detail'}"
+                )
                 self._set_all(NOT_SERVING)
                 return False
             self._set_all(SERVING)  # reachable, just no health service of its own
             return True
+        if overall != SERVING:
+            name = health_pb2.HealthCheckResponse.ServingStatus.Name(overall)
+            self.table.set_reason(f"{self._enclave} reports {name}")
         self.table.set("", overall)
         for name in self._services:
             try:
@@ -169,4 +200,5 @@ class EnclaveHealthMonitor:
                 self.probe()
             except Exception:  # the monitor must outlive a bad probe
                 log.exception("enclave health probe failed")
+                self.table.set_reason("the proxy's health probe failed (see its log)")
                 self._set_all(NOT_SERVING)

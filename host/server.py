@@ -153,7 +153,9 @@ async def _build(
     ]
     channel = grpc.aio.insecure_channel(enclave_target, options=sizes)
     probe_channel = grpc.insecure_channel(enclave_target, options=sizes)
-    monitor = EnclaveHealthMonitor(probe_channel, names, interval=health_interval)
+    monitor = EnclaveHealthMonitor(
+        probe_channel, names, interval=health_interval, target=enclave_target
+    )
     handler = ForwardingHandler(
         channel,
         method_shapes(services),

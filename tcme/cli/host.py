@@ -12,9 +12,11 @@ from pathlib import Path
 from types import FrameType
 
 from attestation.errors import UnreachableError, UsageError
+from tcme.cli.config import add_config_option
 from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, mark_contacted
 
-# Trailing metadata key in which the proxy says why it is not serving (host/health.py).
+# Trailing metadata key in which the proxy says why it is not serving: host.health.REASON_KEY
+# (not imported: `tcme --help` must not load grpc).
 HEALTH_REASON_KEY = "tcme-health-reason"
 
 
@@ -34,17 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
         help="forward tcme.v1 RPCs from LISTEN to the enclave",
-        description="Serve until SIGINT/SIGTERM, then shut down gracefully.",
+        description=(
+            "Serve until SIGINT/SIGTERM, then shut down gracefully. --listen and --enclave "
+            "are required, on the command line or in --config."
+        ),
     )
     serve.add_argument(
         "--listen",
-        required=True,
         metavar="ADDR",
         help="host:port (port 0 picks a free port) or unix:/path",
     )
     serve.add_argument(
         "--enclave",
-        required=True,
         metavar="TARGET",
         help="enclave gRPC target: host:port, unix:/path, or vsock:CID:PORT (Linux)",
     )
@@ -85,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the bound port here once listening (useful with port 0)",
     )
+    add_config_option(serve, required=("listen", "enclave"))
     serve.set_defaults(handler=_serve)
 
     health = sub.add_parser(
