@@ -50,6 +50,7 @@ test: venv model
 
 bench: venv model
 	$(PY) bench/attestation.py
+	$(PY) bench/gpu.py
 	$(PY) bench/attestation_azure.py
 	$(PY) bench/model_digest.py
 	$(PY) bench/session.py
