@@ -419,3 +419,15 @@ def test_every_bit_of_the_hcl_report(azure_vector):
         caught["signature"] += 1
     assert sum(caught.values()) == len(original) * 8
     assert min(caught.values()) > 0
+
+
+def test_vm_configuration_policy(azure_vector):
+    vector = azure_vector("trustee_snp_milan_v3_ev0")  # secure-boot true, console-enabled true
+    good = {"pcrs": {"skip": True}, "vm_configuration": {"secure-boot": True}}
+    _verify(vector.evidence, vector.nonce, azure_policy=AzurePolicy.from_dict(good))
+    bad = {"pcrs": {"skip": True}, "vm_configuration": {"console-enabled": False}}
+    with pytest.raises(PolicyError) as info:
+        _verify(vector.evidence, vector.nonce, azure_policy=AzurePolicy.from_dict(bad))
+    assert info.value.check == "azure.vm_configuration.console-enabled"
+    with pytest.raises(UsageError):
+        AzurePolicy.from_dict({"pcrs": {"skip": True}, "vm_configuration": {"x": 1}})
