@@ -123,7 +123,7 @@ def parse_parts(evidence: bytes) -> tuple[AzureEvidence, HclReport, RuntimeData,
 
 def evidence_kind(evidence: bytes) -> str:
     """ "az-snp-vtpm" or "az-tdx-vtpm", from the HCL report's report type (parses strictly)."""
-    _parts, hcl, _runtime, _attest = parse_parts(evidence)
+    hcl = parse_hcl_report(parse_azure_evidence(evidence).hcl_report)
     return TEE_AZ_SNP if hcl.report_type == REPORT_TYPE_SNP else TEE_AZ_TDX
 
 
