@@ -56,6 +56,7 @@ BENCH_FLAGS ?=
 bench: venv model
 	$(PY) bench/attestation.py
 	$(PY) bench/attestation_tdx.py
+	$(PY) bench/gpu.py
 	$(PY) bench/attestation_azure.py
 	$(PY) bench/model_digest.py
 	$(PY) bench/session.py $(BENCH_FLAGS)
