@@ -45,6 +45,9 @@ DEFAULT_RESULT_TIMEOUT = 600.0
 MIN_RETRY_SECONDS = 0.05
 MAX_RETRY_SECONDS = 5.0
 _PENDING_STATES = frozenset({"OPEN", "RUNNING"})
+# Refusals made before any work (enclave.service.CallGate, the proxy's per-peer lanes):
+# the same request can simply be sent again.
+BUSY_REASONS = frozenset({"server.busy", "server.peer_busy"})
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
@@ -129,10 +132,21 @@ class TcmeClient:
         self.close()
 
     def _call(self, name: str, request: Any, timeout: float | None = None) -> Any:
-        try:
-            return getattr(self._stub, name)(request, timeout=timeout or self.timeout)
-        except grpc.RpcError as err:
-            raise RemoteError.from_rpc(err, name) from None
+        """One RPC; a "busy" refusal (nothing ran) is retried with backoff within ``timeout``."""
+        budget = timeout or self.timeout
+        deadline = time.monotonic() + budget
+        pause = MIN_RETRY_SECONDS
+        while True:
+            left = max(deadline - time.monotonic(), MIN_RETRY_SECONDS)
+            try:
+                return getattr(self._stub, name)(request, timeout=left)
+            except grpc.RpcError as err:
+                error = RemoteError.from_rpc(err, name)
+            if error.check not in BUSY_REASONS or time.monotonic() + pause >= deadline:
+                raise error
+            log.debug("%s refused as busy (%s); retrying in %.2f s", name, error.check, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     # -- session lifecycle -------------------------------------------------------------
 
