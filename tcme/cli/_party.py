@@ -113,6 +113,19 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
     ]
     if s.get("capability"):
         rows.append(("capability score", f"{s['capability']} tests passed"))
+    gpus = s.get("gpus")
+    if gpus:
+        for position, gpu in enumerate(gpus["gpus"]):
+            simulated = "  [SIMULATED]" if gpu["simulated"] else ""
+            rows.append(
+                (
+                    f"GPU {position}",
+                    f"{gpu['arch']} {gpu['hwmodel']}, driver {gpu['driver_version']}, "
+                    f"VBIOS {gpu['vbios_version']}, ueid {gpu['ueid']}{simulated}",
+                )
+            )
+        if gpus["switches"]:
+            rows.append(("NVSwitches", f"{len(gpus['switches'])} (protected PCIe)"))
     root = s.get("evidence_root_sha256")
     if s["simulated"] and root:
         # What a party pins as `simulated_ark_sha256` (docs/usage.md says where it comes from).
