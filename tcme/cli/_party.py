@@ -106,7 +106,10 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
         ("model signer", f"{s['model_signer']} ({s['model_signing_method']})"),
         ("runtime", s["runtime"]),
         ("session", s["session_id"] or "none (enclave only)"),
-        ("contract digest", s["contract_digest"] or "none (no session)"),
+        (
+            "contract digest",
+            format_sha256(s["contract_digest"]) if s["contract_digest"] else "none (no session)",
+        ),
     ]
     if s.get("capability"):
         rows.append(("capability score", f"{s['capability']} tests passed"))
