@@ -267,3 +267,13 @@ def test_snp_certificates_from_imds(provisioned, sim):
 def test_no_imds_leaves_certificates_to_the_host(provisioned, sim):
     provider = AzureVtpmProvider(provisioned.transport(), imds_url="http://127.0.0.1:9")
     assert provider.get_evidence(BINDING).certs == b""
+
+
+def test_evidence_carries_the_vcek_as_coco_does(provisioned, sim):
+    from attestation.snp import _x509
+
+    evidence = _provider(provisioned, sim).get_evidence(BINDING)
+    parts = parse_azure_evidence(evidence.raw)
+    assert parts.vcek == _x509.split_certificates(sim.certs_pem())[0]
+    doc = json.loads(evidence.raw)
+    assert set(doc) == {"version", "tpm_quote", "hcl_report", "vcek"}  # Trustee's v1 keys
