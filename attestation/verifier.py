@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import BindingError, ParseError, PolicyError, UsageError
+from attestation.nvidia.evidence import TEE_NVIDIA_GPU, is_nvidia_report, verify_nvidia_gpu
+from attestation.nvidia.verify import VerifiedDevice
 from attestation.policy import Policy, validate_report
 from attestation.snp.abi import AttestationReport, decode_report_input, parse_report
 from attestation.snp.roots import amd_ark_fingerprints
@@ -85,8 +87,8 @@ class VerifiedEvidence:
                 f"ACCEPTED: SIMULATED {self.tee.upper()} evidence "
                 "(simulated root, no hardware root of trust)"
             )
-        vendor = "AMD" if self.tee == TEE_SNP else "Intel"
-        kind = f"{vendor} {self.tee.upper()}"
+        vendor = {TEE_SNP: "AMD", TEE_NVIDIA_GPU: "NVIDIA"}.get(self.tee, "Intel")
+        kind = "NVIDIA GPU" if self.tee == TEE_NVIDIA_GPU else f"{vendor} {self.tee.upper()}"
         return f"ACCEPTED: genuine {kind} evidence ({self.product}, {self.signing_key})"
 
     def summary(self) -> dict[str, Any]:
@@ -112,6 +114,8 @@ class VerifiedEvidence:
                 host_data=self.report.host_data.hex(),
                 chip_id=self.report.chip_id.hex(),
             )
+        if isinstance(self.report, VerifiedDevice):
+            out["device"] = self.report.summary()
         if isinstance(self.report, TdxQuote):
             out.update(tdx_summary(self.report))
         if self.verified_at is not None:
@@ -131,6 +135,8 @@ def detect_evidence_type(data: bytes) -> str:
     data = bytes(data)
     if _is_tdx_quote(data):
         return TEE_TDX
+    if is_nvidia_report(data):
+        return TEE_NVIDIA_GPU
     try:
         decode_report_input(data)
         return TEE_SNP
@@ -383,4 +389,5 @@ def _tdx_collateral(collateral: Any, quote: TdxQuote) -> TdxCollateral:
 _VERIFIERS: dict[str, Callable[..., VerifiedEvidence]] = {
     TEE_SNP: _verify_snp,
     TEE_TDX: _verify_tdx,
+    TEE_NVIDIA_GPU: verify_nvidia_gpu,
 }

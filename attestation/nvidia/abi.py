@@ -473,3 +473,36 @@ def _ascii(raw: bytes | None) -> str | None:
     if raw is None:
         return None
     return raw.split(b"\x00", 1)[0].decode("ascii", errors="replace")
+
+
+def report_to_dict(report: NvidiaReport) -> dict[str, Any]:
+    """Every field of a parsed report, for ``tcme evidence show`` (nothing verified)."""
+    request = report.request
+    return {
+        "request": {
+            "spdm_version": f"0x{request.version:02x}",
+            "code": f"0x{request.code:02x}",
+            "param1": f"0x{request.param1:02x}",
+            "param2": f"0x{request.param2:02x}",
+            "nonce": request.nonce.hex(),
+            "slot_id": request.slot_id,
+        },
+        "response": {
+            "spdm_version": f"0x{SPDM_VERSION_1_1:02x}",
+            "code": f"0x{MEASUREMENTS:02x}",
+            "param1": f"0x{report.response_param1:02x}",
+            "param2": f"0x{report.response_param2:02x}",
+            "number_of_blocks": len(report.blocks),
+            "measurement_record_length": len(report.blocks) * BLOCK_SIZE,
+            "responder_nonce": report.responder_nonce.hex(),
+            "opaque_length": len(report.opaque_raw),
+            "signature": report.signature.hex(),
+            "trailing_zero_bytes": report.trailing_zero_bytes,
+        },
+        "device": "switch" if report.is_switch else "gpu",
+        "opaque": report.opaque.to_dict(),
+        "measurements": {
+            str(b.index): {"type": b.value_type, "value": b.value.hex()} for b in report.blocks
+        },
+        "signed_bytes": len(report.signed_bytes),
+    }

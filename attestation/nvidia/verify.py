@@ -26,23 +26,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from attestation.errors import BindingError, SignatureError, TcmeError
+from attestation.errors import BindingError, PolicyError, SignatureError, TcmeError
 from attestation.nvidia.abi import NONCE_SIZE, NvidiaReport, OpaqueType, parse_report
 from attestation.nvidia.chain import VerifiedChain, leaf_fwid, load_chain, ueid, verify_chain
 from attestation.nvidia.ocsp import check_ocsp
 from attestation.nvidia.roots import device_identity_ca
 from attestation.snp._x509 import common_name
 
+log = logging.getLogger(__name__)
+
+SIMULATED_ROOT_NAME = "SIMULATED NVIDIA Device Identity CA"
 ARCH_BY_MODEL = {"GH100": "HOPPER", "GB100": "BLACKWELL", "LS_10": "LS10"}
 KIND_GPU = "gpu"
 KIND_SWITCH = "switch"
@@ -82,6 +87,7 @@ class VerifiedDevice:
     digest: bytes
     ocsp_checked: bool
     verified_at: datetime
+    simulated: bool = False
 
     @property
     def driver_version(self) -> str | None:
@@ -111,6 +117,7 @@ class VerifiedDevice:
             "evidence_digest": self.digest.hex(),
             "root_sha256": self.chain.root_sha256,
             "ocsp_checked": self.ocsp_checked,
+            "simulated": self.simulated,
             "measurements": len(self.report.blocks),
         }
 
@@ -122,20 +129,23 @@ def verify_device_evidence(
     at: datetime | None = None,
     ocsp: Mapping[str, bytes] | None = None,
     require_ocsp: bool = False,
+    allow_simulated: bool = False,
 ) -> VerifiedDevice:
     """Steps (1)-(7) for one device; raises ``ParseError``, ``SignatureError``, ``BindingError``.
 
     ``nonce``: the 32-byte nonce this verifier expects (``attestation.nvidia.binding``
     derives it from the session binding). ``at``: verification instant (default
     now). ``ocsp``: cached OCSP responses (DER) keyed by certificate serial (hex).
+    ``allow_simulated``: trust a chain's own root when it is named SIMULATED
+    (``attestation.nvidia.simulate``); never set it for genuine GPUs.
     """
     when = _instant(at)
     # (1) parse
     report = parse_report(evidence.report)
-    # (2) chain to the pinned NVIDIA Device Identity CA
-    chain = verify_chain(
-        load_chain(evidence.certs), root=device_identity_ca(), at=when, check="nvidia.chain"
-    )
+    # (2) chain to the pinned NVIDIA Device Identity CA (or, only if allowed, a SIMULATED one)
+    certs = load_chain(evidence.certs)
+    root, simulated = _trusted_root(certs, allow_simulated)
+    chain = verify_chain(certs, root=root, at=when, check="nvidia.chain")
     # (3) a device leaf: its FWID
     cert_fwid, fwid_oid = leaf_fwid(chain.leaf)
     # (4) the report signature
@@ -163,7 +173,26 @@ def verify_device_evidence(
         digest=evidence.digest,
         ocsp_checked=ocsp_checked,
         verified_at=when,
+        simulated=simulated,
     )
+
+
+def _trusted_root(
+    certs: list[x509.Certificate], allow_simulated: bool
+) -> tuple[x509.Certificate, bool]:
+    last = certs[-1]
+    if common_name(last.subject) != SIMULATED_ROOT_NAME or last.issuer != last.subject:
+        return device_identity_ca(), False
+    if not allow_simulated:
+        raise PolicyError(
+            "simulated",
+            "GPU evidence is SIMULATED (not from NVIDIA hardware); "
+            "the policy does not allow simulated evidence",
+            expected="allow_simulated = true",
+            actual="allow_simulated = false",
+        )
+    log.warning("verifying SIMULATED GPU evidence (allowed by policy)")
+    return last, True
 
 
 def verify_report_signature(report: NvidiaReport, key: ec.EllipticCurvePublicKey) -> None:
@@ -238,6 +267,7 @@ def verify_system(
     at: datetime | None = None,
     ocsp: Mapping[str, bytes] | None = None,
     require_ocsp: bool = False,
+    allow_simulated: bool = False,
 ) -> VerifiedSystem:
     """Verify every device, then the system: no device twice, and in protected-PCIe mode
     the topology (``check_topology``). Raises on the first failing device, naming it.
@@ -248,7 +278,12 @@ def verify_system(
         try:
             verified.append(
                 verify_device_evidence(
-                    item, nonce=nonce, at=when, ocsp=ocsp, require_ocsp=require_ocsp
+                    item,
+                    nonce=nonce,
+                    at=when,
+                    ocsp=ocsp,
+                    require_ocsp=require_ocsp,
+                    allow_simulated=allow_simulated,
                 )
             )
         except TcmeError as err:

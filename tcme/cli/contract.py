@@ -156,6 +156,7 @@ def _report(
             "stop": list(contract.decoding.stop),
         },
         "capability_tests": len(contract.capability_tests),
+        "capability_token_budget": contract.capability_token_budget,
         "min_score_percent": contract.min_score_percent,
         "timeout_seconds": contract.timeout_seconds,
     }
@@ -207,7 +208,8 @@ def _print(report: dict[str, Any]) -> None:
             (
                 "capability",
                 f"{report['capability_tests']} test(s), enclave minimum "
-                f"{report['min_score_percent']}%",
+                f"{report['min_score_percent']}%, token budget "
+                f"{report['capability_token_budget']}",
             )
         )
     width = max(len(key) for key, _ in rows)

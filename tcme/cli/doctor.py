@@ -42,10 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from attestation.providers.nvidia_gpu import nvml_status
     from attestation.providers.select import diagnose
 
     statuses = diagnose(args.root)
     chosen = next((s for s in statuses if s.available), None)
+    gpu_ok, gpu_reason = nvml_status()
     if args.json:
         print(
             json.dumps(
@@ -63,6 +65,7 @@ def _doctor(args: argparse.Namespace) -> int:
                         }
                         for s in statuses
                     ],
+                    "gpu": {"name": "nvml", "available": gpu_ok, "reason": gpu_reason},
                 },
                 indent=2,
             )
@@ -74,6 +77,9 @@ def _doctor(args: argparse.Namespace) -> int:
         mark = "ok" if status.available else "--"
         print(f"  [{mark}] {status.name:<{width}}  {status.path}")
         print(f"         {status.reason}")
+    print("GPU evidence (optional, enclave --gpu nvml):")
+    print(f"  [{'ok' if gpu_ok else '--'}] nvml")
+    print(f"         {gpu_reason}")
     if chosen is not None:
         print(f"selected: {chosen.name} ({chosen.tee})")
         return EXIT_OK

@@ -62,6 +62,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="use the SIMULATED SEV-SNP provider (no hardware; CI and laptops)",
     )
     serve.add_argument("--sim-dir", type=Path, help="simulated key directory (with --simulated)")
+    serve.add_argument(
+        "--gpu",
+        choices=("none", "nvml", "simulated"),
+        default="none",
+        help="GPU evidence (docs/gpu.md): none (default), nvml (NVIDIA GPUs in CC mode on this "
+        "CVM; needs nvidia-ml-py) or simulated (SIMULATED GPUs; CI and laptops)",
+    )
+    serve.add_argument(
+        "--gpu-count", type=int, default=1, metavar="N", help="with --gpu simulated: N GPUs"
+    )
     serve.add_argument("--n-ctx", type=int, default=2048, help="model context size (tokens)")
     serve.add_argument("--max-sessions", type=int, default=64)
     serve.add_argument(
@@ -107,6 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
 
+    from attestation.providers.nvidia_gpu import select_gpu_provider
     from attestation.providers.select import select_provider
     from enclave.fleet import drain
     from enclave.inference import Inference
@@ -116,6 +127,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     provider, why = select_provider(simulated=args.simulated, sim_dir=args.sim_dir)
     log.info("%s", why)
+    gpu_provider = select_gpu_provider(args.gpu, count=args.gpu_count)
+    if gpu_provider is not None:
+        log.info("GPU evidence from %s", gpu_provider.name)
     if provider.simulated:
         print(
             "tcme enclave: SIMULATED mode: evidence is signed by a local simulated chain and "
@@ -129,6 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
             provider=provider,
             model=loaded.identity,
             runner=Inference(loaded.llama).run,
+            gpu_provider=gpu_provider,
             max_sessions=args.max_sessions,
             retention_seconds=args.retention_seconds,
         )

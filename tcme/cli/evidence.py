@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: Any) -> None:
     """Add ``evidence verify`` and ``evidence show``."""
-    group = subparsers.add_parser("evidence", help="verify or show SEV-SNP/TDX evidence")
+    group = subparsers.add_parser("evidence", help="verify or show SEV-SNP/TDX/NVIDIA GPU evidence")
     sub = group.add_subparsers(
         dest="evidence_command", metavar="COMMAND", required=True, parser_class=type(group)
     )
@@ -29,8 +29,10 @@ def register(subparsers: Any) -> None:
         "verify",
         help="verify evidence: signatures, chain to a pinned root, policy, binding",
         description=(
-            "Verify an SEV-SNP report (raw, hex, base64 or Azure HCL) or an Intel TDX quote "
-            "(v4/v5; raw, hex or base64); the type is detected from the bytes. "
+            "Verify an SEV-SNP report (raw, hex, base64 or Azure HCL), an Intel TDX quote "
+            "(v4/v5; raw, hex or base64) or an NVIDIA GPU/NVSwitch attestation report (SPDM 1.1 "
+            "GET_MEASUREMENTS request + response; raw, hex or base64: needs --certs and --nonce, "
+            "takes --rim); the type is detected from the bytes. "
             "Exit 0 accept, 1 reject, 2 malformed input or usage error."
         ),
     )
@@ -39,7 +41,21 @@ def register(subparsers: Any) -> None:
         "--certs",
         type=Path,
         help="SEV-SNP (required): VCEK/VLEK (PEM or DER), optionally with ASK/ASVK and ARK; "
-        "a file or a directory",
+        "a file or a directory. NVIDIA (required): the device chain, leaf first (PEM)",
+    )
+    verify.add_argument(
+        "--nonce",
+        metavar="HEX",
+        help="NVIDIA (required): the 32-byte nonce the GPU was asked to sign, 64 hex digits",
+    )
+    verify.add_argument(
+        "--rim",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="NVIDIA: an NVIDIA-signed RIM (driver or VBIOS; repeatable); its XML-DSig digest, "
+        "signature and chain are checked, then every covered measurement must match",
     )
     verify.add_argument(
         "--collateral",
@@ -77,6 +93,16 @@ def run_verify(args: argparse.Namespace) -> int:
     crl = read_input(args.crl, "crl") if args.crl else None
     expected = parse_hex(args.report_data, "--report-data", size=64) if args.report_data else None
     at = parse_time(args.at, "--at") if args.at else None
+    collateral: Any = args.collateral
+    if args.nonce or args.rim:
+        from attestation.nvidia.evidence import is_nvidia_report
+
+        if not is_nvidia_report(evidence):
+            raise UsageError(
+                "--nonce", "--nonce and --rim apply to NVIDIA GPU evidence only", actual="other"
+            )
+        expected = parse_hex(args.nonce, "--nonce", size=32) if args.nonce else None
+        collateral = [read_input(path, "rim") for path in args.rim]
     result = verify_evidence(
         evidence,
         certs=certs,
@@ -85,7 +111,7 @@ def run_verify(args: argparse.Namespace) -> int:
         expected_report_data=expected,
         crl=crl,
         product=args.product,
-        collateral=args.collateral,
+        collateral=collateral,
     )
     if args.json:
         print(json.dumps(result.summary(), indent=2))
@@ -103,7 +129,13 @@ def run_show(args: argparse.Namespace) -> int:
 
     data = read_input(args.file, "evidence")
     tee = detect_evidence_type(data)
-    if tee == "tdx":
+    if tee == "nvidia-gpu":
+        from attestation.nvidia.abi import decode_report_input as decode_nvidia
+        from attestation.nvidia.abi import parse_report as parse_nvidia
+        from attestation.nvidia.abi import report_to_dict
+
+        fields = {"tee": tee, **report_to_dict(parse_nvidia(decode_nvidia(data)))}
+    elif tee == "tdx":
         fields = {"tee": tee, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
     elif tee != "sev-snp":
         raise UsageError(
@@ -126,6 +158,8 @@ def run_show(args: argparse.Namespace) -> int:
 def _describe(result: VerifiedEvidence) -> str:
     if result.tee == "tdx":
         return _describe_tdx(result)
+    if result.tee == "nvidia-gpu":
+        return _describe_nvidia(result)
     s = result.summary()
     tcb = " ".join(f"{k}={v}" for k, v in result.tcb.items())
     lines = [result.verdict]
@@ -170,6 +204,37 @@ def _describe_tdx(result: VerifiedEvidence) -> str:
             f"  verified at   {s.get('verified_at')}",
         ]
     )
+
+
+def _describe_nvidia(result: VerifiedEvidence) -> str:
+    device = result.summary()["device"]
+    lines = [result.verdict]
+    if result.simulated:
+        lines.append("WARNING: SIMULATED GPU evidence is not from NVIDIA hardware.")
+    lines += [
+        f"  device        {device['kind']} {device['arch']} ({device['hwmodel']})",
+        f"  ueid          {device['ueid']}",
+        f"  driver        {device['driver_version']}",
+        f"  VBIOS         {device['vbios_version']}",
+        f"  FWID          {device['fwid'] or 'absent (driver predates the field)'}",
+        f"  protected PCIe {device['protected_pcie_status']}",
+        f"  nonce         {device['nonce']}",
+        f"  measurements  {device['measurements']} blocks",
+    ]
+    if "rims" in result.tcb:
+        lines.append(
+            f"  RIMs          {', '.join(result.tcb['rims'])}: "
+            f"{result.tcb['rim_matched_blocks']} blocks match, "
+            f"not covered: {result.tcb['rim_uncovered_blocks'] or 'none'}"
+        )
+    else:
+        lines.append("  RIMs          none given: measurements NOT compared")
+    lines += [
+        f"  root          NVIDIA Device Identity CA, sha256 {device['root_sha256']}",
+        f"  OCSP          {'checked' if device['ocsp_checked'] else 'not checked (no cache)'}",
+        f"  verified at   {result.summary().get('verified_at')}",
+    ]
+    return "\n".join(lines)
 
 
 def _flatten(fields: dict[str, Any], prefix: str = "") -> list[str]:
