@@ -16,6 +16,12 @@ session from the session id alone, so any proxy replica routes any session
 with no state shared between replicas. Nothing here is trusted by a party: a
 wrong route makes a call fail (the session id is bound into REPORT_DATA).
 
+With exactly one fixed backend (one ``--enclave``, no DNS name) the proxy is
+a plain pass-through, as before fleets: every call goes to that backend and the
+enclave alone decides (``single``). A backend that does not serve
+``tcme.v1.Fleet`` is probed by health alone and has no route, so it can only
+be used that way.
+
 A backend that stops answering is "gone": it gets no new sessions, and the
 ``on_gone`` callback lets the forwarder fail the calls it has in flight there
 at once. A DNS address that disappears is kept while it still answers and
@@ -141,6 +147,31 @@ class BackendPool:
 
     # -- the forwarder's questions -------------------------------------------------------
 
+    def on_gone(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(target)`` (from the prober thread) when a backend stops answering."""
+        self._on_gone = callback
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every probe round."""
+        self._on_change = callback
+
+    def describe(self) -> str:
+        """The configured backends, for the start-up log line."""
+        parts = [b.target for b in self._backends.values() if b.static]
+        parts += [f"dns:{name}:{port}" for name, port in self._dns]
+        return ", ".join(parts)
+
+    @property
+    def single(self) -> bool:
+        """True for one fixed backend and no DNS name: every call goes to it."""
+        return not self._dns and len(self._backends) == 1
+
+    def only(self) -> Backend:
+        """The one backend of a ``single`` pool."""
+        with self._lock:
+            (backend,) = self._backends.values()
+            return backend
+
     def choose(self, exclude: Iterable[str] = ()) -> Backend | None:
         """The backend for a new session (fewest live sessions), or None when none takes one.
 
@@ -149,6 +180,9 @@ class BackendPool:
         """
         skip = set(exclude)
         with self._lock:
+            if self.single:
+                only = self.only()
+                return None if only.target in skip else only
             routes = self._route_counts()
             ready = [
                 b
@@ -170,6 +204,8 @@ class BackendPool:
 
     def by_route(self, session_id: bytes) -> Backend | None:
         """The backend whose route tag starts ``session_id`` (None when none is known)."""
+        if self.single:
+            return self.only()
         route = bytes(session_id[:ROUTE_SIZE])
         if len(route) < ROUTE_SIZE:
             return None
@@ -188,7 +224,10 @@ class BackendPool:
     def any_serving(self) -> bool:
         """True when some backend takes new sessions."""
         with self._lock:
-            return any(b.state is State.SERVING and b.route for b in self._backends.values())
+            single = self.single
+            return any(
+                b.state is State.SERVING and (b.route or single) for b in self._backends.values()
+            )
 
     def report_unreachable(self, target: str, detail: str) -> None:
         """A forwarded call found ``target`` unreachable: probe it now."""
@@ -273,20 +312,25 @@ class BackendPool:
         channel = backend._channel
         if channel is None:
             channel = backend._channel = grpc.insecure_channel(backend.target)
+        status: fleet_pb2.FleetStatusResponse | None = None
         try:
             status = fleet_pb2_grpc.FleetStub(channel).Status(
                 fleet_pb2.FleetStatusRequest(), timeout=self._probe_timeout
             )
         except grpc.RpcError as err:
-            return State.GONE, None, f"{err.code().name}: {err.details()}"
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                return State.GONE, None, f"{err.code().name}: {err.details()}"
+            # Up, but no fleet service: health alone decides (a pass-through backend).
         try:
             health = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=self._probe_timeout
             )
             serving = health.status == health_pb2.HealthCheckResponse.SERVING
         except grpc.RpcError as err:
-            return State.GONE, None, f"health: {err.code().name}: {err.details()}"
-        if status.draining:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                return State.GONE, None, f"health: {err.code().name}: {err.details()}"
+            serving = True  # reachable, just no health service of its own
+        if status is not None and status.draining:
             return State.DRAINING, status, ""
         return (State.SERVING if serving else State.NOT_SERVING), status, ""
 
@@ -315,9 +359,12 @@ class BackendPool:
                 backend.created_since_status = 0
                 backend.failures = 0
                 backend.detail = ""
-            else:
+            elif state is State.GONE:
                 backend.failures += 1
                 backend.detail = why
+            else:
+                backend.failures = 0
+                backend.detail = ""
             backend.state = state
             if state is State.GONE and before is not State.GONE:
                 gone = True

@@ -25,6 +25,7 @@ import grpc
 
 from host.backends import Backend, BackendPool, State
 from host.route import Route, route_for
+from tcme.wire.requests import error_info
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Router:
         self._options = list(channel_options)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._inflight: dict[str, set[grpc.aio.Call]] = {}
+        self._cancelled: set[grpc.aio.Call] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -64,7 +66,7 @@ class Router:
 
     def backend_for(self, route: Route, tried: Sequence[str] = ()) -> Backend:
         """The backend for ``route``; raises ``NoBackend`` with the party's message."""
-        if route.new:
+        if route.new or self.pool.single:
             chosen = self.pool.choose(exclude=tried)
             if chosen is None:
                 states = ", ".join(b.describe() for b in self.pool.backends()) or "none"
@@ -77,9 +79,14 @@ class Router:
                 f"(no backend of this proxy has route {route.session_id[:4].hex()}); "
                 "its session is lost: start a new session"
             )
-        if backend.state is State.GONE:
+        if backend.state is State.GONE and not self.pool.single:
             raise NoBackend(self.gone_message(backend, route))
         return backend
+
+    @property
+    def fleet(self) -> bool:
+        """True when routes decide (several backends, or DNS); False for a pass-through."""
+        return not self.pool.single
 
     @staticmethod
     def gone_message(backend: Backend, route: Route) -> str:
@@ -91,13 +98,15 @@ class Router:
             "session survives its enclave: start a new session"
         )
 
+    def has_other(self, tried: Sequence[str]) -> bool:
+        """True when some backend not in ``tried`` could take a new session."""
+        return any(b.target not in tried and b.state is State.SERVING for b in self.pool.backends())
+
     @staticmethod
     def retry_elsewhere(route: Route, err: grpc.aio.AioRpcError) -> bool:
         """True when a new-session call failed before the enclave created anything."""
         if not route.new or err.code() != grpc.StatusCode.UNAVAILABLE:
             return False
-        from tcme.wire import error_info  # the enclave's ErrorInfo, if it sent one
-
         info = error_info(err)
         # Draining enclaves refuse with a reason; no ErrorInfo means the transport failed.
         return info is None or info.get("reason") == DRAINING_REASON
@@ -121,6 +130,11 @@ class Router:
         calls = self._inflight.get(target)
         if calls is not None:
             calls.discard(call)
+        self._cancelled.discard(call)
+
+    def cancelled_by_router(self, call: grpc.aio.Call) -> bool:
+        """True when ``call`` was cancelled because its backend was found gone."""
+        return call in self._cancelled
 
     def on_gone(self, target: str) -> None:
         """The prober found ``target`` gone (any thread): cancel its calls in flight."""
@@ -133,6 +147,7 @@ class Router:
         if calls:
             log.info("backend %s gone: failing %d calls in flight", target, len(calls))
         for call in calls:
+            self._cancelled.add(call)
             call.cancel()
 
     async def close(self) -> None:
