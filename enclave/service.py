@@ -86,7 +86,12 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (UsageError, grpc.StatusCode.INVALID_ARGUMENT),
 )
 
-_TEE = {"sev-snp": evidence_pb2.TEE_TYPE_SEV_SNP, "tdx": evidence_pb2.TEE_TYPE_TDX}
+_TEE = {
+    "sev-snp": evidence_pb2.TEE_TYPE_SEV_SNP,
+    "tdx": evidence_pb2.TEE_TYPE_TDX,
+    "az-snp-vtpm": evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
+    "az-tdx-vtpm": evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
+}
 _STATE = {
     State.OPEN: tcme_pb2.SESSION_STATE_OPEN,
     State.RUNNING: tcme_pb2.SESSION_STATE_RUNNING,

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# Trailing metadata of a health answer that is not SERVING: why (`tcme host health` prints it).
+REASON_KEY = "tcme-health-reason"
+MAX_REASON_CHARS = 200
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 # Health name that stays SERVING while the proxy process runs (Kubernetes liveness).
@@ -42,6 +45,17 @@ class HealthTable:
         self._lock = threading.Lock()
         self._status: dict[str, int] = {}
         self._shutting_down = False
+        self._reason = "not probed yet"
+
+    def set_reason(self, reason: str) -> None:
+        """Why the proxy is not serving now (kept short; no party data ever reaches it)."""
+        with self._lock:
+            self._reason = " ".join(reason.split())[:MAX_REASON_CHARS]
+
+    def reason(self) -> str:
+        """The last reason given for not serving."""
+        with self._lock:
+            return self._reason
 
     def set(self, service: str, status: int) -> None:
         """Record ``service``'s status (ignored after ``enter_graceful_shutdown``)."""
@@ -71,10 +85,16 @@ class AsyncHealthServicer(health_pb2_grpc.HealthServicer):
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
-        """The current status; NOT_FOUND for a service the proxy does not serve."""
+        """The current status; NOT_FOUND for a service the proxy does not serve.
+
+        An answer other than SERVING carries the reason in trailing metadata
+        (``tcme-health-reason``: the health protocol has no field for it).
+        """
         status = self._table.get(request.service)
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "health.service: unknown service")
+        if status != SERVING:
+            context.set_trailing_metadata(((REASON_KEY, self._table.reason()),))
         return health_pb2.HealthCheckResponse(status=status)
 
     async def Watch(
@@ -95,9 +115,10 @@ class FleetHealth:
     """Keeps a ``HealthTable`` in step with the backend pool (``host.backends``).
 
     Every forwarded service (and the overall "") is SERVING while at least one
-    backend takes new sessions, NOT_SERVING otherwise. ``tcme.v1.Fleet`` is
-    SERVING while the proxy runs: a liveness check that must not fail just
-    because every enclave is busy draining or restarting.
+    backend takes new sessions, NOT_SERVING otherwise, with the reason: each
+    backend's state. ``tcme.v1.Fleet`` is SERVING while the proxy runs: a
+    liveness check that must not fail just because every enclave is draining
+    or restarting.
     """
 
     def __init__(self, pool: BackendPool, services: Sequence[str]) -> None:
@@ -112,6 +133,9 @@ class FleetHealth:
     def update(self) -> None:
         """Read the pool once and set every status (the pool calls this after each round)."""
         serving = self._pool.any_serving()
+        if not serving:
+            states = "; ".join(b.describe() for b in self._pool.backends()) or "no backend"
+            self.table.set_reason(f"no enclave takes new sessions: {states}")
         if serving != self._last:
             log.info("proxy health: %s", "SERVING" if serving else "NOT_SERVING")
             self._last = serving
@@ -119,6 +143,7 @@ class FleetHealth:
 
     def stop(self) -> None:
         """Every service NOT_SERVING, for good (graceful shutdown)."""
+        self.table.set_reason("the proxy is shutting down")
         self.table.enter_graceful_shutdown()
 
     def _set_all(self, status: int) -> None:
