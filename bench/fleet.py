@@ -107,7 +107,7 @@ class CallCounter:
         counter = self
 
         class _Interceptor(grpc.UnaryUnaryClientInterceptor):
-            def intercept_unary_unary(self, continuation, details, request):  # noqa: ANN001, ANN201
+            def intercept_unary_unary(self, continuation, details, request):
                 with counter._lock:
                     counter.count += 1
                 return continuation(details, request)
@@ -139,7 +139,7 @@ class Load:
         )
         self.counter = CallCounter()
 
-    def client(self, target: str):  # noqa: ANN201 - tcme.client.TcmeClient
+    def client(self, target: str):
         import grpc
 
         from tcme.client import TcmeClient
@@ -154,7 +154,7 @@ class Load:
             session_id = client.create_session(self.contract).session_id
 
         def one(name: str) -> None:
-            values = {"alice": {"alice_wealth": 5}, "bob": {"bob_wealth": 3}}[name]
+            values = {"alice": {"first_wealth": 5}, "bob": {"second_wealth": 3}}[name]
             with self.client(target) as client:
                 Party(name, self.keys[name], self.policy, client).run(
                     session_id, values, timeout=60

@@ -108,6 +108,8 @@ class Backend:
     def describe(self) -> str:
         """One line for logs and errors."""
         route = self.route.hex() if self.route else "?"
+        if self.state is State.GONE:
+            return f"{self.target} (route {route}) does not answer: {self.detail or 'no detail'}"
         return f"{self.target} (route {route}, {self.state.value}, {self.load} live)"
 
 

@@ -267,7 +267,7 @@ class Parties:
         from tcme.client import Party, TcmeClient
 
         policy = fleet.policy(self.contract)
-        values = {"alice": {"alice_wealth": 7_000_000}, "bob": {"bob_wealth": 2_000}}
+        values = {"alice": {"first_wealth": 7_000_000}, "bob": {"second_wealth": 2_000}}
 
         def one(name: str) -> Outcome:
             start = time.monotonic()
@@ -283,7 +283,7 @@ class Parties:
                         alice_submitted.set()
                     result = party.result(attestation, submitted.sealed, timeout=RESULT_TIMEOUT)
                     outcome.output = result.outputs.get("richer")
-            except Exception as err:  # noqa: BLE001 - the outcome records any failure
+            except Exception as err:
                 outcome.error = err
                 if name == "alice" and alice_submitted is not None:
                     alice_submitted.set()
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{', '.join(f'{o.party}: {o.output}' for o in outcome.values())}")  # fmt: skip
         code = target.process.wait(timeout=fleet.drain_seconds + 30)
         _say(f"   {target.name} exited with status {code} after its last session")
-    except Exception as err:  # noqa: BLE001 - one line, then the logs' path
+    except Exception as err:
         _say(f"fleet_demo: {type(err).__name__}: {err}")
         status = 1
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ ANSWERS = {"first", "second", "equal"}
 def _load_demo():
     spec = importlib.util.spec_from_file_location("fleet_demo", REPO / "scripts" / "fleet_demo.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
