@@ -314,7 +314,7 @@ def report(
         cpu = statistics.median(cpu_per_call[name])
         lines.append(
             f"| one proxy, {k} enclave{'s' if k > 1 else ''} | {rate:.2f} | {rate / direct:.2f} "
-            f"| {rate / ceiling:.2f} | {cpu * 1e6:.0f} µs |"
+            f"| {rate / ceiling:.2f} | {cpu * 1e6:.0f} us |"
         )
     cpu = statistics.median(v for k in REPLICAS for v in cpu_per_call[f"proxy x{k}"])
     calls_per_core = 1 / cpu if cpu else float("inf")
@@ -324,7 +324,7 @@ def report(
         f"{args.concurrency} in flight, median of {args.rounds} interleaved rounds; "
         f"7 forwarded calls per session. Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, everything (clients, proxy, enclaves) on this machine. "
-        f"At {cpu * 1e6:.0f} µs of proxy CPU per call, one proxy core forwards about "
+        f"At {cpu * 1e6:.0f} us of proxy CPU per call, one proxy core forwards about "
         f"{calls_per_core:.0f} calls/s, i.e. {calls_per_core / 7:.0f} sessions/s."
     )
     print("\n".join(lines))

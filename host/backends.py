@@ -98,7 +98,7 @@ class Backend:
     in_dns: bool = True
     failures: int = 0
     detail: str = ""
-    _channel: grpc.Channel | None = field(default=None, repr=False)
+    probe_channel: grpc.Channel | None = field(default=None, repr=False, compare=False)
 
     @property
     def load(self) -> int:
@@ -219,7 +219,7 @@ class BackendPool:
         """A snapshot of every backend (copies; for health, logs and tests)."""
         with self._lock:
             return [
-                Backend(**{k: v for k, v in vars(b).items() if k != "_channel"})
+                Backend(**{k: v for k, v in vars(b).items() if k != "probe_channel"})
                 for b in self._backends.values()
             ]
 
@@ -254,9 +254,9 @@ class BackendPool:
             self._thread.join(timeout=self._probe_timeout * 2 + 1)
         with self._lock:
             for backend in self._backends.values():
-                if backend._channel is not None:
-                    backend._channel.close()
-                    backend._channel = None
+                if backend.probe_channel is not None:
+                    backend.probe_channel.close()
+                    backend.probe_channel = None
 
     def refresh(self) -> None:
         """One round: re-resolve DNS names when due, then probe every backend."""
@@ -311,9 +311,9 @@ class BackendPool:
                              backend.target)  # fmt: skip
 
     def _probe(self, backend: Backend) -> tuple[State, fleet_pb2.FleetStatusResponse | None, str]:
-        channel = backend._channel
+        channel = backend.probe_channel
         if channel is None:
-            channel = backend._channel = grpc.insecure_channel(backend.target)
+            channel = backend.probe_channel = grpc.insecure_channel(backend.target)
         status: fleet_pb2.FleetStatusResponse | None = None
         try:
             status = fleet_pb2_grpc.FleetStub(channel).Status(
@@ -394,8 +394,8 @@ class BackendPool:
                     continue
                 if backend.state is State.GONE or backend.live_sessions == 0:
                     del self._backends[target]
-                    if backend._channel is not None:
-                        backend._channel.close()
+                    if backend.probe_channel is not None:
+                        backend.probe_channel.close()
                     log.info("backend %s: dropped (left DNS, no sessions left)", target)
 
     def _run(self) -> None:

@@ -81,6 +81,7 @@ class Member:
 
     @property
     def alive(self) -> bool:
+        """True while the process runs."""
         return self.process.poll() is None
 
 
@@ -177,9 +178,11 @@ class Fleet:
 
     @property
     def proxy_targets(self) -> list[str]:
+        """Where parties reach each proxy."""
         return [m.target for n, m in self.members.items() if n.startswith("proxy")]
 
     def enclave(self, index: int) -> Member:
+        """Enclave number ``index``."""
         return self.members[f"enclave{index}"]
 
     def enclave_of(self, session_id: bytes) -> str:
@@ -191,12 +194,14 @@ class Fleet:
 
     @staticmethod
     def status(target: str) -> fleet_pb2.FleetStatusResponse:
+        """An enclave's own Fleet.Status (route, load, draining), asked directly."""
         with grpc.insecure_channel(target) as channel:
             return fleet_pb2_grpc.FleetStub(channel).Status(
                 fleet_pb2.FleetStatusRequest(), timeout=5
             )
 
     def wait_until(self, condition: Any, timeout: float = 30.0) -> bool:
+        """Poll ``condition()`` until true or ``timeout``; its last value."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition():
@@ -234,6 +239,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
+        """True when the party got its output."""
         return self.error is None
 
 
@@ -249,6 +255,7 @@ class Parties:
         )
 
     def create(self, proxy: str) -> bytes:
+        """CreateSession through ``proxy``; the session id."""
         from tcme.client import TcmeClient
 
         with TcmeClient(proxy) as client:
@@ -303,6 +310,7 @@ def _say(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the three steps, printing what happens; 0 when every claim held."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="GGUF (default: models/*.gguf)")
     parser.add_argument("--sessions", type=int, default=6, help="sessions in step 1")

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from attestation.errors import UnreachableError, UsageError
+from tcme.cli.config import add_config_option
 from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, mark_contacted
 
 # Trailing metadata key in which the proxy says why it is not serving: host.health.REASON_KEY
@@ -40,12 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(--enclave repeated, --enclave-dns), CreateSession goes to a SERVING enclave "
             "with the fewest live sessions and every later call of a session to the enclave "
             "whose route tag starts its session id, so any number of proxies can front one "
-            "fleet with no shared state. Backend state changes are logged."
+            "fleet with no shared state. Backend state changes are logged. --listen and "
+            "--enclave (or --enclave-dns) are required, on the command line or in --config."
         ),
     )
     serve.add_argument(
         "--listen",
-        required=True,
         metavar="ADDR",
         help="host:port (port 0 picks a free port) or unix:/path",
     )
@@ -124,6 +125,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the bound port here once listening (useful with port 0)",
     )
+    # --enclave or --enclave-dns: checked in _serve (either one, from flags or the file).
+    add_config_option(serve, required=("listen",))
     serve.set_defaults(handler=_serve)
 
     health = sub.add_parser(
