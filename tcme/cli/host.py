@@ -173,7 +173,11 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as err:
             raise UsageError("host.tls", f"cannot read TLS files: {err}") from err
     if not args.enclave and not args.enclave_dns:
-        raise UsageError("host.enclave", "give at least one --enclave or --enclave-dns")
+        raise UsageError(
+            "config.required",
+            "give --enclave or --enclave-dns on the command line or in --config",
+            actual="neither",
+        )
     for seconds, name in ((args.resolve_seconds, "resolve"), (args.probe_seconds, "probe")):
         if not seconds > 0:
             raise UsageError(f"host.{name}_seconds", "must be positive", actual=seconds)
