@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 
 from attestation.errors import SignatureError, TcmeError, UsageError
-from tcme.wire._encoding import sha256
+from tcme.wire import sha256
 from tcme.wire.contract import Contract
 from tcme.wire.keys import ed25519_public
 from tcme.wire.requests import (

@@ -22,7 +22,7 @@ from enclave.contract import ContractLimits
 from enclave.keys import EnclaveKeys
 from enclave.session import Runner, SessionManager
 from tcme import __version__
-from tcme.wire._encoding import sha256
+from tcme.wire import sha256
 from tcme.wire.claims import build_claims, with_gpu_evidence
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,11 @@ Ready-made files (written by an operator, or published by ``CollateralStore``)::
     DIR/snp/cert_chain.pem                          fallback chain (single-machine hosts)
     DIR/snp/crl.der                                 AMD CRL for the product
     DIR/tdx/collateral.json                         DCAP collateral as dcap-qvl takes it
+    DIR/nvidia/rims/*.xml, *.swidtag                NVIDIA-signed RIMs (driver and VBIOS)
+    DIR/nvidia/ocsp/<serial hex>.der                OCSP responses for device certificates
+
+NVIDIA collateral is attached when the claims carry GPU evidence (the claims
+are public JSON; the proxy only looks for their ``gpu`` member).
 
 Azure vTPM evidence (``az-snp-vtpm``, ``az-tdx-vtpm``) gets the collateral of
 the hardware evidence inside it: the SEV-SNP report's VEK chain and CRL, or
@@ -53,6 +58,7 @@ TEE_TYPE_SEV_SNP = 1
 TEE_TYPE_TDX = 2
 TEE_TYPE_AZ_SNP_VTPM = 3
 TEE_TYPE_AZ_TDX_VTPM = 4
+MAX_NVIDIA_FILES = 64
 
 
 class CollateralCache:
@@ -100,6 +106,22 @@ class CollateralCache:
             return found
         return self._from_store("SEV-SNP CRL", "snp_crl_for", report)
 
+    def nvidia_rims(self) -> list[bytes]:
+        """Every cached NVIDIA RIM (bounded: at most ``MAX_NVIDIA_FILES``)."""
+        folder = self.directory / "nvidia" / "rims"
+        if not folder.is_dir():
+            return []
+        paths = sorted(p for p in folder.iterdir() if p.suffix in (".xml", ".swidtag"))
+        return [p.read_bytes() for p in paths[:MAX_NVIDIA_FILES] if p.is_file()]
+
+    def nvidia_ocsp(self) -> dict[str, bytes]:
+        """Cached OCSP responses by certificate serial (hex), bounded like the RIMs."""
+        folder = self.directory / "nvidia" / "ocsp"
+        if not folder.is_dir():
+            return {}
+        paths = sorted(p for p in folder.iterdir() if p.suffix == ".der" and p.is_file())
+        return {p.stem.lower(): p.read_bytes() for p in paths[:MAX_NVIDIA_FILES]}
+
     def tdx_collateral(self, quote: bytes = b"") -> bytes | None:
         """Cached TDX DCAP collateral JSON, if any."""
         found = _first_file([self.directory / "tdx" / "collateral.json"])
@@ -141,8 +163,21 @@ def attach_collateral(response: object, cache: CollateralCache | None) -> None:
         if blob:
             collateral.tdx_collateral_json = blob
             sources.append(cache.source)
+    if cache is not None and _claims_carry_gpus(response.claims):  # type: ignore[attr-defined]
+        rims, ocsp = cache.nvidia_rims(), cache.nvidia_ocsp()
+        if rims and not collateral.nvidia_rims:
+            collateral.nvidia_rims.extend(rims)
+            sources.append(cache.source)
+        if ocsp and not collateral.nvidia_ocsp:
+            collateral.nvidia_ocsp.update(ocsp)
+            sources.append(cache.source)
     if sources and not collateral.source:
         collateral.source = ",".join(dict.fromkeys(sources))
+
+
+def _claims_carry_gpus(claims: bytes) -> bool:
+    # A cheap look, not a parse: the party parses and verifies the claims.
+    return b'"gpu":{' in bytes(claims)
 
 
 def _hardware_evidence(tee: int, report: bytes) -> tuple[int, bytes]:

@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     token = reset_contacted()
     try:
+        if getattr(args, "config_parser", None) is not None:
+            from tcme.cli.config import apply_config
+
+            apply_config(args, sys.argv[1:] if argv is None else list(argv))
         return int(handler(args))
     except KeyboardInterrupt:
         return 130

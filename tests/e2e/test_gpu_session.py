@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from attestation.errors import BindingError, PolicyError
 from attestation.nvidia.binding import gpu_nonce_for
 from attestation.nvidia.verify import DeviceEvidence
 from attestation.providers.nvidia_gpu import RecordedGpuStandIn, SimulatedGpuProvider
+from tcme.cli._party import print_summary
 from tcme.client import PartyPolicy, TcmeClient
 from tcme.v1 import tcme_pb2
 from tcme.wire import parse_claims
@@ -28,7 +30,7 @@ from tcme.wire.claims import with_gpu_evidence
 GPU_TABLE = {"count": 2, "architectures": ["HOPPER"], "rims": {"skip": True}}
 
 
-def _start(tmp_path: Path, gpu_provider) -> tuple:
+def _start(tmp_path: Path, gpu_provider, collateral_dir: Path | None = None) -> tuple:
     from attestation.providers.simulated import SimulatedSnpProvider
     from enclave.runtime import Enclave
     from enclave.server import create_server as create_enclave_server
@@ -50,7 +52,9 @@ def _start(tmp_path: Path, gpu_provider) -> tuple:
     enclave = Enclave(provider=provider, model=identity, runner=no_model, gpu_provider=gpu_provider)
     server, port = create_enclave_server("127.0.0.1:0", enclave)
     server.start()
-    proxy, proxy_port = create_host_server("127.0.0.1:0", f"127.0.0.1:{port}", health_interval=0.2)
+    proxy, proxy_port = create_host_server(
+        "127.0.0.1:0", f"127.0.0.1:{port}", health_interval=0.2, collateral_dir=collateral_dir
+    )
     proxy.start()
     base = {
         "allow_simulated": True,
@@ -100,6 +104,9 @@ def test_each_party_verifies_cpu_and_gpu_of_one_session(gpu_stack, contract_fact
         )
         assert all(gpu.report.nonce == nonce for gpu in result.gpus.gpus)
         assert result.summary()["gpus"]["gpus"][0]["simulated"] is True
+        printed = io.StringIO()
+        print_summary(result, stream=printed)
+        assert "GPU 1" in printed.getvalue() and "[SIMULATED]" in printed.getvalue()
     # Two parties, two nonces: two different GPU nonces and claims, one identity.
     assert results[0].claims.digest != results[1].claims.digest
 
@@ -132,20 +139,47 @@ def test_simulated_gpus_refused_without_allow_simulated():
     assert err.value.check == "simulated"
 
 
-def test_rims_required_without_matching_rims_fail(gpu_stack, vectors):
-    # The policy pins a genuine NVIDIA RIM, but for another VBIOS: the GPUs stay unmatched.
+def test_party_rim_file_that_does_not_verify_fail(gpu_stack, vectors):
+    # A party's own RIM file is verified like any other: this genuine 2023 RIM's signer
+    # has expired by now, and the edited one fails on its digest.
     target, base, _ = gpu_stack
-    rim = vectors / "nvidia/nvsdk_gh100_535_86_rims/vbios_rim_96.00.5E.00.01_2023-12.xml"
-    policy = _policy(base, rims={"files": [str(rim)]})
-    with TcmeClient(target) as client, pytest.raises(Exception) as err:
-        client.attest(policy, b"")
-    # Verified at the current time, the 2023 RIM signer has expired: refused before matching.
-    assert err.value.check in ("nvidia.rim.chain.validity", "gpu[0].rims")
+    folder = vectors / "nvidia/nvsdk_gh100_535_86_rims"
+    for name, check in (
+        ("vbios_rim_96.00.5E.00.01_2023-12.xml", "nvidia.rim.chain.validity"),
+        ("driver_rim_535.86.09_modified.xml", "nvidia.rim.digest"),
+    ):
+        policy = _policy(base, rims={"required": True, "files": [str(folder / name)]})
+        with TcmeClient(target) as client, pytest.raises(Exception) as err:
+            client.attest(policy, b"")
+        assert err.value.check == check
+
+
+def test_rims_required_and_none_usable_fail(tmp_path, vectors):
+    # The host's cache holds NVIDIA RIMs and attaches them; none verifies now or fits
+    # the GPUs' versions, so every GPU is reported without RIMs (fail closed).
+    cache = tmp_path / "cache"
+    (cache / "nvidia" / "rims").mkdir(parents=True)
+    folder = vectors / "nvidia/nvsdk_gh100_535_86_rims"
+    for name in ("vbios_rim_96.00.5E.00.01_2023-06.swidtag", "driver_rim_535.86.09_modified.xml"):
+        (cache / "nvidia" / "rims" / name.replace(".swidtag", ".xml")).write_bytes(
+            (folder / name).read_bytes()
+        )
+    target, base, _, stop = _start(tmp_path, SimulatedGpuProvider(2), collateral_dir=cache)
+    try:
+        with TcmeClient(target) as client:
+            raw = client._call("Attest", tcme_pb2.AttestRequest(session_id=b"", nonce=b"z" * 32))
+            assert len(raw.collateral.nvidia_rims) == 2
+            with pytest.raises(PolicyError) as err:
+                client.attest(_policy(base, rims={"required": True}), b"")
+        checks = {v.check for v in err.value.violations}
+        assert {"gpu[0].rims", "gpu[1].rims"} <= checks
+    finally:
+        stop()
 
 
 def test_rims_table_must_be_explicit(gpu_stack):
     target, base, _ = gpu_stack
-    for table in ({}, {"required": True}, {"files": []}, {"skip": False}):
+    for table in ({}, {"required": False}, {"files": []}, {"skip": False}, {"required": 1}):
         with TcmeClient(target) as client, pytest.raises(Exception) as err:
             client.attest(_policy(base, rims=table), b"")
         assert getattr(err.value, "check", "") == "policy.gpu.rims"
@@ -239,3 +273,69 @@ class _Stackish:
 
     def __init__(self, target: str) -> None:
         self.target = target
+
+
+@pytest.mark.model
+def test_whole_session_with_gpus_each_party_verifies(
+    loaded_model, tmp_path, contract_factory, party_keys
+):
+    """A full two-party session on the real model, with (simulated) GPUs attested by each party."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from attestation.providers.simulated import SimulatedSnpProvider
+    from enclave.inference import Inference
+    from enclave.runtime import Enclave
+    from enclave.server import create_server as create_enclave_server
+    from enclave.server import shutdown
+    from host.server import create_server as create_host_server
+    from tcme.client import Party
+
+    provider = SimulatedSnpProvider(tmp_path / "sim")
+    enclave = Enclave(
+        provider=provider,
+        model=loaded_model.identity,
+        runner=Inference(loaded_model.llama).run,
+        gpu_provider=SimulatedGpuProvider(2),
+    )
+    server, port = create_enclave_server("127.0.0.1:0", enclave)
+    server.start()
+    proxy, proxy_port = create_host_server("127.0.0.1:0", f"127.0.0.1:{port}", health_interval=0.2)
+    proxy.start()
+    target = f"127.0.0.1:{proxy_port}"
+    identity = loaded_model.identity
+    base = {
+        "allow_simulated": True,
+        "simulated_ark_sha256": [provider.ark_sha256],
+        "model": {"root_digest": identity.root_digest, "signer": identity.signer},
+    }
+    try:
+        contract = contract_factory()
+        policy = _policy(base, contract)
+        with TcmeClient(target) as client:
+            session_id = client.create_session(
+                contract, proposer="alice", keys=party_keys["alice"]
+            ).session_id
+        values = {"alice": {"alice_wealth": 3_000_000}, "bob": {"bob_wealth": 5}}
+
+        def one(name):
+            with TcmeClient(target) as client:
+                return Party(name, party_keys[name], policy, client).run(
+                    session_id, values[name], timeout=120
+                )
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {name: pool.submit(one, name) for name in values}
+            results = {name: f.result(timeout=200) for name, f in futures.items()}
+        (alice_att, alice), (bob_att, bob) = results["alice"], results["bob"]
+        for attestation in (alice_att, bob_att):
+            assert attestation.gpus is not None and len(attestation.gpus.gpus) == 2
+        # Each party verified GPU evidence made for its own nonce...
+        assert alice_att.claims.digest != bob_att.claims.digest
+        # ...of one enclave identity, which the one receipt names.
+        assert alice.receipt.raw == bob.receipt.raw
+        assert alice.receipt.claims_digest == alice_att.claims.identity_digest
+        assert alice_att.claims.identity_digest == bob_att.claims.identity_digest
+        assert alice.outputs == bob.outputs
+    finally:
+        proxy.stop(0)
+        shutdown(server, enclave, grace=0)
