@@ -259,7 +259,9 @@ class Parties:
         from tcme.client import TcmeClient
 
         with TcmeClient(proxy) as client:
-            return client.create_session(self.contract).session_id
+            return client.create_session(
+                self.contract, proposer="alice", keys=self.keys["alice"]
+            ).session_id
 
     def run(
         self,

@@ -45,7 +45,10 @@ def _start_azure_stack(identity: Any, runner: Any, workdir) -> tuple[Stack, Simu
     cvm = SimulatedAzureCvm(workdir / "vtpm")
     cvm.provision(snp)
     provider = AzureVtpmProvider(cvm.transport(), certs=snp.certs_pem(), simulated=True)
-    enclave = Enclave(provider=provider, model=identity, runner=runner)
+    # One alice key proposes every session of a test run on this shared stack.
+    enclave = Enclave(
+        provider=provider, model=identity, runner=runner, max_sessions_per_proposer=64
+    )
     server, port = create_enclave_server("127.0.0.1:0", enclave)
     server.start()
     proxy, proxy_port = create_host_server("127.0.0.1:0", f"127.0.0.1:{port}", health_interval=0.2)

@@ -49,7 +49,13 @@ def _start(tmp_path: Path, gpu_provider, collateral_dir: Path | None = None) -> 
     def no_model(contract, values):
         raise AssertionError("no model here")
 
-    enclave = Enclave(provider=provider, model=identity, runner=no_model, gpu_provider=gpu_provider)
+    enclave = Enclave(
+        provider=provider,
+        model=identity,
+        runner=no_model,
+        gpu_provider=gpu_provider,
+        max_sessions_per_proposer=64,  # one alice key proposes every session here
+    )
     server, port = create_enclave_server("127.0.0.1:0", enclave)
     server.start()
     proxy, proxy_port = create_host_server(
