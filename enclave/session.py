@@ -8,6 +8,12 @@ Life of a session::
     receipt signed, plaintext erased)--> DONE --(every party collected)--> gone
     OPEN --(invalid input | timeout | abort)--> FAILED --(every party told)--> gone
 
+One error for everyone: a failed session answers every call with one public
+error. When the failure could depend on a party's input or an output, that
+error is a fixed reason with no data, and the detail is sealed to the parties
+entitled to it, committed in an enclave-signed failure receipt
+(``enclave.disclosure``, ``tcme.wire.failure``).
+
 Plaintext inputs exist only between a successful ``open_input`` and the end
 of the model call; on any ending they are dropped before anything else
 happens. A finished or failed session record (ciphertext outputs, receipt, or
