@@ -19,6 +19,7 @@ from grpc_status import rpc_status
 
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
+from attestation.tee import Tee
 from enclave.inference import InferenceError
 from enclave.runtime import Enclave
 from enclave.session import (
@@ -53,7 +54,7 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (UsageError, grpc.StatusCode.INVALID_ARGUMENT),
 )
 
-_TEE = {"sev-snp": evidence_pb2.TEE_TYPE_SEV_SNP, "tdx": evidence_pb2.TEE_TYPE_TDX}
+_TEE = {Tee.SEV_SNP: evidence_pb2.TEE_TYPE_SEV_SNP, Tee.TDX: evidence_pb2.TEE_TYPE_TDX}
 _STATE = {
     State.OPEN: tcme_pb2.SESSION_STATE_OPEN,
     State.RUNNING: tcme_pb2.SESSION_STATE_RUNNING,

@@ -139,6 +139,12 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
         ("runtime", s["runtime"]),
         ("session", s["session_id"] or "none (enclave only)"),
         ("contract digest", s["contract_digest"] or "none (no session)"),
+        (
+            "skipped checks",
+            ", ".join(s["skipped"]) + "  ({ skip = true } in the policy)"
+            if s["skipped"]
+            else "none",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

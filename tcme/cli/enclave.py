@@ -103,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
 
     from attestation.providers.select import select_provider
+    from attestation.providers.simulated import SimulatedSnpProvider
     from enclave.inference import Inference
     from enclave.model_loader import load_verified_model
     from enclave.runtime import Enclave
@@ -114,6 +115,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(
             "tcme enclave: SIMULATED mode: evidence is signed by a local simulated chain and "
             "proves nothing about hardware",
+            file=sys.stderr,
+            flush=True,
+        )
+    if isinstance(provider, SimulatedSnpProvider):
+        # What a party pins to accept this simulated enclave, and only it (docs/security.md).
+        print(
+            'tcme enclave: party policy: accept = ["sev-snp"], allow_simulated = true, '
+            f'simulated_ark_sha256 = ["{provider.ark_sha256}"], '
+            f'[snp] allowed_measurements = ["{provider.measurement.hex()}"]',
             file=sys.stderr,
             flush=True,
         )

@@ -18,12 +18,17 @@ from attestation.policy import Policy
 from attestation.snp import _x509
 from attestation.snp.abi import decode_report_input, parse_report
 from attestation.tdx.abi import parse_quote, quote_to_dict
+from attestation.tee import Tee
 from attestation.verifier import (
+    NO_REFERENCE_VALUES,
+    SnpInputs,
+    TdxInputs,
     VerifiedEvidence,
     decode_tdx_input,
     detect_evidence_type,
     verify_evidence,
 )
+from tcme.client.policy import load_evidence_policy
 
 EXIT_OK, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
 CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
@@ -58,7 +63,12 @@ def register(subparsers: Any) -> None:
         help="TDX (required): dcap-qvl collateral JSON, a `tcme collateral` cache, or a folder "
         "of Intel PCS responses; read offline, never fetched",
     )
-    verify.add_argument("--policy", type=Path, help="policy TOML (default: built-in defaults)")
+    verify.add_argument(
+        "--policy",
+        type=Path,
+        help="party policy TOML (docs/security.md); without it only authenticity is checked "
+        "(signatures, chain, no debug) and the output says no reference values were checked",
+    )
     verify.add_argument("--at", help="verification time, RFC 3339 (default: now)")
     verify.add_argument("--crl", type=Path, help="AMD CRL (DER or PEM) to check revocation")
     verify.add_argument(
@@ -81,18 +91,20 @@ def run_verify(args: argparse.Namespace) -> int:
     try:
         evidence = read_input(args.file, "evidence")
         certs = read_certs(args.certs) if args.certs else None
-        policy = Policy.load(args.policy) if args.policy else Policy()
+        policy = (
+            load_evidence_policy(args.policy) if args.policy else Policy.unsafe_authenticity_only()
+        )
         crl = read_input(args.crl, "crl") if args.crl else None
         expected = _hex_arg(args.report_data, "--report-data", 64) if args.report_data else None
         result = verify_evidence(
             evidence,
-            certs=certs,
             policy=policy,
+            inputs=(
+                SnpInputs(certs=certs, crl=crl, product=args.product),
+                TdxInputs(collateral=args.collateral),
+            ),
             at=parse_time(args.at) if args.at else None,
             expected_report_data=expected,
-            crl=crl,
-            product=args.product,
-            collateral=args.collateral,
         )
     except TcmeError as err:
         return _fail(err, as_json=args.json)
@@ -100,7 +112,17 @@ def run_verify(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(_describe(result))
+        print(_reference_values_line(result))
     return EXIT_OK
+
+
+def _reference_values_line(result: VerifiedEvidence) -> str:
+    """One line: were reference values checked, and which did the policy skip?"""
+    if not result.reference_values_checked:
+        return NO_REFERENCE_VALUES
+    if result.skipped:
+        return "  SKIPPED by the policy ({ skip = true }): " + ", ".join(result.skipped)
+    return "  reference values: every launch-identity value pinned by the policy matched"
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -108,17 +130,17 @@ def run_show(args: argparse.Namespace) -> int:
     try:
         data = read_input(args.file, "evidence")
         tee = detect_evidence_type(data)
-        if tee == "tdx":
-            fields = {"tee": tee, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
-        elif tee != "sev-snp":
+        if tee is Tee.TDX:
+            fields = {"tee": tee.value, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
+        elif tee is not Tee.SEV_SNP:
             raise UsageError(
                 "show.tee",
                 f"showing {tee} evidence is not supported",
-                expected="sev-snp",
-                actual=tee,
+                expected=Tee.SEV_SNP.value,
+                actual=tee.value,
             )
         else:
-            fields = {"tee": tee, **parse_report(decode_report_input(data)).to_dict()}
+            fields = {"tee": tee.value, **parse_report(decode_report_input(data)).to_dict()}
     except TcmeError as err:
         return _fail(err, as_json=args.json)
     if args.json:
@@ -226,7 +248,7 @@ def _reasons(err: TcmeError) -> list[str]:
 
 
 def _describe(result: VerifiedEvidence) -> str:
-    if result.tee == "tdx":
+    if result.tee is Tee.TDX:
         return _describe_tdx(result)
     s = result.summary()
     tcb = " ".join(f"{k}={v}" for k, v in result.tcb.items())

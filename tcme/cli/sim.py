@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import TcmeError, UsageError
-from attestation.snp.simulate import SimulatedSnp
+from attestation.snp.simulate import DEFAULT_MEASUREMENT, SimulatedSnp
 
 EXIT_OK, EXIT_USAGE = 0, 2
 POLICY_FILE = "simulated-policy.toml"
@@ -72,14 +72,18 @@ def run_snp(args: argparse.Namespace) -> int:
     (out / POLICY_FILE).write_text(
         "# Policy that accepts the SIMULATED evidence in this directory, and only it.\n"
         "# SIMULATED evidence proves nothing about hardware: never use this for real secrets.\n"
+        'accept = ["sev-snp"]\n'
         "allow_simulated = true\n"
         f'simulated_ark_sha256 = ["{sim.ark_sha256}"]\n'
+        "\n[snp]\n"
+        f'allowed_measurements = ["{(measurement or DEFAULT_MEASUREMENT).hex()}"]\n'
     )
     print(f"SIMULATED SEV-SNP evidence (not from AMD hardware) written to {out}/")
     print(f"  {REPORT_FILE:<22} v{args.version} report, {len(report)} bytes")
     print("  vcek.pem ask.pem ark.pem  SIMULATED chain (private keys in private/)")
     print(
-        f"  {POLICY_FILE:<22} allow_simulated = true, pinned to ARK sha256 {sim.ark_sha256[:16]}…"
+        f"  {POLICY_FILE:<22} allow_simulated = true, pinned to ARK sha256 {sim.ark_sha256[:16]}… "
+        "and this MEASUREMENT"
     )
     report_path, policy_path = out / REPORT_FILE, out / POLICY_FILE
     print(f"verify: tcme evidence verify {report_path} --certs {out} --policy {policy_path}")

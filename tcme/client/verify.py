@@ -6,8 +6,9 @@ Steps (tagged in the code):
   (2) parse the claims and the contract (pure, bounds-checked);
   (3) recompute REPORT_DATA from H(claims), H(contract), session id and the
       party's own nonce;
-  (4) verify the evidence: parse, signatures and chain to the party's pinned
-      roots, policy (TCB, measurement, debug, simulated only if allowed), and
+  (4) verify the evidence: a kind the policy accepts, parse, signatures and
+      chain to the party's pinned roots, policy (TCB, measurement, debug,
+      simulated only if allowed, the party's own CRL if required), and
       REPORT_DATA equal to (3);
   (5) the claims' TEE is the TEE that produced the evidence;
   (6) the model root digest and signer are the ones the policy names;
@@ -29,7 +30,7 @@ from typing import Any
 
 from attestation.binding import report_data_for
 from attestation.errors import BindingError, SignatureError, UsageError
-from attestation.verifier import VerifiedEvidence, verify_evidence
+from attestation.verifier import SnpInputs, TdxInputs, VerifiedEvidence, verify_evidence
 from tcme.client.policy import PartyPolicy
 from tcme.contract.capability import CapabilityRecord, check_capability, session_capability
 from tcme.v1 import tcme_pb2
@@ -50,6 +51,8 @@ class AttestationResult:
     collateral_source: str
     # The attested capability record (contracts with capability tests only).
     capability: CapabilityRecord | None = None
+    # Reference values the party's policy skipped with { skip = true } (table.key).
+    skipped: tuple[str, ...] = ()
 
     @property
     def simulated(self) -> bool:
@@ -69,6 +72,7 @@ class AttestationResult:
             "tee": self.claims.tee,
             "simulated": self.simulated,
             "tcb": evidence.pop("tcb", None),
+            "reference_values_checked": evidence.pop("reference_values_checked", True),
             "measurement": _hex(self.evidence.measurement),
             "model_root_digest": self.claims.model_root_digest,
             "model_signer": self.claims.model_signer,
@@ -81,6 +85,8 @@ class AttestationResult:
         }
         if self.capability is not None:
             out["capability"] = f"{self.capability.passed}/{self.capability.total}"
+        out["skipped"] = list(self.skipped)
+        evidence.pop("skipped", None)  # the evidence's skips are part of self.skipped
         for key, value in evidence.items():
             out.setdefault(f"evidence_{key}", value)
         return out
@@ -143,15 +149,17 @@ def verify_attestation(
     evidence = response.evidence
     collateral = response.collateral
     certs = bytes(evidence.certs_pem) or bytes(collateral.snp_cert_chain_pem) or None
+    inputs = (
+        SnpInputs(certs=certs, crl=bytes(collateral.snp_crl_der) or None),
+        TdxInputs(collateral=bytes(collateral.tdx_collateral_json) or None),
+    )
     try:
         verified = verify_evidence(
             bytes(evidence.report),
-            certs=certs,
             policy=policy.evidence,
+            inputs=inputs,
             at=at,
             expected_report_data=expected,
-            collateral=bytes(collateral.tdx_collateral_json) or None,
-            crl=bytes(collateral.snp_crl_der) or None,
         )
     except UsageError as err:
         # Our policy is well-formed by construction, so "cannot verify" (no VEK sent,
@@ -169,7 +177,7 @@ def verify_attestation(
         agreed.check(contract.digest)
     # (8) The model's measured score on the contract's tests, if the policy asks.
     if session_id:
-        check_capability(policy.evidence.extra, capability)
+        check_capability(policy.min_capability_score, capability)
     if verified.simulated:
         log.warning("accepted SIMULATED evidence (policy allow_simulated): not a real TEE")
     return AttestationResult(
@@ -180,4 +188,5 @@ def verify_attestation(
         nonce=nonce,
         collateral_source=collateral.source,
         capability=capability,
+        skipped=tuple(verified.skipped) + tuple(f"model.{k}" for k in policy.model.skipped()),
     )

@@ -21,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import ParseError
+from attestation.tee import Tee
 from tcme.wire._encoding import (
     b64,
     canonical_json,
@@ -39,7 +40,7 @@ from tcme.wire.keys import (
 )
 
 CLAIMS_TYPE = "tcme/v1/claims"
-TEE_TYPES = ("sev-snp", "tdx")
+TEE_TYPES = (Tee.SEV_SNP.value, Tee.TDX.value)  # the CPU kinds an enclave runs on
 
 
 @dataclass(frozen=True)
