@@ -45,10 +45,12 @@ lint: venv
 
 test: venv model
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check attestation enclave host tcme tests bench scripts examples
 	$(PY) -m pytest -q
 
 bench: venv model
 	$(PY) bench/attestation.py
+	$(PY) bench/attestation_azure.py
 	$(PY) bench/model_digest.py
 	$(PY) bench/session.py
 	$(PY) bench/accuracy.py

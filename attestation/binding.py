@@ -93,10 +93,12 @@ def check_binding(actual: bytes, expected: bytes) -> None:
 
     ``actual``: the 64 bytes the verified evidence carries (SEV-SNP REPORT_DATA, TDX
     REPORTDATA, or what a kind's verifier returns as its bound value). ``expected``:
-    ``report_data_for(...)`` of the party's own claims, contract, session and nonce.
-    Constant-time; raises ``BindingError(check="report_data")`` on any difference.
+    ``report_data_for(...)`` of the party's own claims, contract, session and nonce (in
+    the form the kind carries it: 64 bytes, its SHA-256 in a short TPM field, or a
+    device's 32-byte SPDM nonce). Constant-time; raises
+    ``BindingError(check="report_data")`` on any difference, length included.
     """
-    if len(actual) != REPORT_DATA_SIZE or not hmac.compare_digest(bytes(expected), bytes(actual)):
+    if len(actual) != len(expected) or not hmac.compare_digest(bytes(expected), bytes(actual)):
         raise BindingError(
             "report_data",
             "REPORT_DATA does not bind these claims, contract, session and nonce",

@@ -6,6 +6,7 @@ so a party (or an operator reading a log) never sees a bare "invalid".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -14,6 +15,8 @@ class TcmeError(Exception):
 
     ``check`` is a short dotted name of the failed check (``reported_tcb.snp``),
     ``expected``/``actual`` the values compared, ``detail`` free text.
+    ``violations`` lists every failed check when there are several (all of a
+    policy's, all of a schema's), not only the first.
     """
 
     def __init__(
@@ -23,20 +26,38 @@ class TcmeError(Exception):
         *,
         expected: Any = None,
         actual: Any = None,
+        violations: Sequence[TcmeError] | None = None,
     ) -> None:
         self.check = check
         self.detail = detail
         self.expected = expected
         self.actual = actual
+        self.violations = list(violations or ())
         super().__init__(self.message())
 
+    def reasons(self) -> list[str]:
+        """Every failed check, one line each."""
+        if self.violations:
+            return [v.message() for v in self.violations]
+        return [self.message()]
+
     def message(self) -> str:
-        """One line: ``check: detail (expected X, got Y)``."""
+        """All violations joined by ``; ``, or ``check: detail (expected X, got Y)``.
+
+        A side of the comparison that is absent is left out (never ``None``).
+        """
+        if self.violations:
+            return "; ".join(v.message() for v in self.violations)
         parts = [self.check]
         if self.detail:
             parts.append(f": {self.detail}")
-        if self.expected is not None or self.actual is not None:
-            parts.append(f" (expected {_show(self.expected)}, got {_show(self.actual)})")
+        compared = [
+            f"{label} {_show(value)}"
+            for label, value in (("expected", self.expected), ("got", self.actual))
+            if value is not None and value != ""
+        ]
+        if compared:
+            parts.append(f" ({', '.join(compared)})")
         return "".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,6 +69,7 @@ class TcmeError(Exception):
             "expected": _show(self.expected) if self.expected is not None else None,
             "actual": _show(self.actual) if self.actual is not None else None,
             "message": self.message(),
+            **({"reasons": self.reasons()} if self.violations else {}),
         }
 
 
@@ -65,24 +87,6 @@ class PolicyError(TcmeError):
     ``violations`` lists every failed policy check, not only the first.
     """
 
-    def __init__(
-        self,
-        check: str,
-        detail: str = "",
-        *,
-        expected: Any = None,
-        actual: Any = None,
-        violations: list[PolicyError] | None = None,
-    ) -> None:
-        self.violations = violations or []
-        super().__init__(check, detail, expected=expected, actual=actual)
-
-    def message(self) -> str:
-        """All violations, one per line, or this error's own line."""
-        if self.violations:
-            return "; ".join(v.message() for v in self.violations)
-        return super().message()
-
 
 class BindingError(TcmeError):
     """REPORT_DATA (or another binding) does not match what the verifier recomputed."""
@@ -90,6 +94,14 @@ class BindingError(TcmeError):
 
 class UsageError(TcmeError):
     """The caller asked for something impossible (bad option, missing file)."""
+
+
+class UnreachableError(TcmeError):
+    """A service could not be reached or talked to (network, TLS, a stopped backend).
+
+    Nothing was verified or rejected: retrying later, or fixing the address,
+    may help. The command line exits 3 for it.
+    """
 
 
 def _show(value: Any) -> str:

@@ -31,7 +31,7 @@ Fail-closed rules, all enforced when the policy is built (never at verify time):
 Registration point for a new policy table (e.g. ``[azure]``, ``[gpu]``): add one
 ``PolicyTable`` row to ``POLICY_TABLES`` and the kinds that need it to
 ``REQUIRED_TABLES``. Its ``parse(table, base)`` returns a frozen object (refusing
-unknown keys with ``attestation._internal.policy_values.check_keys``) that has
+unknown keys with ``attestation.policy_values.check_keys``) that has
 ``missing_identity() -> list[str]`` (launch-identity keys neither pinned nor
 skipped, each as ``"key: how to pin or skip it"``) and ``skipped() -> list[str]``
 (keys set to ``{ skip = true }``). The parsed table is ``Policy.table(name)``.
@@ -56,20 +56,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from attestation._internal.policy_values import SKIP as SKIP  # re-exported: the skip value
-from attestation._internal.policy_values import (
+from attestation.azure.policy import AzurePolicy
+from attestation.errors import PolicyError, UsageError
+from attestation.nvidia.policy import GpuPolicy
+from attestation.policy_values import SKIP as SKIP  # re-exported: the skip value
+from attestation.policy_values import (
     Skip,
     check_keys,
     expect_table,
     hex_converter,
     pinned,
     to_bool,
-    to_hex_bytes,
     to_int,
     to_list,
     unknown_name,
 )
-from attestation.errors import PolicyError, UsageError
 from attestation.snp.abi import (
     GUEST_POLICY_FLAGS,
     PLATFORM_INFO_FLAGS,
@@ -80,6 +81,7 @@ from attestation.snp.abi import (
 from attestation.snp.verify import SIMULATED_PRODUCT
 from attestation.tdx.policy import TdxPolicy
 from attestation.tee import Tee
+from attestation.text import parse_sha256
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +191,20 @@ class PolicyTable:
 POLICY_TABLES: dict[str, PolicyTable] = {
     "snp": PolicyTable("snp", SnpPolicy.from_dict, (Tee.SEV_SNP,)),
     "tdx": PolicyTable("tdx", lambda table, _base: TdxPolicy.from_dict(table), (Tee.TDX,)),
+    "azure": PolicyTable(
+        "azure",
+        lambda table, _base: AzurePolicy.from_dict(table),
+        (Tee.AZ_SNP_VTPM, Tee.AZ_TDX_VTPM),
+    ),
+    "gpu": PolicyTable("gpu", lambda table, _base: GpuPolicy.from_dict(table), (Tee.NVIDIA_GPU,)),
 }
 # The tables each accepted kind needs (a kind missing here cannot be accepted yet).
 REQUIRED_TABLES: dict[Tee, tuple[str, ...]] = {
     Tee.SEV_SNP: ("snp",),
     Tee.TDX: ("tdx",),
+    Tee.AZ_SNP_VTPM: ("azure",),
+    Tee.AZ_TDX_VTPM: ("azure",),
+    Tee.NVIDIA_GPU: ("gpu",),
 }
 EVIDENCE_KEYS = ("accept", "allow_simulated", "simulated_ark_sha256")
 
@@ -269,13 +280,6 @@ class Policy:
                     expected='simulated_ark_sha256 = ["<64 hex>"]',
                     actual="none",
                 )
-            if Tee.SEV_SNP not in self.accept:
-                raise UsageError(
-                    "policy.allow_simulated",
-                    "simulated evidence is SEV-SNP evidence: accept must name sev-snp",
-                    expected='accept including "sev-snp"',
-                    actual=[k.value for k in self.accept],
-                )
         elif self.simulated_ark_sha256:
             raise UsageError(
                 "policy.simulated_ark_sha256",
@@ -286,11 +290,11 @@ class Policy:
 
     @classmethod
     def unsafe_authenticity_only(cls, **tables: Any) -> Policy:
-        """Accept every CPU-TEE kind, checking only authenticity (signatures, chains, and
-        the safe defaults of each table: no debug, no migration agent, an up-to-date TDX
-        TCB). No launch identity is checked: never use it to release a secret."""
-        accept = tuple(t for t in REQUIRED_TABLES if not t.is_device)
-        return cls(accept=accept, tables=tables, authenticity_only=True)
+        """Accept every kind, checking only authenticity (signatures, chains, and the safe
+        defaults of each table: no debug, no migration agent, an up-to-date TDX TCB; Azure
+        PCRs and GPU RIMs unchecked). No launch identity is checked: never use it to
+        release a secret."""
+        return cls(accept=tuple(REQUIRED_TABLES), tables=tables, authenticity_only=True)
 
     @property
     def snp(self) -> SnpPolicy:
@@ -362,7 +366,7 @@ def parse_policy_document(
             kw[key] = to_bool(value, "policy.allow_simulated")
         elif key == "simulated_ark_sha256":
             kw[key] = tuple(
-                to_hex_bytes(v, f"policy.{key}[{i}]", 32).hex()
+                parse_sha256(v, f"policy.{key}[{i}]").hex()  # sha256:<hex> or bare hex
                 for i, v in enumerate(to_list(value, f"policy.{key}"))
             )
         elif key in POLICY_TABLES:

@@ -24,37 +24,46 @@ and only when the policy says ``allow_simulated = true`` with a pinned
 simulated evidence never passes as genuine.
 
 Inputs are per kind: ``SnpInputs`` (VCEK/VLEK chain, CRL, product), ``TdxInputs``
-(collateral). A caller passes those it has (``inputs=[SnpInputs(...), TdxInputs(...)]``);
-the kind's verifier gets its own (default-constructed when absent).
+(collateral), ``AzureInputs`` (an exact TPM qualifying-data nonce), ``GpuInputs``
+(device chain, RIMs). A caller passes those it has (``inputs=[SnpInputs(...),
+TdxInputs(...)]``); each kind's verifier reads its own (default-constructed when
+absent) through ``Inputs.of``. An Azure vTPM kind reads ``SnpInputs`` or ``TdxInputs``
+too, for its embedded hardware report.
 
-Registration point for a new kind (``az-snp-vtpm``, ``az-tdx-vtpm``, ...): write its
-inputs dataclass and a ``verify(evidence, inputs, policy, when) -> VerifiedEvidence``
-that runs steps (1)-(3) and returns the bound value in ``report_data`` (do not check
-the binding yourself), a ``detect(bytes) -> bool``, and add one ``KindVerifier`` row to
-``KINDS`` (detection tries the rows in order: put a more specific format before the
-one it wraps, e.g. an Azure HCL report before bare SEV-SNP). Then let the policy
-accept it (``attestation.policy.REQUIRED_TABLES``). Device evidence
-(``nvidia-gpu``) is verified beside a CPU kind and bound through the claims, not
-through this table.
+Registration point for a new kind: write its inputs dataclass (if it needs one) and a
+``verify(evidence, inputs, policy, when, expected) -> VerifiedEvidence`` that runs steps
+(1)-(3) and returns the value that carries the binding in ``report_data``, a
+``detect(bytes) -> bool``, and add one ``KindVerifier`` row to ``KINDS`` (detection
+tries the rows in order: put a more specific format before the one it wraps, e.g. Azure
+vTPM evidence before bare SEV-SNP). ``expected`` is for kinds that cannot verify without
+it (an SPDM request nonce); the comparison of step (4) is the pipeline's, for every kind,
+through ``binding_form`` (how the kind carries the 64-byte binding: as it is, or, for a
+vTPM with a short qualifying-data field, its SHA-256). Then let the policy accept it
+(``attestation.policy.POLICY_TABLES`` and ``REQUIRED_TABLES``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from attestation._internal.clock import verification_time
+from attestation.azure.evidence import looks_like_azure_evidence
+from attestation.azure.verify import AzureReport, evidence_kind
 from attestation.binding import check_binding
 from attestation.errors import ParseError, PolicyError, TcmeError, UsageError
 from attestation.kds import KdsClient
+from attestation.nvidia.evidence import is_nvidia_report, verify_nvidia_gpu
+from attestation.nvidia.verify import VerifiedDevice
 from attestation.policy import Policy, validate_report
 from attestation.snp.abi import AttestationReport, decode_report_input, parse_report
 from attestation.snp.roots import amd_ark_fingerprints
@@ -76,10 +85,13 @@ from attestation.tdx.verify import verify_quote as verify_tdx_quote
 from attestation.tee import Tee
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Kept for callers that compare strings; ``Tee`` is a StrEnum, so these equal its values.
 TEE_SNP = Tee.SEV_SNP
 TEE_TDX = Tee.TDX
+TEE_AZ_SNP = Tee.AZ_SNP_VTPM
+TEE_AZ_TDX = Tee.AZ_TDX_VTPM
 NO_REFERENCE_VALUES = (
     "NOTE: no policy given: authenticity only (signatures, chain, no debug); "
     "no reference values (measurement, TCB minimums) were checked"
@@ -151,8 +163,12 @@ class VerifiedEvidence:
                 host_data=self.report.host_data.hex(),
                 chip_id=self.report.chip_id.hex(),
             )
+        if isinstance(self.report, VerifiedDevice):
+            out["device"] = self.report.summary()
         if isinstance(self.report, TdxQuote):
             out.update(tdx_summary(self.report))
+        if isinstance(self.report, AzureReport):
+            out.update(self.report.summary())
         if self.verified_at is not None:
             out["verified_at"] = self.verified_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return out
@@ -186,13 +202,54 @@ class TdxInputs:
 
 
 @dataclass(frozen=True)
+class AzureInputs:
+    """Azure vTPM only: ``nonce`` is the exact qualifying data the TPM quote must carry
+    (CoCo/Trustee semantics, ``tcme evidence verify --nonce``), instead of or beside the
+    tcme binding."""
+
+    nonce: bytes | None = None
+
+
+@dataclass(frozen=True)
+class GpuInputs:
+    """NVIDIA device evidence: ``certs`` the device chain (PEM), ``rims`` NVIDIA's RIM
+    documents (verified before use). The SPDM nonce is the pipeline's expected value."""
+
+    certs: bytes | None = None
+    rims: Sequence[bytes] = ()
+
+
+class Inputs:
+    """The per-kind inputs a caller gave, one per type; ``of(SnpInputs)`` reads one."""
+
+    def __init__(self, items: Iterable[object]) -> None:
+        self._items: dict[type, object] = {}
+        for item in items:
+            if type(item) in self._items:
+                raise UsageError(
+                    "inputs", f"{type(item).__name__} given twice", expected="at most one"
+                )
+            self._items[type(item)] = item
+
+    def of(self, kind: type[T]) -> T:
+        """The caller's ``kind`` inputs, or ``kind()`` (its defaults) when none were given."""
+        item = self._items.get(kind)
+        return item if isinstance(item, kind) else kind()
+
+
+def _as_is(actual: bytes, expected: bytes) -> bytes:
+    del actual
+    return expected
+
+
+@dataclass(frozen=True)
 class KindVerifier:
     """One evidence kind's entry in the pipeline (see "Registration point" above)."""
 
     tee: Tee
-    inputs: type
     detect: Callable[[bytes], bool]
-    verify: Callable[[bytes, Any, Policy, datetime], VerifiedEvidence]
+    verify: Callable[[bytes, Inputs, Policy, datetime, bytes | None], VerifiedEvidence]
+    binding_form: Callable[[bytes, bytes], bytes] = field(default=_as_is)
 
 
 def detect_evidence_type(data: bytes) -> Tee:
@@ -217,7 +274,8 @@ def detect_evidence_type(data: bytes) -> Tee:
     raise ParseError(
         "evidence.type",
         f"neither an SEV-SNP report nor a TDX quote ({reason})",
-        expected="SEV-SNP report (1184 bytes, hex, base64, Azure HCL) or TDX quote v4/v5",
+        expected="SEV-SNP report (1184 bytes, hex, base64, Azure HCL), TDX quote v4/v5, "
+        "Azure vTPM evidence JSON or an NVIDIA attestation report",
         actual=f"{len(data)} bytes",
     )
 
@@ -254,10 +312,11 @@ def verify_evidence(
     kind = KINDS[tee]
     when = verification_time(at)
     # (1)-(3) the kind's own parse, signatures and chain, policy
-    verified = kind.verify(bytes(evidence), _inputs_for(kind, inputs), policy, when)
+    expected = bytes(expected_report_data) if expected_report_data is not None else None
+    verified = kind.verify(bytes(evidence), Inputs(inputs), policy, when, expected)
     # (4) the binding, for every kind in this one place
-    if expected_report_data is not None:
-        check_binding(verified.report_data, bytes(expected_report_data))
+    if expected is not None:
+        check_binding(verified.report_data, kind.binding_form(verified.report_data, expected))
     if policy.authenticity_only:
         log.warning("no policy: %s evidence checked for authenticity only", tee.value)
     skipped = tuple(policy.skipped(tee))
@@ -272,18 +331,6 @@ def _with(
     return replace(verified, skipped=skipped, reference_values_checked=checked)
 
 
-def _inputs_for(kind: KindVerifier, inputs: Iterable[object]) -> Any:
-    mine = [item for item in inputs if isinstance(item, kind.inputs)]
-    if len(mine) > 1:
-        raise UsageError(
-            "inputs",
-            f"{kind.inputs.__name__} given twice",
-            expected="at most one",
-            actual=len(mine),
-        )
-    return mine[0] if mine else kind.inputs()
-
-
 def _detect_snp(data: bytes) -> bool:
     try:
         decode_report_input(data)
@@ -293,8 +340,10 @@ def _detect_snp(data: bytes) -> bool:
 
 
 def _verify_snp(
-    evidence: bytes, inputs: SnpInputs, policy: Policy, when: datetime
+    evidence: bytes, given: Inputs, policy: Policy, when: datetime, expected: bytes | None
 ) -> VerifiedEvidence:
+    del expected  # step (4) is the pipeline's
+    inputs = given.of(SnpInputs)
     # (1) parse
     report = parse_report(decode_report_input(evidence))
     if not inputs.certs:
@@ -440,13 +489,15 @@ def _detect_tdx(data: bytes) -> bool:
 
 
 def _verify_tdx(
-    evidence: bytes, inputs: TdxInputs, policy: Policy, when: datetime
+    evidence: bytes, given: Inputs, policy: Policy, when: datetime, expected: bytes | None
 ) -> VerifiedEvidence:
     """TDX: (1) parse, (2) dcap-qvl against the pinned Intel root, (3) [tdx] policy."""
+    del expected  # step (4) is the pipeline's
     # (1) parse
     quote = parse_tdx_quote(decode_tdx_input(evidence))
     # (2) signatures, chains, collateral (dcap-qvl), at one instant
-    options = TdxVerifyOptions(collateral=_tdx_collateral(inputs.collateral, quote), now=when)
+    collateral = _tdx_collateral(given.of(TdxInputs).collateral, quote)
+    options = TdxVerifyOptions(collateral=collateral, now=when)
     verified = verify_tdx_quote(quote, options)
     # (3) policy
     validate_quote(verified, policy.tdx)
@@ -498,8 +549,78 @@ def _tdx_collateral(collateral: Any, quote: TdxQuote) -> TdxCollateral:
     )
 
 
+def _detect_azure(tee: Tee) -> Callable[[bytes], bool]:
+    def detect(data: bytes) -> bool:
+        # evidence_kind parses strictly: malformed Azure evidence fails here, by name
+        return looks_like_azure_evidence(data) and evidence_kind(data) == tee
+
+    return detect
+
+
+def _verify_azure(
+    evidence: bytes, given: Inputs, policy: Policy, when: datetime, expected: bytes | None
+) -> VerifiedEvidence:
+    """Azure vTPM evidence (``attestation.azure.verify``) under the ``[azure]`` table; the
+    embedded hardware report takes ``SnpInputs``/``TdxInputs`` like bare evidence."""
+    from attestation.azure.verify import verify_azure_evidence
+
+    snp, tdx = given.of(SnpInputs), given.of(TdxInputs)
+    return verify_azure_evidence(  # type: ignore[no-any-return]
+        evidence,
+        policy=policy,
+        azure_policy=policy.table("azure") or _authenticity_only_azure(policy),
+        at=when,
+        expected_report_data=expected,
+        nonce=given.of(AzureInputs).nonce,
+        certs=snp.certs,
+        collateral=tdx.collateral,
+        crl=snp.crl,
+        product=snp.product,
+    )
+
+
+def _authenticity_only_azure(policy: Policy) -> Any:
+    """No policy (``Policy.unsafe_authenticity_only``): every PCR skipped; else None."""
+    from attestation.azure.policy import AzurePolicy
+
+    return AzurePolicy.from_dict({"pcrs": {"skip": True}}) if policy.authenticity_only else None
+
+
+def _azure_binding_form(actual: bytes, expected: bytes) -> bytes:
+    # A vTPM whose qualifying data holds fewer than 64 bytes carries SHA-256(binding)
+    # (attestation.azure.quote.check_qualifying_data; docs/protocol.md).
+    if len(actual) != len(expected) and len(actual) == hashlib.sha256().digest_size:
+        return hashlib.sha256(expected).digest()
+    return expected
+
+
+def _verify_gpu(
+    evidence: bytes, given: Inputs, policy: Policy, when: datetime, expected: bytes | None
+) -> VerifiedEvidence:
+    """One NVIDIA device report (``tcme evidence verify``); ``expected`` is the SPDM nonce
+    the device had to sign. A party verifies GPUs through its claims (tcme.client.gpu)."""
+    inputs = given.of(GpuInputs)
+    return verify_nvidia_gpu(  # type: ignore[no-any-return]
+        evidence,
+        certs=inputs.certs,
+        policy=policy,
+        at=when,
+        expected_report_data=expected,
+        collateral=list(inputs.rims),
+        crl=None,
+        product=None,
+    )
+
+
 # Registration point: one row per kind, tried in this order by detect_evidence_type.
 KINDS: dict[Tee, KindVerifier] = {
-    Tee.TDX: KindVerifier(Tee.TDX, TdxInputs, _detect_tdx, _verify_tdx),
-    Tee.SEV_SNP: KindVerifier(Tee.SEV_SNP, SnpInputs, _detect_snp, _verify_snp),
+    Tee.TDX: KindVerifier(Tee.TDX, _detect_tdx, _verify_tdx),
+    Tee.AZ_SNP_VTPM: KindVerifier(
+        Tee.AZ_SNP_VTPM, _detect_azure(Tee.AZ_SNP_VTPM), _verify_azure, _azure_binding_form
+    ),
+    Tee.AZ_TDX_VTPM: KindVerifier(
+        Tee.AZ_TDX_VTPM, _detect_azure(Tee.AZ_TDX_VTPM), _verify_azure, _azure_binding_form
+    ),
+    Tee.NVIDIA_GPU: KindVerifier(Tee.NVIDIA_GPU, is_nvidia_report, _verify_gpu),
+    Tee.SEV_SNP: KindVerifier(Tee.SEV_SNP, _detect_snp, _verify_snp),
 }

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
+from attestation.inputs import read_certs  # noqa: E402
 from attestation.policy import SKIP, Policy, SnpPolicy  # noqa: E402
 from attestation.snp import _x509  # noqa: E402
 from attestation.snp.abi import SIGNED_SIZE, parse_report  # noqa: E402
@@ -50,7 +51,6 @@ from attestation.snp.roots import amd_roots  # noqa: E402
 from attestation.snp.verify import clear_caches, load_cert_bundle  # noqa: E402
 from attestation.tee import Tee  # noqa: E402
 from attestation.verifier import SnpInputs, verify_evidence  # noqa: E402
-from tcme.cli.evidence import read_certs  # noqa: E402
 
 REPORTS = (
     "gosevguest_milan_v2",

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from attestation.errors import TcmeError
+from tcme.contract.capability import running_budget
 from tcme.wire.contract import Contract, OutputSpec, OutputValueError, render_prompt
 
 
@@ -334,6 +335,11 @@ class Inference:
         """One erased-before, erased-after, verified-empty completion: (text, finish reason)."""
         from llama_cpp import LlamaGrammar
 
+        # Capability tests draw on the contract's token budget (None in a real session).
+        budget = running_budget()
+        wanted = max_tokens
+        if budget is not None:
+            max_tokens = budget.grant(max_tokens)
         if not (self._wiped and context_state(self._llama) == _EMPTY_CONTEXT):
             erase_state(self._llama)
         self._wiped = False
@@ -348,6 +354,7 @@ class Inference:
             )
             choice = response["choices"][0]
             text, finish = choice["message"]["content"], str(choice.get("finish_reason"))
+            usage = response.get("usage") or {}
         except ValueError as err:
             # llama-cpp-python raises ValueError when the prompt exceeds the context.
             raise InferenceError(
@@ -358,4 +365,11 @@ class Inference:
             erase_state(self._llama)
         verify_erased(self._llama)
         self._wiped = True
+        if budget is not None:
+            budget.charge(
+                int(usage.get("prompt_tokens", 0)),
+                int(usage.get("completion_tokens", max_tokens)),  # unknown: all of it
+                granted=max_tokens,
+                wanted=wanted,
+            )
         return text or "", finish

@@ -7,22 +7,32 @@ servicer share one code path.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
 from attestation.binding import MAX_NONCE_SIZE, MIN_NONCE_SIZE, report_data_for
-from attestation.errors import UsageError
+from attestation.errors import TcmeError, UsageError
+from attestation.nvidia.binding import gpu_nonce_for
 from attestation.providers.base import Evidence, EvidenceProvider
+from attestation.providers.nvidia_gpu import GpuEvidenceProvider
 from enclave.contract import ContractLimits
 from enclave.keys import EnclaveKeys
 from enclave.session import Runner, SessionManager
 from tcme import __version__
-from tcme.wire._encoding import sha256
-from tcme.wire.claims import build_claims
+from tcme.wire import sha256
+from tcme.wire.claims import build_claims, with_gpu_evidence
 
 log = logging.getLogger(__name__)
 
 RUNTIME_VERSION = f"tcme {__version__}"
+# Bytes of the per-process route tag that starts every session id (enclave/fleet.py).
+ROUTE_SIZE = 4
+
+
+class EnclaveDraining(TcmeError):
+    """The enclave is shutting down: it finishes its sessions but opens no new one."""
 
 
 class ModelIdentityLike(Protocol):
@@ -60,8 +70,15 @@ class Enclave:
         limits: ContractLimits | None = None,
         max_sessions: int = 64,
         retention_seconds: float = 300.0,
+        route: bytes | None = None,
+        gpu_provider: GpuEvidenceProvider | None = None,
     ) -> None:
         self.provider = provider
+        self.gpu_provider = gpu_provider
+        # A fresh random tag per process: a restarted enclave is a new route, so a proxy
+        # can never send an old session's calls to the process that replaced it.
+        self.route = os.urandom(ROUTE_SIZE) if route is None else bytes(route)
+        self._draining = threading.Event()
         self.keys = keys or EnclaveKeys.generate()
         self.claims = build_claims(
             runtime=RUNTIME_VERSION,
@@ -74,6 +91,8 @@ class Enclave:
             hpke_public_key=self.keys.hpke_public,
             signing_public_key=self.keys.signing_public,
         )
+        # The identity claims: what sessions and receipts name. Attestations with GPUs
+        # add the GPUs' evidence to a per-attestation copy (tcme.wire.claims).
         self.claims_digest = sha256(self.claims)
         self.sessions = SessionManager(
             keys=self.keys,
@@ -82,6 +101,7 @@ class Enclave:
             limits=limits,
             max_sessions=max_sessions,
             retention_seconds=retention_seconds,
+            route=self.route,
         )
         if provider.simulated:
             log.warning(
@@ -106,21 +126,49 @@ class Enclave:
         session = self.sessions.get(session_id) if session_id else None
         contract = session.contract.raw if session is not None else b""
         record = session.capability if session is not None else None
+        capability_digest = record.digest if record is not None else None
+        claims = self.claims
+        if self.gpu_provider is not None:
+            # Each GPU signs a nonce derived from this very binding (docs/protocol.md), and
+            # its evidence goes into the claims that REPORT_DATA binds.
+            gpu_nonce = gpu_nonce_for(
+                self.claims_digest, sha256(contract), session_id, nonce, capability_digest
+            )
+            devices = self.gpu_provider.gpu_evidence(gpu_nonce)
+            claims = with_gpu_evidence(
+                self.claims,
+                self.gpu_provider.mode(),
+                [(d.report, d.certs, d.digest) for d in devices],
+            )
         report_data = report_data_for(
-            self.claims_digest,
-            sha256(contract),
-            session_id,
-            nonce,
-            record.digest if record is not None else None,
+            sha256(claims), sha256(contract), session_id, nonce, capability_digest
         )
         evidence = self.provider.get_evidence(report_data)
         return Attestation(
             evidence=evidence,
-            claims=self.claims,
+            claims=claims,
             contract=contract,
             session_id=session_id,
             capability=record.raw if record is not None else b"",
         )
+
+    @property
+    def draining(self) -> bool:
+        """True once ``start_draining`` ran: no new sessions."""
+        return self._draining.is_set()
+
+    def start_draining(self) -> None:
+        """Refuse new sessions from now on; the live ones continue."""
+        self._draining.set()
+
+    def check_accepting(self) -> None:
+        """Raise ``EnclaveDraining`` when this enclave takes no new sessions."""
+        if self._draining.is_set():
+            raise EnclaveDraining(
+                "enclave.draining",
+                "this enclave is shutting down and takes no new sessions; "
+                "create the session again (the proxy sends it to another enclave)",
+            )
 
     def close(self) -> None:
         """Drop every session."""

@@ -149,8 +149,13 @@ class SessionManager:
         limits: ContractLimits | None = None,
         max_sessions: int = 64,
         retention_seconds: float = 300.0,
+        route: bytes = b"",
     ) -> None:
+        if len(route) > SESSION_ID_SIZE // 2:
+            raise ValueError("a route tag leaves at least half of the session id random")
         self._keys = keys
+        # Fleet routing (enclave/fleet.py): every session id starts with this tag.
+        self._route = bytes(route)
         self._claims_digest = claims_digest
         self._runner = runner
         self._limits = limits or ContractLimits()
@@ -180,6 +185,11 @@ class SessionManager:
         with self._lock:
             return len(self._sessions)
 
+    @property
+    def max_sessions(self) -> int:
+        """How many live sessions this manager allows."""
+        return self._max_sessions
+
     # --- create ---------------------------------------------------------------------------
 
     def create(self, contract_bytes: bytes) -> Session:
@@ -191,7 +201,7 @@ class SessionManager:
         """
         contract = accept_contract(contract_bytes, self._limits)
         self._check_capacity()
-        session_id = os.urandom(SESSION_ID_SIZE)
+        session_id = self._route + os.urandom(SESSION_ID_SIZE - len(self._route))
         capability = self._measure(contract, session_id) if contract.capability_tests else None
         with self._lock:
             self._check_capacity()

@@ -7,7 +7,15 @@ Order (first that works wins):
    serialises requests and hands over the host's certificate table;
 2. ``/dev/sev-guest`` (SNP_GET_EXT_REPORT) for SNP guests on older kernels;
 3. ``/dev/tdx_guest`` is checked and reported, but it only yields a TDREPORT,
-   which no remote party can verify, so it is never selected on its own.
+   which no remote party can verify, so it is never selected on its own;
+4. the Azure vTPM (``azure-vtpm``): on an Azure SEV-SNP or TDX confidential
+   VM the paravisor hides the interfaces above; ``/dev/tpmrm0`` holds its HCL
+   report (NV index 0x01400001) and quotes with its AK
+   (``attestation.providers.azure_vtpm``);
+5. the CoCo attestation agent (``coco-aa``), inside a Confidential Containers
+   pod, where the container has none of the above: its REST API
+   (``$TCME_COCO_AA_URL``, default http://127.0.0.1:8006) returns the same SNP
+   report or TDX quote for our REPORT_DATA (``attestation.providers.coco_aa``).
 
 Simulated evidence is never a fallback: it is used only when asked for
 explicitly (``--simulated``), and the message says so.
@@ -20,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attestation.providers.base import EvidenceProvider
+from attestation.providers.coco_aa import CocoAgentProvider, agent_url
 from attestation.providers.configfs_tsm import TSM_REPORT_PATH, ConfigfsTsmProvider
 from attestation.providers.errors import ProviderError, ProviderUnavailable
 from attestation.providers.sev_guest import SEV_GUEST_DEVICE, SevGuestProvider
@@ -34,7 +43,7 @@ class ProviderStatus:
     """Whether one provider can work on this machine, and the reason in words."""
 
     name: str
-    path: Path
+    path: Path | str  # a device or configfs path, or the agent's URL (coco-aa)
     available: bool
     reason: str
     tee: str | None = None
@@ -48,7 +57,43 @@ def diagnose(root: Path = Path("/")) -> list[ProviderStatus]:
     """
     root = Path(root)
     statuses = [_configfs_status(root), _sev_guest_status(root), _tdx_guest_status(root)]
+    statuses.append(_azure_vtpm_status(root))
+    statuses.append(_coco_status())
     return statuses
+
+
+def _coco_status() -> ProviderStatus:
+    url = agent_url()
+    try:
+        provider = CocoAgentProvider(url)
+        tee = provider.probe()
+    except ProviderError as err:
+        return ProviderStatus("coco-aa", url, False, err.message())
+    version = provider.info.get("version", "unknown version")
+    return ProviderStatus(
+        "coco-aa",
+        url,
+        True,
+        f"the CoCo attestation agent answers ({version}, TEE {tee or 'not reported'})",
+        tee=tee or None,
+    )
+
+
+def _azure_vtpm_status(root: Path) -> ProviderStatus:
+    from attestation.providers.azure_vtpm import TPM_DEVICE, AzureVtpmProvider
+
+    path = root / TPM_DEVICE
+    try:
+        provider = AzureVtpmProvider.from_device(root)
+    except ProviderError as err:
+        return ProviderStatus("azure-vtpm", path, False, err.message())
+    return ProviderStatus(
+        "azure-vtpm",
+        path,
+        True,
+        f"{path} holds an Azure HCL report ({provider.tee}) and quotes with its AK",
+        tee=provider.tee,
+    )
 
 
 def _configfs_status(root: Path) -> ProviderStatus:
@@ -154,4 +199,12 @@ def _build(status: ProviderStatus, root: Path) -> EvidenceProvider:
         return ConfigfsTsmProvider(root)
     if status.name == "sev-guest":
         return SevGuestProvider(root)
+    if status.name == "azure-vtpm":
+        from attestation.providers.azure_vtpm import AzureVtpmProvider
+
+        return AzureVtpmProvider.from_device(root)
+    if status.name == "coco-aa":
+        provider = CocoAgentProvider(str(status.path))
+        provider.tee = status.tee or ""
+        return provider
     raise AssertionError(f"provider {status.name} is never selected")  # pragma: no cover

@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from attestation.errors import UsageError
+from attestation.errors import UnreachableError, UsageError
 from attestation.tdx.collateral import (
     PCK_CAS,
     TdxCollateral,
@@ -50,7 +50,7 @@ QE_IDENTITY_CHAIN_HEADERS = ("SGX-Enclave-Identity-Issuer-Chain",)
 PCK_CRL_CHAIN_HEADERS = ("SGX-PCK-CRL-Issuer-Chain",)
 
 
-class CollateralFetchError(UsageError):
+class CollateralFetchError(UnreachableError):
     """A collateral service could not be reached or answered with something unusable."""
 
 

@@ -40,8 +40,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from attestation._internal.policy_values import Skip, check_keys, hex_converter, pinned
 from attestation.errors import PolicyError, UsageError
+from attestation.policy_values import Skip, check_keys, hex_converter, pinned
 from attestation.tdx.abi import ATTRIBUTES_SIZE, MEASUREMENT_SIZE, REPORT_DATA_SIZE
 from attestation.tdx.verify import TCB_STATUS_REVOKED, VerifiedQuote
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from attestation.errors import TcmeError, UsageError
-from tcme.client import AttestationResult, PartyPolicy, TcmeClient
-from tcme.client.policy import ContractExpectation
-from tcme.wire import Contract
+from attestation.errors import UsageError
+from attestation.text import format_sha256
+from tcme.cli.exitcodes import mark_contacted
+
+if TYPE_CHECKING:
+    from tcme.client import AttestationResult, PartyPolicy, TcmeClient
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
@@ -43,15 +46,30 @@ def add_policy_args(parser: argparse.ArgumentParser, *, required: bool = True) -
     )
 
 
-def connect(args: argparse.Namespace) -> TcmeClient:
-    """A client for ``args.host`` with the TLS/timeout options."""
+@contextlib.contextmanager
+def connect(args: argparse.Namespace) -> Iterator[TcmeClient]:
+    """A client for ``args.host`` with the TLS/timeout options.
+
+    Everything inside the ``with`` talks to the host: from here on a malformed
+    answer is the host's (a rejection), not the caller's input.
+    """
+    from tcme.client import TcmeClient
+
     if args.tls_root is not None and not args.tls_root.is_file():
         raise UsageError("tls_root", "no such file", actual=args.tls_root)
-    return TcmeClient(args.host, tls_root=args.tls_root, timeout=args.timeout)
+    if args.timeout <= 0:
+        raise UsageError("timeout", "must be positive", actual=args.timeout)
+    client = TcmeClient(args.host, tls_root=args.tls_root, timeout=args.timeout)
+    mark_contacted()
+    with client:
+        yield client
 
 
 def load_policy(args: argparse.Namespace) -> PartyPolicy:
     """The party policy, pinned to ``--contract`` when given."""
+    from tcme.client import PartyPolicy
+    from tcme.client.policy import ContractExpectation
+
     policy = PartyPolicy.load(args.policy)
     if getattr(args, "contract", None) is not None:
         policy = policy.with_contract(ContractExpectation.from_file(args.contract))
@@ -69,56 +87,6 @@ def session_id_arg(text: str) -> bytes:
     return raw
 
 
-def parse_values(contract: Contract, party: str, given: Sequence[str]) -> dict[str, Any]:
-    """``--value`` arguments as the contract types them (``V``, or ``NAME=V`` per input).
-
-    The values are never echoed in errors: they are the party's secret.
-    """
-    specs = {spec.name: spec for spec in contract.inputs_of(party)}
-    if not specs:
-        raise UsageError("input.party", f"the contract names no input for {party!r}")
-    pairs: dict[str, str] = {}
-    for item in given:
-        name, sep, value = item.partition("=")
-        if not sep:
-            if len(specs) != 1:
-                raise UsageError(
-                    "input.value",
-                    "this party has several inputs: give each as NAME=VALUE",
-                    expected=sorted(specs),
-                )
-            name, value = next(iter(specs)), item
-        if name not in specs:
-            raise UsageError(
-                "input.name", "not an input of this party", expected=sorted(specs), actual=name
-            )
-        if name in pairs:
-            raise UsageError("input.name", "given twice", actual=name)
-        pairs[name] = value
-    missing = sorted(set(specs) - set(pairs))
-    if missing:
-        raise UsageError("input.missing", "no value given", expected=missing)
-    values: dict[str, Any] = {}
-    for name, text in pairs.items():
-        if specs[name].type == "integer":
-            try:
-                values[name] = int(text, 10)
-            except ValueError:
-                raise UsageError(
-                    "input.type", f"input {name!r} must be a decimal integer"
-                ) from None
-        elif specs[name].type == "json":
-            # A JSON input arrives as JSON text on the command line; the contract's
-            # schema then checks the parsed value (in the client and the enclave).
-            try:
-                values[name] = json.loads(text)
-            except ValueError:
-                raise UsageError("input.type", f"input {name!r} must be JSON text") from None
-        else:
-            values[name] = text
-    return values
-
-
 def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = None) -> None:
     """The human verification summary, one fact per line."""
     out = stream or sys.stdout
@@ -134,7 +102,7 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
         ("simulated", "YES" if s["simulated"] else "no"),
         ("TCB", _show(s["tcb"])),
         ("measurement", _show(s["measurement"])),
-        ("model root digest", s["model_root_digest"]),
+        ("model root digest", format_sha256(s["model_root_digest"])),
         ("model signer", f"{s['model_signer']} ({s['model_signing_method']})"),
         ("runtime", s["runtime"]),
         ("session", s["session_id"] or "none (enclave only)"),
@@ -146,6 +114,12 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
             else "none",
         ),
     ]
+    if s.get("capability"):
+        rows.append(("capability score", f"{s['capability']} tests passed"))
+    root = s.get("evidence_root_sha256")
+    if s["simulated"] and root:
+        # What a party pins as `simulated_ark_sha256` (docs/usage.md says where it comes from).
+        rows.append(("simulated root", f"ARK sha256 {root}"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{prefix}{key:<{width}}  {value}", file=out)
@@ -161,8 +135,3 @@ def _show(value: Any) -> str:
 def print_json(obj: Any) -> None:
     """One JSON document on stdout."""
     print(json.dumps(obj, indent=2, sort_keys=True, default=str), flush=True)
-
-
-def reject_json(err: TcmeError) -> dict[str, Any]:
-    """The --json form of a rejection."""
-    return {"verdict": "REJECTED", **err.to_dict()}

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from attestation.errors import TcmeError, UsageError
 from tcme.cli import _party
-
-EXIT_OK = 0
-EXIT_REJECT = 1
-EXIT_USAGE = 2
+from tcme.cli.exitcodes import EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Ask the enclave behind HOST for evidence over a fresh random nonce, verify it "
             "under the policy (hardware chain, TCB, measurement, simulated only if allowed, "
             "REPORT_DATA binding of claims/contract/session/nonce, model digest and signer, "
-            "contract), and print a summary. Exit 0 accept, 1 reject, 2 usage error."
+            "contract), and print a summary. Exit 0 accept, 1 reject, 2 usage error, "
+            "3 host unreachable."
         ),
     )
     _party.add_connection_args(parser)
@@ -40,17 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _attest(args: argparse.Namespace) -> int:
     policy = _party.load_policy(args)
-    # From here on a ParseError is about what the host sent: a reject (1), not usage (2).
-    try:
-        with _party.connect(args) as client:
-            result = client.attest(policy, args.session)
-    except UsageError:
-        raise
-    except TcmeError as err:
-        if args.json:
-            _party.print_json(_party.reject_json(err))
-        print(f"tcme attest: REJECTED: {err.message()}", file=sys.stderr)
-        return EXIT_REJECT
+    with _party.connect(args) as client:
+        result = client.attest(policy, args.session)
     if args.json:
         _party.print_json(result.summary())
     else:

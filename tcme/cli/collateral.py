@@ -10,21 +10,17 @@ import argparse
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from attestation.errors import UsageError
-from attestation.tdx.abi import parse_quote
-from attestation.tdx.collateral import (
-    CACHE_SUBDIR,
-    PCK_CAS,
-    TdxCollateral,
-    list_cache,
-    load_collateral,
-    quote_platform,
-    write_cache,
-)
-from attestation.tdx.pcs import INTEL_PCS_URL, CollateralService, fetch_collateral
+from tcme.cli.exitcodes import EXIT_OK
 
-EXIT_OK = 0
+if TYPE_CHECKING:
+    from attestation.tdx.collateral import TdxCollateral
+
+# `--ca` is checked by the collateral library (platform or processor), not by argparse
+# `choices`, so that `tcme --help` does not load the TDX stack.
+CA_HELP = "PCK CA: platform (default) or processor"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,13 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fetch.add_argument(
         "--ca",
-        choices=PCK_CAS,
         default="platform",
-        help="PCK CA whose CRL to fetch with --fmspc (default platform; --quote knows it)",
+        metavar="CA",
+        help=f"{CA_HELP}, whose CRL to fetch with --fmspc (--quote knows it)",
     )
     service = fetch.add_mutually_exclusive_group()
     service.add_argument(
-        "--pcs-url", metavar="URL", help=f"Intel PCS base URL (default {INTEL_PCS_URL})"
+        "--pcs-url", metavar="URL", help="Intel PCS base URL (default: Intel's public PCS)"
     )
     service.add_argument("--pccs-url", metavar="URL", help="a PCCS base URL instead of Intel PCS")
     fetch.add_argument(
@@ -84,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imp.add_argument("source", type=Path, metavar="FILE_OR_DIR")
     imp.add_argument("--fmspc", metavar="HEX", help="platform to import from a folder")
-    imp.add_argument("--ca", choices=PCK_CAS, default="platform", help="PCK CA (folders only)")
+    imp.add_argument("--ca", default="platform", metavar="CA", help=f"{CA_HELP}; folders only")
     imp.add_argument("--cache", type=Path, required=True, metavar="DIR", help="cache folder")
     imp.add_argument("--json", action="store_true", help="print the result as JSON")
     imp.set_defaults(handler=_import)
@@ -97,18 +93,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("source", type=Path, nargs="?", metavar="FILE_OR_DIR")
     show.add_argument("--cache", type=Path, metavar="DIR", help="cache folder")
     show.add_argument("--fmspc", metavar="HEX", help="only this platform")
-    show.add_argument("--ca", choices=PCK_CAS, default="platform", help="PCK CA (folders only)")
+    show.add_argument("--ca", default="platform", metavar="CA", help=f"{CA_HELP}; folders only")
     show.add_argument("--at", metavar="RFC3339", help="judge freshness at this time (default: now)")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=_show)
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from attestation.tdx.abi import parse_quote
+    from attestation.tdx.collateral import quote_platform, write_cache
+    from attestation.tdx.pcs import INTEL_PCS_URL, CollateralService, fetch_collateral
+
     if args.quote is not None:
         quote = parse_quote(_read(args.quote))
         fmspc, ca = quote_platform(quote)
     else:
-        fmspc, ca = args.fmspc, args.ca
+        fmspc, ca = args.fmspc, _check_ca(args.ca)
     if args.pccs_url:
         service = CollateralService.pccs(
             args.pccs_url,
@@ -130,10 +130,12 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from attestation.tdx.collateral import TdxCollateral, load_collateral, write_cache
+
     if args.source.is_dir():
         if not args.fmspc:
             raise UsageError("collateral.import", "--fmspc is required to import a folder")
-        collateral = load_collateral(args.source, fmspc=args.fmspc, ca=args.ca)
+        collateral = load_collateral(args.source, fmspc=args.fmspc, ca=_check_ca(args.ca))
     elif args.source.is_file():
         collateral = TdxCollateral.from_json(_read(args.source), source=str(args.source))
     else:
@@ -144,10 +146,18 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from attestation.tdx.collateral import (
+        CACHE_SUBDIR,
+        TdxCollateral,
+        list_cache,
+        load_collateral,
+    )
+    from attestation.text import parse_time
+
     source = args.cache or args.source
     if source is None:
         raise UsageError("collateral.show", "name a cache (--cache DIR) or a FILE_OR_DIR")
-    at = _parse_time(args.at) if args.at else datetime.now(UTC)
+    at = parse_time(args.at, "--at") if args.at else datetime.now(UTC)
     if source.is_dir() and (source / CACHE_SUBDIR).is_dir():
         entries = list_cache(source)
         if args.fmspc:
@@ -159,7 +169,7 @@ def _show(args: argparse.Namespace) -> int:
             raise UsageError(
                 "collateral.show", f"{source} is not a cache; name the platform with --fmspc"
             )
-        entries = [load_collateral(source, fmspc=args.fmspc, ca=args.ca)]
+        entries = [load_collateral(source, fmspc=args.fmspc, ca=_check_ca(args.ca))]
     else:
         raise UsageError("collateral.show", f"{source}: no such file or directory")
 
@@ -209,19 +219,18 @@ def _report(verb: str, collateral: TdxCollateral, folder: Path, *, as_json: bool
     )
 
 
+def _check_ca(ca: str) -> str:
+    from attestation.tdx.collateral import PCK_CAS
+
+    if ca not in PCK_CAS:
+        raise UsageError("collateral.ca", "unknown PCK CA", expected=", ".join(PCK_CAS), actual=ca)
+    return ca
+
+
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise UsageError("file", f"cannot read {path}: {err.strerror or err}") from err
+    from attestation.inputs import read_input
 
-
-def _parse_time(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise UsageError("at", "not an RFC 3339 time", actual=text) from err
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # as `tcme evidence verify`
+    return read_input(path, "collateral")
 
 
 def _rfc3339(value: datetime) -> str:

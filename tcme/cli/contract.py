@@ -17,16 +17,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attestation.errors import UsageError
-from tcme.wire.contract import Contract, InputSpec, OutputSpec
+from tcme.cli.exitcodes import EXIT_OK
+
+if TYPE_CHECKING:
+    from tcme.wire.contract import Contract, InputSpec, OutputSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``tcme contract check`` and ``tcme contract schema``."""
     group = subparsers.add_parser("contract", help="check contract files; print their digest")
-    sub = group.add_subparsers(dest="contract_command", metavar="COMMAND")
+    sub = group.add_subparsers(dest="contract_command", metavar="COMMAND", required=True)
     check = sub.add_parser(
         "check",
         help="validate a contract file and print its digest",
@@ -50,19 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(handler=_check)
     schema = sub.add_parser("schema", help="print the JSON Schema of contract files")
     schema.set_defaults(handler=_schema)
-    group.set_defaults(handler=lambda _args: _usage(group))
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _schema(_args: argparse.Namespace) -> int:
     from tcme.contract import contract_file_schema
 
     print(json.dumps(contract_file_schema(), indent=2))
-    return 0
+    return EXIT_OK
 
 
 def _party_keys(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -93,9 +90,9 @@ def _check(args: argparse.Namespace) -> int:
     report = _report(loaded.path, contract, loaded.missing_keys, flows)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
-        return 0
+        return EXIT_OK
     _print(report)
-    return 0
+    return EXIT_OK
 
 
 def _input_text(spec: InputSpec) -> str:
@@ -159,6 +156,7 @@ def _report(
             "stop": list(contract.decoding.stop),
         },
         "capability_tests": len(contract.capability_tests),
+        "capability_token_budget": contract.capability_token_budget,
         "min_score_percent": contract.min_score_percent,
         "timeout_seconds": contract.timeout_seconds,
     }
@@ -210,7 +208,8 @@ def _print(report: dict[str, Any]) -> None:
             (
                 "capability",
                 f"{report['capability_tests']} test(s), enclave minimum "
-                f"{report['min_score_percent']}%",
+                f"{report['min_score_percent']}%, token budget "
+                f"{report['capability_token_budget']}",
             )
         )
     width = max(len(key) for key, _ in rows)

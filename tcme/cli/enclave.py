@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from attestation.errors import UsageError
+from tcme.cli.config import add_config_option
 
 log = logging.getLogger("tcme.enclave")
 
@@ -22,23 +23,23 @@ log = logging.getLogger("tcme.enclave")
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``tcme enclave serve``."""
     group = subparsers.add_parser("enclave", help="run the enclave service")
-    sub = group.add_subparsers(dest="enclave_command", metavar="COMMAND")
+    sub = group.add_subparsers(dest="enclave_command", metavar="COMMAND", required=True)
     serve = sub.add_parser(
         "serve",
         help="serve tcme.v1.Tcme: attest, sessions, inputs, results",
         description=(
             "Verify the signed model, load it, create in-memory keys and serve sessions. "
-            "Only the host proxy should reach ADDR (127.0.0.1, a Unix socket, or vsock)."
+            "Only the host proxy should reach ADDR (127.0.0.1, a Unix socket, or vsock). "
+            "--listen, --model, --signature and one trust option are required, on the "
+            "command line or in --config."
         ),
     )
-    serve.add_argument(
-        "--listen", required=True, metavar="ADDR", help="HOST:PORT (port 0 picks one) or unix:PATH"
+    serve.add_argument("--listen", metavar="ADDR", help="HOST:PORT (port 0 picks one) or unix:PATH")
+    serve.add_argument("--model", type=Path, help="GGUF file (or model directory)")
+    serve.add_argument("--signature", type=Path, help="OpenSSF model signature bundle")
+    who = serve.add_argument_group(
+        "whom to trust for the model (exactly one; on the command line or in --config)"
     )
-    serve.add_argument("--model", required=True, type=Path, help="GGUF file (or model directory)")
-    serve.add_argument(
-        "--signature", required=True, type=Path, help="OpenSSF model signature bundle"
-    )
-    who = serve.add_mutually_exclusive_group(required=True)
     who.add_argument("--public-key", type=Path, metavar="PEM", help="verify a key-signed model")
     who.add_argument(
         "--certificate-chain",
@@ -62,6 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="use the SIMULATED SEV-SNP provider (no hardware; CI and laptops)",
     )
     serve.add_argument("--sim-dir", type=Path, help="simulated key directory (with --simulated)")
+    serve.add_argument(
+        "--gpu",
+        choices=("none", "nvml", "simulated"),
+        default="none",
+        help="GPU evidence (docs/gpu.md): none (default), nvml (NVIDIA GPUs in CC mode on this "
+        "CVM; needs nvidia-ml-py) or simulated (SIMULATED GPUs; CI and laptops)",
+    )
+    serve.add_argument(
+        "--gpu-count", type=int, default=1, metavar="N", help="with --gpu simulated: N GPUs"
+    )
     serve.add_argument("--n-ctx", type=int, default=2048, help="model context size (tokens)")
     serve.add_argument("--max-sessions", type=int, default=64)
     serve.add_argument(
@@ -71,20 +82,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how long a finished session's ciphertext waits to be collected",
     )
     serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help=(
+            "on SIGTERM: report NOT_SERVING, refuse new sessions and let live sessions "
+            "finish for up to S seconds before exiting (default 30; a second signal, or "
+            "SIGINT, stops at once). Keep Kubernetes' terminationGracePeriodSeconds above it"
+        ),
+    )
+    serve.add_argument(
         "--ready-file", type=Path, help="write the bound address here once serving (for scripts)"
     )
+    add_config_option(serve, required=("listen", "model", "signature"))
     serve.set_defaults(handler=_serve)
-    group.set_defaults(handler=lambda _args: _usage(group))
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _verifier(args: argparse.Namespace):  # noqa: ANN202 - tcme.model.ModelVerifier
     from tcme.model import ModelVerifier
 
+    chosen = [
+        flag
+        for flag, value in (
+            ("--public-key", args.public_key),
+            ("--certificate-chain", args.certificate_chain),
+            ("--sigstore-identity", args.sigstore_identity),
+        )
+        if value
+    ]
+    if len(chosen) != 1:
+        raise UsageError(
+            "enclave.trust",
+            "name exactly one of --public-key, --certificate-chain, --sigstore-identity",
+            actual=", ".join(chosen) or "none",
+        )
     if args.public_key is not None:
         return ModelVerifier.public_key(args.public_key)
     if args.certificate_chain:
@@ -97,13 +129,16 @@ def _verifier(args: argparse.Namespace):  # noqa: ANN202 - tcme.model.ModelVerif
 def _serve(args: argparse.Namespace) -> int:
     if args.sim_dir is not None and not args.simulated:
         raise UsageError("enclave.sim_dir", "--sim-dir only makes sense with --simulated")
+    verifier = _verifier(args)  # every usage error before anything is created
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
 
+    from attestation.providers.nvidia_gpu import select_gpu_provider
     from attestation.providers.select import select_provider
     from attestation.providers.simulated import SimulatedSnpProvider
+    from enclave.fleet import drain
     from enclave.inference import Inference
     from enclave.model_loader import load_verified_model
     from enclave.runtime import Enclave
@@ -111,10 +146,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     provider, why = select_provider(simulated=args.simulated, sim_dir=args.sim_dir)
     log.info("%s", why)
+    gpu_provider = select_gpu_provider(args.gpu, count=args.gpu_count)
+    if gpu_provider is not None:
+        log.info("GPU evidence from %s", gpu_provider.name)
     if provider.simulated:
+        from attestation.providers.select import DEFAULT_SIM_DIR
+
+        where = (args.sim_dir or DEFAULT_SIM_DIR).expanduser()
+        root = getattr(provider, "ark_sha256", None)
+        pin = f'; parties pin its root with simulated_ark_sha256 = ["{root}"]' if root else ""
         print(
             "tcme enclave: SIMULATED mode: evidence is signed by a local simulated chain and "
-            "proves nothing about hardware",
+            f"proves nothing about hardware. The chain and its private keys are in {where}" + pin,
             file=sys.stderr,
             flush=True,
         )
@@ -127,12 +170,13 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    loaded = load_verified_model(args.model, args.signature, _verifier(args), n_ctx=args.n_ctx)
+    loaded = load_verified_model(args.model, args.signature, verifier, n_ctx=args.n_ctx)
     try:
         enclave = Enclave(
             provider=provider,
             model=loaded.identity,
             runner=Inference(loaded.llama).run,
+            gpu_provider=gpu_provider,
             max_sessions=args.max_sessions,
             retention_seconds=args.retention_seconds,
         )
@@ -148,10 +192,31 @@ def _serve(args: argparse.Namespace) -> int:
         if args.ready_file is not None:
             args.ready_file.write_text(bound + "\n", encoding="utf-8")
         print(f"tcme enclave listening on {bound}", flush=True)
+        log.info("route tag %s (every session id starts with it)", enclave.route.hex())
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        terminate = threading.Event()
+        interrupt = threading.Event()
+
+        def _on_term(*_: object) -> None:
+            if terminate.is_set():
+                interrupt.set()  # a second SIGTERM: stop draining
+            terminate.set()
+            stop.set()
+
+        def _on_int(*_: object) -> None:
+            interrupt.set()
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _on_term)
+        signal.signal(signal.SIGINT, _on_int)
         stop.wait()
+        if terminate.is_set() and not interrupt.is_set():
+            drain(
+                enclave,
+                getattr(server, "health_servicer", None),
+                args.drain_seconds,
+                interrupted=interrupt,
+            )
         log.info("shutting down: dropping every session")
         shutdown(server, enclave)
     finally:

@@ -1,51 +1,41 @@
 """``tcme evidence verify|show``: check attestation evidence against a policy, or print it.
 
 Exit codes: 0 accepted, 1 rejected (every reason on stderr, one per line, or in
-the JSON), 2 malformed input or usage error. Never a traceback.
+the JSON), 2 malformed input or usage error (``tcme.cli.exitcodes``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from attestation.errors import ParseError, PolicyError, TcmeError, UsageError
-from attestation.policy import Policy
-from attestation.snp import _x509
-from attestation.snp.abi import decode_report_input, parse_report
-from attestation.tdx.abi import parse_quote, quote_to_dict
-from attestation.tee import Tee
-from attestation.verifier import (
-    NO_REFERENCE_VALUES,
-    SnpInputs,
-    TdxInputs,
-    VerifiedEvidence,
-    decode_tdx_input,
-    detect_evidence_type,
-    verify_evidence,
-)
-from tcme.client.policy import load_evidence_policy
+from attestation.errors import UsageError
+from tcme.cli.exitcodes import EXIT_OK
 
-EXIT_OK, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
-CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
-MAX_INPUT_BYTES = 16 * 1024 * 1024  # evidence, certificates and CRLs are all far smaller
+if TYPE_CHECKING:
+    from attestation.verifier import VerifiedEvidence
 
 
 def register(subparsers: Any) -> None:
     """Add ``evidence verify`` and ``evidence show``."""
-    group = subparsers.add_parser("evidence", help="verify or show SEV-SNP/TDX evidence")
-    sub = group.add_subparsers(dest="evidence_command", metavar="COMMAND", parser_class=type(group))
+    group = subparsers.add_parser("evidence", help="verify or show SEV-SNP/TDX/NVIDIA GPU evidence")
+    sub = group.add_subparsers(
+        dest="evidence_command", metavar="COMMAND", required=True, parser_class=type(group)
+    )
 
     verify = sub.add_parser(
         "verify",
         help="verify evidence: signatures, chain to a pinned root, policy, binding",
         description=(
-            "Verify an SEV-SNP report (raw, hex, base64 or Azure HCL) or an Intel TDX quote "
-            "(v4/v5; raw, hex or base64); the type is detected from the bytes. "
+            "Verify an SEV-SNP report (raw, hex, base64 or Azure HCL), an Intel TDX quote "
+            "(v4/v5; raw, hex or base64), Azure vTPM evidence (az-snp-vtpm/az-tdx-vtpm: the "
+            "JSON the CoCo attestation agent and Trustee use, HCL report + TPM quote, v0/v1/v2; "
+            "policy table [azure]; takes --nonce) or an NVIDIA GPU/NVSwitch attestation report "
+            "(SPDM 1.1 GET_MEASUREMENTS request + response; raw, hex or base64: needs --certs "
+            "and --nonce, takes --rim); the type is detected from the bytes. "
             "Exit 0 accept, 1 reject, 2 malformed input or usage error."
         ),
     )
@@ -54,7 +44,23 @@ def register(subparsers: Any) -> None:
         "--certs",
         type=Path,
         help="SEV-SNP (required): VCEK/VLEK (PEM or DER), optionally with ASK/ASVK and ARK; "
-        "a file or a directory",
+        "a file or a directory. NVIDIA (required): the device chain, leaf first (PEM)",
+    )
+    verify.add_argument(
+        "--nonce",
+        metavar="HEX",
+        help="NVIDIA (required): the 32-byte nonce the GPU was asked to sign, 64 hex digits. "
+        "Azure vTPM: the exact qualifying data (nonce) the TPM quote must carry, as the CoCo "
+        "attester and Trustee use it (1..64 bytes)",
+    )
+    verify.add_argument(
+        "--rim",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="NVIDIA: an NVIDIA-signed RIM (driver or VBIOS; repeatable); its XML-DSig digest, "
+        "signature and chain are checked, then every covered measurement must match",
     )
     verify.add_argument(
         "--collateral",
@@ -83,66 +89,103 @@ def register(subparsers: Any) -> None:
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=run_show)
 
-    group.set_defaults(handler=lambda _args: _usage(group))
-
 
 def run_verify(args: argparse.Namespace) -> int:
     """Handler of ``tcme evidence verify``."""
-    try:
-        evidence = read_input(args.file, "evidence")
-        certs = read_certs(args.certs) if args.certs else None
-        policy = (
-            load_evidence_policy(args.policy) if args.policy else Policy.unsafe_authenticity_only()
-        )
-        crl = read_input(args.crl, "crl") if args.crl else None
-        expected = _hex_arg(args.report_data, "--report-data", 64) if args.report_data else None
-        result = verify_evidence(
-            evidence,
-            policy=policy,
-            inputs=(
-                SnpInputs(certs=certs, crl=crl, product=args.product),
-                TdxInputs(collateral=args.collateral),
-            ),
-            at=parse_time(args.at) if args.at else None,
-            expected_report_data=expected,
-        )
-    except TcmeError as err:
-        return _fail(err, as_json=args.json)
+    from attestation.azure.evidence import looks_like_azure_evidence
+    from attestation.inputs import read_certs, read_input
+    from attestation.policy import Policy
+    from attestation.text import parse_hex, parse_time
+    from attestation.verifier import (
+        NO_REFERENCE_VALUES,
+        AzureInputs,
+        GpuInputs,
+        SnpInputs,
+        TdxInputs,
+        verify_evidence,
+    )
+    from tcme.client.policy import load_evidence_policy
+
+    evidence = read_input(args.file, "evidence")
+    certs = read_certs(args.certs) if args.certs else None
+    policy = load_evidence_policy(args.policy) if args.policy else Policy.unsafe_authenticity_only()
+    crl = read_input(args.crl, "crl") if args.crl else None
+    expected = parse_hex(args.report_data, "--report-data", size=64) if args.report_data else None
+    at = parse_time(args.at, "--at") if args.at else None
+    rims: list[bytes] = []
+    nonce = None
+    if args.nonce and not args.rim and looks_like_azure_evidence(evidence):
+        nonce = parse_hex(args.nonce, "--nonce")  # the TPM quote's qualifying data
+        if not 1 <= len(nonce) <= 64:
+            raise UsageError("--nonce", "wrong length", expected="1..64 bytes", actual=len(nonce))
+    elif args.nonce or args.rim:
+        from attestation.nvidia.evidence import is_nvidia_report
+
+        if not is_nvidia_report(evidence):
+            raise UsageError(
+                "--nonce",
+                "--nonce applies to NVIDIA GPU and Azure vTPM evidence, --rim to NVIDIA only",
+                actual="other",
+            )
+        expected = parse_hex(args.nonce, "--nonce", size=32) if args.nonce else None
+        rims = [read_input(path, "rim") for path in args.rim]
+    result = verify_evidence(
+        evidence,
+        policy=policy,
+        inputs=(
+            SnpInputs(certs=certs, crl=crl, product=args.product),
+            TdxInputs(collateral=args.collateral),
+            AzureInputs(nonce=nonce),
+            GpuInputs(certs=certs, rims=rims),
+        ),
+        at=at,
+        expected_report_data=expected,
+    )
     if args.json:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(_describe(result))
-        print(_reference_values_line(result))
+        print(_reference_values_line(result, NO_REFERENCE_VALUES))
     return EXIT_OK
 
 
-def _reference_values_line(result: VerifiedEvidence) -> str:
+def _reference_values_line(result: VerifiedEvidence, no_policy: str) -> str:
     """One line: were reference values checked, and which did the policy skip?"""
     if not result.reference_values_checked:
-        return NO_REFERENCE_VALUES
+        return no_policy
     if result.skipped:
         return "  SKIPPED by the policy ({ skip = true }): " + ", ".join(result.skipped)
-    return "  reference values: every launch-identity value pinned by the policy matched"
+    return "  reference values: every value the policy pins matched"
 
 
 def run_show(args: argparse.Namespace) -> int:
     """Handler of ``tcme evidence show``."""
-    try:
-        data = read_input(args.file, "evidence")
-        tee = detect_evidence_type(data)
-        if tee is Tee.TDX:
-            fields = {"tee": tee.value, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
-        elif tee is not Tee.SEV_SNP:
-            raise UsageError(
-                "show.tee",
-                f"showing {tee} evidence is not supported",
-                expected=Tee.SEV_SNP.value,
-                actual=tee.value,
-            )
-        else:
-            fields = {"tee": tee.value, **parse_report(decode_report_input(data)).to_dict()}
-    except TcmeError as err:
-        return _fail(err, as_json=args.json)
+    from attestation.inputs import read_input
+    from attestation.snp.abi import decode_report_input, parse_report
+    from attestation.tdx.abi import parse_quote, quote_to_dict
+    from attestation.verifier import decode_tdx_input, detect_evidence_type
+
+    data = read_input(args.file, "evidence")
+    tee = detect_evidence_type(data)
+    if tee == "nvidia-gpu":
+        from attestation.nvidia.abi import decode_report_input as decode_nvidia
+        from attestation.nvidia.abi import parse_report as parse_nvidia
+        from attestation.nvidia.abi import report_to_dict
+
+        fields = {"tee": tee, **report_to_dict(parse_nvidia(decode_nvidia(data)))}
+    elif tee == "tdx":
+        fields = {"tee": tee, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
+    elif tee in ("az-snp-vtpm", "az-tdx-vtpm"):
+        fields = {"tee": tee, **_azure_fields(data)}
+    elif tee != "sev-snp":
+        raise UsageError(
+            "show.tee",
+            f"showing {tee} evidence is not supported",
+            expected="sev-snp",
+            actual=tee,
+        )
+    else:
+        fields = {"tee": tee, **parse_report(decode_report_input(data)).to_dict()}
     if args.json:
         print(json.dumps(fields, indent=2))
     else:
@@ -152,104 +195,38 @@ def run_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def read_input(path: Path, what: str) -> bytes:
-    """A file's bytes; ``UsageError`` (exit 2) when unreadable or absurdly large."""
-    try:
-        if path.is_dir():
-            raise UsageError(f"{what}.file", f"{path} is a directory, expected a file")
-        size = path.stat().st_size
-        if size > MAX_INPUT_BYTES:
-            raise UsageError(
-                f"{what}.file",
-                f"{path} is too large",
-                expected=f"<= {MAX_INPUT_BYTES} bytes",
-                actual=size,
-            )
-        return path.read_bytes()
-    except OSError as err:
-        raise UsageError(f"{what}.file", f"cannot read {path}: {err.strerror}") from err
+def _azure_fields(data: bytes) -> dict[str, Any]:
+    """Every part of Azure vTPM evidence: HCL report, hardware report, runtime data, quote."""
+    from attestation.azure.verify import parse_parts
+    from attestation.snp.abi import parse_report
+    from attestation.tdx.abi import parse_quote, quote_to_dict
 
-
-def read_certs(path: Path) -> bytes:
-    """Certificates as PEM from a file (PEM or DER) or every certificate file in a directory.
-
-    In a directory, files ending .pem/.crt/.cer/.der are read; PEM CERTIFICATE
-    blocks are taken, other PEM blocks (private keys, CRLs) and non-certificate
-    DER files are skipped. Subdirectories are not searched.
-    """
-    if not path.is_dir():
-        return read_input(path, "certs")
-    pem: list[bytes] = []
-    for entry in sorted(path.iterdir()):
-        if not entry.is_file() or entry.suffix.lower() not in CERT_SUFFIXES:
-            continue
-        data = read_input(entry, "certs")
-        try:
-            for der in _x509.split_certificates(data):
-                cert = _x509.load_certificate_der(der)
-                pem.append(_x509_pem(cert))
-        except ParseError:
-            continue  # not a certificate (a CRL, a key): not ours to use
-    if not pem:
-        raise UsageError(
-            "certs.dir",
-            f"no certificates found in {path}",
-            expected="*.pem/*.der with the VCEK/VLEK",
-        )
-    return b"".join(pem)
-
-
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 time (``2025-06-01T00:00:00Z``); naive times are taken as UTC."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError as err:
-        raise UsageError(
-            "--at", "not an RFC 3339 time", expected="e.g. 2025-06-01T00:00:00Z", actual=text
-        ) from err
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _x509_pem(cert: Any) -> bytes:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return cert.public_bytes(Encoding.PEM)
-
-
-def _hex_arg(text: str, name: str, size: int) -> bytes:
-    try:
-        value = bytes.fromhex(text.strip())
-    except ValueError as err:
-        raise UsageError(name, "not hex", expected=f"{2 * size} hex digits", actual=text) from err
-    if len(value) != size:
-        raise UsageError(
-            name, "wrong length", expected=f"{size} bytes", actual=f"{len(value)} bytes"
-        )
-    return value
-
-
-def _fail(err: TcmeError, *, as_json: bool) -> int:
-    code = EXIT_USAGE if isinstance(err, ParseError | UsageError) else EXIT_REJECT
-    reasons = _reasons(err)
-    if as_json:
-        out = {"accepted": False, "exit_code": code, **err.to_dict(), "reasons": reasons}
-        print(json.dumps(out, indent=2))
-        return code
-    prefix = "tcme: error" if code == EXIT_USAGE else "tcme: rejected"
-    for reason in reasons:
-        print(f"{prefix}: {reason}", file=sys.stderr)
-    return code
-
-
-def _reasons(err: TcmeError) -> list[str]:
-    if isinstance(err, PolicyError) and err.violations:
-        return [v.message() for v in err.violations]
-    return [err.message()]
+    parts, hcl, runtime, attest = parse_parts(data)
+    fields: dict[str, Any] = {
+        "evidence_version": parts.version,
+        "hcl_report": hcl.to_dict(),
+    }
+    if hcl.tee == "sev-snp":
+        fields["snp_report"] = parse_report(hcl.hardware_report).to_dict()
+    else:
+        fields["td_report"] = {"sha384": hashlib.sha384(hcl.hardware_report).hexdigest()}
+        fields["td_quote"] = quote_to_dict(parse_quote(parts.td_quote or b""))
+    fields["runtime_data"] = runtime.to_dict()
+    fields["runtime_data_sha256"] = hashlib.sha256(hcl.variable_data).hexdigest()
+    fields["quote"] = attest.to_dict()
+    fields["quote_signature"] = parts.quote_signature.hex()
+    fields["pcrs"] = {str(i): value.hex() for i, value in enumerate(parts.pcrs)}
+    fields["vcek"] = "present" if parts.vcek else "absent"
+    return fields
 
 
 def _describe(result: VerifiedEvidence) -> str:
-    if result.tee is Tee.TDX:
+    if result.tee == "tdx":
         return _describe_tdx(result)
+    if result.tee in ("az-snp-vtpm", "az-tdx-vtpm"):
+        return _describe_azure(result)
+    if result.tee == "nvidia-gpu":
+        return _describe_nvidia(result)
     s = result.summary()
     tcb = " ".join(f"{k}={v}" for k, v in result.tcb.items())
     lines = [result.verdict]
@@ -296,6 +273,61 @@ def _describe_tdx(result: VerifiedEvidence) -> str:
     )
 
 
+def _describe_azure(result: VerifiedEvidence) -> str:
+    s = result.summary()
+    quote = s["quote"]
+    lines = [result.verdict]
+    if result.simulated:
+        lines.append(
+            "WARNING: SIMULATED evidence is not from AMD hardware; trust it with nothing real."
+        )
+    tcb = " ".join(f"{k}={v}" for k, v in result.tcb.items() if not isinstance(v, list))
+    lines += [
+        f"  tee           {s['tee']} (evidence v{s['evidence_version']}, "
+        f"HCL header v{s['hcl_report']['header_version']})",
+        f"  hardware      {s['product']}, {s['signing_key']}, TCB {tcb}",
+        f"  measurement   {s['measurement']} (the paravisor's launch measurement)",
+        f"  runtime data  sha256 {s['runtime_data_sha256']} = the hardware REPORT_DATA",
+        f"  AK quote      {s['quote_signature']}, signer {quote['qualified_signer']}",
+        f"  PCRs          {quote['pcr_selection']}, digest {quote['pcr_digest']}",
+        f"  nonce         {quote['extra_data']}",
+        f"  root          sha256 {s['root_sha256']}",
+        f"  verified at   {s.get('verified_at')}",
+    ]
+    return "\n".join(lines)
+
+
+def _describe_nvidia(result: VerifiedEvidence) -> str:
+    device = result.summary()["device"]
+    lines = [result.verdict]
+    if result.simulated:
+        lines.append("WARNING: SIMULATED GPU evidence is not from NVIDIA hardware.")
+    lines += [
+        f"  device        {device['kind']} {device['arch']} ({device['hwmodel']})",
+        f"  ueid          {device['ueid']}",
+        f"  driver        {device['driver_version']}",
+        f"  VBIOS         {device['vbios_version']}",
+        f"  FWID          {device['fwid'] or 'absent (driver predates the field)'}",
+        f"  protected PCIe {device['protected_pcie_status']}",
+        f"  nonce         {device['nonce']}",
+        f"  measurements  {device['measurements']} blocks",
+    ]
+    if "rims" in result.tcb:
+        lines.append(
+            f"  RIMs          {', '.join(result.tcb['rims'])}: "
+            f"{result.tcb['rim_matched_blocks']} blocks match, "
+            f"not covered: {result.tcb['rim_uncovered_blocks'] or 'none'}"
+        )
+    else:
+        lines.append("  RIMs          none given: measurements NOT compared")
+    lines += [
+        f"  root          NVIDIA Device Identity CA, sha256 {device['root_sha256']}",
+        f"  OCSP          {'checked' if device['ocsp_checked'] else 'not checked (no cache)'}",
+        f"  verified at   {result.summary().get('verified_at')}",
+    ]
+    return "\n".join(lines)
+
+
 def _flatten(fields: dict[str, Any], prefix: str = "") -> list[str]:
     lines: list[str] = []
     for key, value in fields.items():
@@ -304,8 +336,3 @@ def _flatten(fields: dict[str, Any], prefix: str = "") -> list[str]:
         else:
             lines.append(f"{prefix}{key}: {value}")
     return lines
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -10,10 +11,13 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from attestation.errors import UsageError
+from attestation.errors import UnreachableError, UsageError
+from tcme.cli.config import add_config_option
+from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, mark_contacted
 
-EXIT_OK = 0
-EXIT_NOT_SERVING = 1
+# Trailing metadata key in which the proxy says why it is not serving: host.health.REASON_KEY
+# (not imported: `tcme --help` must not load grpc).
+HEALTH_REASON_KEY = "tcme-health-reason"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,17 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
         help="forward tcme.v1 RPCs from LISTEN to the enclave",
-        description="Serve until SIGINT/SIGTERM, then shut down gracefully.",
+        description=(
+            "Serve until SIGINT/SIGTERM, then shut down gracefully. --listen and --enclave "
+            "are required, on the command line or in --config."
+        ),
     )
     serve.add_argument(
         "--listen",
-        required=True,
         metavar="ADDR",
         help="host:port (port 0 picks a free port) or unix:/path",
     )
     serve.add_argument(
         "--enclave",
-        required=True,
         metavar="TARGET",
         help="enclave gRPC target: host:port, unix:/path, or vsock:CID:PORT (Linux)",
     )
@@ -83,12 +88,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the bound port here once listening (useful with port 0)",
     )
+    add_config_option(serve, required=("listen", "enclave"))
     serve.set_defaults(handler=_serve)
 
     health = sub.add_parser(
         "health",
         help="ask a proxy whether it (and its enclave) is SERVING",
-        description="Exit 0 when SERVING, 1 otherwise (after --wait seconds of retrying).",
+        description=(
+            "Exit 0 when SERVING, 1 when the proxy answers NOT_SERVING (the reason is "
+            "printed), 3 when nothing answers (after --wait seconds of retrying)."
+        ),
     )
     health.add_argument("host", metavar="HOST", help="proxy address, host:port or unix:/path")
     health.add_argument("--service", default="", help="service name (default: overall)")
@@ -96,6 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--wait", type=float, default=0.0, metavar="S", help="keep asking up to S seconds"
     )
     health.add_argument("--tls-root", type=Path, metavar="PEM", help="CA certificate for TLS")
+    health.add_argument("--json", action="store_true", help="print the answer as JSON")
     health.set_defaults(handler=_health)
 
 
@@ -159,27 +169,59 @@ def _health(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     if args.tls_root is not None:
-        creds = grpc.ssl_channel_credentials(root_certificates=args.tls_root.read_bytes())
-        channel = grpc.secure_channel(args.host, creds)
+        try:
+            root = args.tls_root.read_bytes()
+        except OSError as err:
+            raise UsageError(
+                "host.tls_root", f"cannot read {args.tls_root}: {err.strerror}"
+            ) from err
+        channel = grpc.secure_channel(args.host, grpc.ssl_channel_credentials(root))
     else:
         channel = grpc.insecure_channel(args.host)
+    mark_contacted()
     stub = health_pb2_grpc.HealthStub(channel)
     deadline = time.monotonic() + max(args.wait, 0.0)
-    last = "no answer"
+    status_name, reason, unreachable = "", "", True
     with channel:
         while True:
             try:
-                status = stub.Check(
+                response, call = stub.Check.with_call(
                     health_pb2.HealthCheckRequest(service=args.service), timeout=2.0
-                ).status
-                last = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    print(last)
-                    return EXIT_OK
+                )
+                unreachable = False
+                status_name = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+                reason = _reason(call.trailing_metadata())
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
             except grpc.RpcError as err:
-                last = f"{err.code().name}: {err.details()}"
+                code = err.code()
+                unreachable = code in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                )
+                status_name = code.name
+                reason = err.details() or ""
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
-    print(last, file=sys.stderr)
-    return EXIT_NOT_SERVING
+    if unreachable:
+        raise UnreachableError("host.health", f"no answer from {args.host}: {status_name} {reason}")
+    serving = status_name == "SERVING"
+    if args.json:
+        body = {"host": args.host, "service": args.service, "status": status_name}
+        if reason:
+            body["reason"] = reason
+        print(json.dumps(body, indent=2, sort_keys=True))
+    elif serving:
+        print(status_name)
+    else:
+        why = reason or "the proxy gave no reason"
+        print(f"tcme host health: {status_name}: {why}", file=sys.stderr)
+    return EXIT_OK if serving else EXIT_REJECT
+
+
+def _reason(metadata: object) -> str:
+    for key, value in metadata or ():  # type: ignore[attr-defined]
+        if key == HEALTH_REASON_KEY:
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return ""

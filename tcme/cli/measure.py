@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -21,8 +22,8 @@ from pathlib import Path
 
 from attestation.errors import UsageError
 from attestation.tee import Tee
+from tcme.cli.exitcodes import EXIT_OK
 
-EXIT_OK = 0
 # Guest feature bits sev-snp-measure defaults to (SNPActive); QEMU's default.
 DEFAULT_GUEST_FEATURES = 0x1
 VMM_TYPES = ("QEMU", "ec2", "gce")
@@ -114,6 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     snp.add_argument("--out", type=Path, metavar="FILE", help="write the reference-values TOML")
     snp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    snp.add_argument("--json", action="store_true", help="print the measurement as JSON")
     snp.set_defaults(handler=_measure_snp)
 
     tdx = sub.add_parser(
@@ -130,6 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tdx.add_argument("--out", type=Path, metavar="FILE", help="write the reference-values TOML")
     tdx.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    tdx.add_argument("--json", action="store_true", help="print the registers as JSON")
     tdx.set_defaults(handler=_measure_tdx)
 
 
@@ -259,7 +262,16 @@ def _measure_snp(args: argparse.Namespace) -> int:
     if args.out is not None:
         _write(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
-    print(digest.hex())
+    if args.json:
+        body = {
+            "tee": "sev-snp",
+            "measurement": digest.hex(),
+            "provenance": provenance,
+            "out": str(args.out) if args.out else None,
+        }
+        print(json.dumps(body, indent=2, sort_keys=True))
+    else:
+        print(digest.hex())
     return EXIT_OK
 
 
@@ -275,20 +287,24 @@ def _measure_tdx(args: argparse.Namespace) -> int:
             raise UsageError(
                 "measure.tdx", "nothing to write: --out needs --from-quote (see the guidance)"
             )
-        print(TDX_GUIDANCE, end="")
+        if args.json:
+            print(json.dumps({"tee": "tdx", "guidance": TDX_GUIDANCE}, indent=2))
+        else:
+            print(TDX_GUIDANCE, end="")
         return EXIT_OK
+    from attestation.inputs import read_input
     from attestation.tdx.abi import parse_quote
 
     _check_out(args.out, args.force)
-    try:
-        raw = args.from_quote.read_bytes()
-    except OSError as err:
-        raise UsageError("measure.quote", f"cannot read {args.from_quote}: {err.strerror}") from err
-    body = parse_quote(raw).body
+    body = parse_quote(read_input(args.from_quote, "measure.quote")).body
     registers = {"mrtd": body.mr_td, **{f"rtmr{i}": body.rtmrs[i] for i in range(3)}}
     values = {key: [bytes(registers[key]).hex()] for key in TDX_REGISTERS}
-    for key, (value,) in values.items():
-        print(f"{key:6} {value}")
+    if args.json:
+        body = {"tee": "tdx", **{key: value for key, (value,) in values.items()}}
+        print(json.dumps({**body, "out": str(args.out) if args.out else None}, indent=2))
+    else:
+        for key, (value,) in values.items():
+            print(f"{key:6} {value}")
     if args.out is not None:
         provenance = [
             f"copied from quote {args.from_quote.name}  sha256:{_sha256(args.from_quote)}",

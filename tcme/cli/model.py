@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from attestation.errors import UsageError
-from tcme.model import ModelIdentity, ModelVerifier, generate_signing_key, sign_model, verify_model
-from tcme.model.keys import load_public_key, spki_fingerprint
-from tcme.model.verify import read_signature_path
+from tcme.cli.exitcodes import EXIT_OK
+
+if TYPE_CHECKING:
+    from tcme.model import ModelIdentity, ModelVerifier
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,17 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = group.add_subparsers(dest="model_command", metavar="COMMAND")
-    group.set_defaults(handler=lambda _args: _usage(group))
+    commands = group.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
     _register_keygen(commands)
     _register_sign(commands)
     _register_verify(commands)
     _register_fetch(commands)
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+def _print_json(body: dict[str, Any]) -> None:
+    print(json.dumps(body, indent=2, sort_keys=True))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -75,16 +74,29 @@ def _register_keygen(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--force", action="store_true", help="replace existing key files")
+    parser.add_argument("--json", action="store_true", help="print the key paths as JSON")
     parser.set_defaults(handler=_keygen)
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    from tcme.model import generate_signing_key
+    from tcme.model.keys import load_public_key, spki_fingerprint
+
     private_path, public_path = generate_signing_key(args.out, force=args.force)
     fingerprint = spki_fingerprint(load_public_key(public_path.read_bytes()))
+    if args.json:
+        _print_json(
+            {
+                "private_key": str(private_path),
+                "public_key": str(public_path),
+                "fingerprint": fingerprint,
+            }
+        )
+        return EXIT_OK
     print(f"private key: {private_path}")
     print(f"public key:  {public_path}")
     print(f"fingerprint: {fingerprint}")
-    return 0
+    return EXIT_OK
 
 
 def _register_sign(commands: argparse._SubParsersAction) -> None:
@@ -131,10 +143,13 @@ def _register_sign(commands: argparse._SubParsersAction) -> None:
         metavar="BYTES",
         help="shard serialization (parallel hashing); the official CLI verifies only files",
     )
+    parser.add_argument("--json", action="store_true", help="print what was signed as JSON")
     parser.set_defaults(handler=_sign)
 
 
 def _sign(args: argparse.Namespace) -> int:
+    from tcme.model import sign_model
+
     if args.key is None and not args.sigstore:
         raise UsageError(
             "model.sign", "choose --key PEM, --certificate CERT --key PEM, or --sigstore"
@@ -155,8 +170,11 @@ def _sign(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         ignore_git_paths=args.ignore_git_paths,
     )
-    print(f"signed {args.model} -> {args.signature}")
-    return 0
+    if args.json:
+        _print_json({"signed": True, "model": str(args.model), "signature": str(args.signature)})
+    else:
+        print(f"signed {args.model} -> {args.signature}")
+    return EXIT_OK
 
 
 def _register_verify(commands: argparse._SubParsersAction) -> None:
@@ -191,6 +209,8 @@ def _register_verify(commands: argparse._SubParsersAction) -> None:
 
 
 def _verifier_from(args: argparse.Namespace) -> ModelVerifier:
+    from tcme.model import ModelVerifier
+
     chosen = [
         name
         for name, given in (
@@ -219,6 +239,9 @@ def _verifier_from(args: argparse.Namespace) -> ModelVerifier:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from tcme.model import verify_model
+    from tcme.model.verify import read_signature_path
+
     verifier = _verifier_from(args)
     identity = verify_model(
         args.model,
@@ -233,7 +256,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(json.dumps(identity.to_dict(), indent=2, sort_keys=True))
     else:
         _print_identity(args.model, identity)
-    return 0
+    return EXIT_OK
 
 
 def _print_identity(model: Path, identity: ModelIdentity) -> None:
@@ -248,6 +271,8 @@ def _print_identity(model: Path, identity: ModelIdentity) -> None:
     print(f"  method         {identity.method}")
     print(f"  serialization  {serialization}, {identity.hash_algorithm}")
     print(f"  resources      {len(identity.files)}")
+    for path, why in identity.accepted_ignore_paths.items():
+        print(f"  also ignored   {path}: recorded by the signer; {why}")
 
 
 def _register_fetch(commands: argparse._SubParsersAction) -> None:
@@ -255,11 +280,16 @@ def _register_fetch(commands: argparse._SubParsersAction) -> None:
         "fetch", help="download the default model (SmolLM2-135M-Instruct Q4_1) and check it"
     )
     parser.add_argument("--out", type=Path, default=Path("models"), metavar="DIR")
+    parser.add_argument("--json", action="store_true", help="print the model path as JSON")
     parser.set_defaults(handler=_fetch)
 
 
 def _fetch(args: argparse.Namespace) -> int:
     from tcme.model.fetch import fetch_default_model
 
-    print(fetch_default_model(args.out, quiet=True))
-    return 0
+    path = fetch_default_model(args.out, quiet=True)
+    if args.json:
+        _print_json({"model": str(path)})
+    else:
+        print(path)
+    return EXIT_OK

@@ -16,16 +16,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attestation.errors import UsageError
 from tcme.cli import _party
-from tcme.client import AttestationResult, PartyResult
-from tcme.client.contracts import fill_contract, load_contract_bytes, load_json
-from tcme.wire import PartyKeys, SealedInput
+from tcme.cli.exitcodes import EXIT_OK
 
-EXIT_OK = 0
-EXIT_REJECT = 1
+if TYPE_CHECKING:
+    from tcme.client import AttestationResult, PartyResult
+    from tcme.wire import SealedInput
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keygen.add_argument("--out", type=Path, required=True, metavar="FILE")
     keygen.add_argument("--name", required=True, help="party name as the contract will use it")
     keygen.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    keygen.add_argument("--json", action="store_true", help="print the written paths as JSON")
     keygen.set_defaults(handler=_keygen)
 
     contract = sub.add_parser(
@@ -68,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a party's public entry (FILE.pub.json from keygen); once per party",
     )
     contract.add_argument("--out", type=Path, required=True, metavar="FILE")
+    contract.add_argument("--json", action="store_true", help="print the digest as JSON")
     contract.set_defaults(handler=_contract)
 
     create = sub.add_parser("create", help="propose a contract; prints the session id")
@@ -79,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="a session's state and who has submitted (untrusted)")
     _party.add_connection_args(status)
     status.add_argument("--session", type=_party.session_id_arg, required=True, metavar="ID")
+    status.add_argument(
+        "--json", action="store_true", help="JSON (the default; accepted for uniformity)"
+    )
     status.set_defaults(handler=_status)
 
     for name, handler, text in (
@@ -129,6 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     abort.add_argument("--session", type=_party.session_id_arg, required=True, metavar="ID")
     abort.add_argument("--party", required=True, metavar="NAME")
     abort.add_argument("--key", type=Path, required=True, metavar="FILE")
+    abort.add_argument("--json", action="store_true", help="print the session state as JSON")
     abort.set_defaults(handler=_abort)
 
 
@@ -136,17 +141,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    from tcme.wire import PartyKeys
+
     if args.out.exists() and not args.force:
         raise UsageError("keygen.out", "refusing to overwrite (use --force)", actual=args.out)
     keys = PartyKeys.generate()
     keys.save(args.out)
     public = Path(f"{args.out}.pub.json")
     public.write_text(json.dumps(keys.public_entry(args.name), indent=2) + "\n", encoding="utf-8")
-    print(f"party {args.name}: private keys {args.out} (0600), public entry {public}")
+    if args.json:
+        _party.print_json({"party": args.name, "private_key": str(args.out), "public": str(public)})
+    else:
+        print(f"party {args.name}: private keys {args.out} (0600), public entry {public}")
     return EXIT_OK
 
 
 def _contract(args: argparse.Namespace) -> int:
+    from tcme.client.contracts import fill_contract, load_json
+
     template = load_json(args.template, "template")
     if not isinstance(template, dict):
         raise UsageError("template", "a contract template is a JSON object")
@@ -163,7 +175,11 @@ def _contract(args: argparse.Namespace) -> int:
     args.out.write_bytes(raw)
     from tcme.wire import contract_digest
 
-    print(contract_digest(raw).hex())
+    digest = contract_digest(raw).hex()
+    if args.json:
+        _party.print_json({"contract": str(args.out), "digest": digest})
+    else:
+        print(digest)
     return EXIT_OK
 
 
@@ -171,6 +187,8 @@ def _contract(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from tcme.client.contracts import load_contract_bytes
+
     raw = load_contract_bytes(args.contract)
     with _party.connect(args) as client:
         info = client.create_session(raw)
@@ -202,13 +220,27 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _attested(args: argparse.Namespace, client: Any) -> AttestationResult:
-    policy = _party.load_policy(args)
-    attestation = client.attest(policy, args.session)
+def _show_attestation(args: argparse.Namespace, attestation: AttestationResult) -> None:
     if not args.quiet and not args.json:
         print(f"[{args.party}] attestation verified:")
         _party.print_summary(attestation, prefix=f"[{args.party}]   ")
-    return attestation
+
+
+def _attest_and_parse(
+    args: argparse.Namespace, client: Any, policy: Any
+) -> tuple[AttestationResult, dict[str, Any]]:
+    """Attest the session, then type this party's values by its contract (exit 2 if bad).
+
+    The values are checked before anything is printed, sealed or sent.
+    """
+    from tcme.client.values import parse_values
+
+    attestation = client.attest(policy, args.session)
+    if attestation.contract is None:
+        raise UsageError("session", "the enclave attested no contract for this session")
+    values = parse_values(attestation.contract, args.party, args.value)
+    _show_attestation(args, attestation)
+    return attestation, values
 
 
 def _write_state(path: Path, sealed: SealedInput, session_id: bytes) -> None:
@@ -226,6 +258,9 @@ def _write_state(path: Path, sealed: SealedInput, session_id: bytes) -> None:
 
 
 def _read_state(path: Path, session_id: bytes, party: str) -> SealedInput:
+    from tcme.client.contracts import load_json
+    from tcme.wire import SealedInput
+
     body = load_json(path, "state")
     if (
         not isinstance(body, dict)
@@ -234,10 +269,12 @@ def _read_state(path: Path, session_id: bytes, party: str) -> SealedInput:
         or body.get("party") != party
     ):
         raise UsageError("state", f"{path} is not {party!r}'s state for this session")
+    from attestation.text import parse_hex
+
     try:
-        commitment = bytes.fromhex(body["commitment"])
-        digest = bytes.fromhex(body["ciphertext_sha256"])
-    except (KeyError, TypeError, ValueError):
+        commitment = parse_hex(body["commitment"], "state.commitment", size=32)
+        digest = parse_hex(body["ciphertext_sha256"], "state.ciphertext_sha256", size=32)
+    except (KeyError, UsageError):
         raise UsageError("state", f"{path} is damaged") from None
     return SealedInput(
         party=party,
@@ -279,11 +316,12 @@ def _print_result(args: argparse.Namespace, result: PartyResult, checked_own: bo
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from tcme.wire import PartyKeys
+
     keys = PartyKeys.load(args.key)
+    policy = _party.load_policy(args)
     with _party.connect(args) as client:
-        attestation = _attested(args, client)
-        assert attestation.contract is not None  # a session attestation always has one
-        values = _party.parse_values(attestation.contract, args.party, args.value)
+        attestation, values = _attest_and_parse(args, client, policy)
         submitted = client.submit_input(attestation, args.party, keys, values)
     if args.state is not None:
         _write_state(args.state, submitted.sealed, args.session)
@@ -306,21 +344,26 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _result(args: argparse.Namespace) -> int:
+    from tcme.wire import PartyKeys
+
     keys = PartyKeys.load(args.key)
     own = _read_state(args.state, args.session, args.party) if args.state else None
+    policy = _party.load_policy(args)
     with _party.connect(args) as client:
-        attestation = _attested(args, client)
+        attestation = client.attest(policy, args.session)
+        _show_attestation(args, attestation)
         result = client.get_result(attestation, args.party, keys, own, timeout=args.wait)
     _print_result(args, result, own is not None)
     return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tcme.wire import PartyKeys
+
     keys = PartyKeys.load(args.key)
+    policy = _party.load_policy(args)
     with _party.connect(args) as client:
-        attestation = _attested(args, client)
-        assert attestation.contract is not None
-        values = _party.parse_values(attestation.contract, args.party, args.value)
+        attestation, values = _attest_and_parse(args, client, policy)
         submitted = client.submit_input(attestation, args.party, keys, values)
         if not args.json:
             print(f"[{args.party}] input sealed and accepted; waiting for the other parties")
@@ -333,8 +376,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _abort(args: argparse.Namespace) -> int:
+    from tcme.wire import PartyKeys
+
     keys = PartyKeys.load(args.key)
     with _party.connect(args) as client:
         state = client.abort(args.session, args.party, keys)
-    print(state)
+    if args.json:
+        _party.print_json({"session_id": args.session.hex(), "state": state})
+    else:
+        print(state)
     return EXIT_OK

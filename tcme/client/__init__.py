@@ -22,7 +22,7 @@ from tcme.client.client import (
     SubmittedInput,
     TcmeClient,
 )
-from tcme.client.errors import RemoteError
+from tcme.client.errors import RemoteError, UnreachableRemoteError
 from tcme.client.policy import ContractExpectation, ModelExpectation, PartyPolicy
 from tcme.client.verify import AttestationResult, verify_attestation
 
@@ -38,5 +38,6 @@ __all__ = [
     "SessionStatus",
     "SubmittedInput",
     "TcmeClient",
+    "UnreachableRemoteError",
     "verify_attestation",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from attestation.errors import TcmeError
+from attestation.errors import TcmeError, UnreachableError
 
 
 class RemoteError(TcmeError):
@@ -43,6 +43,8 @@ class RemoteError(TcmeError):
             info = error_info(err)
         except Exception:  # malformed details from an untrusted proxy: fall back to the text
             info = None
+        if code == grpc.StatusCode.UNAVAILABLE or (not info and code in UNREACHABLE_CODES):
+            return UnreachableRemoteError(f"{what}.{code.name.lower()}", details or "", code=code)
         if info:
             return cls(
                 info.get("reason") or f"rpc.{code.name.lower()}",
@@ -52,3 +54,17 @@ class RemoteError(TcmeError):
                 actual=info.get("actual") or None,
             )
         return cls(f"{what}.{code.name.lower()}", details or "", code=code)
+
+
+class UnreachableRemoteError(RemoteError, UnreachableError):
+    """The call never reached a service that answered it.
+
+    The host is down or unreachable, TLS was used against a plaintext port (or
+    the reverse), the proxy could not reach its enclave, or nothing answered
+    before the deadline. Nothing was verified or rejected: the CLI exits 3.
+    """
+
+
+# Statuses that come from the transport (or the proxy's link to its enclave), never
+# from a check the enclave made: the enclave's own errors carry an ErrorInfo.
+UNREACHABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})

@@ -28,27 +28,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from attestation._internal.policy_values import check_keys, expect_table, is_skip
 from attestation.errors import PolicyError, UsageError
 from attestation.policy import Policy, parse_policy_document, read_policy_toml
+from attestation.policy_values import check_keys, expect_table, is_skip
+from attestation.text import parse_sha256
 
 log = logging.getLogger(__name__)
-
-_HEX = frozenset("0123456789abcdef")
-DIGEST_PREFIX = "sha256:"
-
-
-def _hex(value: Any, check: str, size: int | None = None) -> str:
-    if isinstance(value, str) and value.lower().startswith(DIGEST_PREFIX):
-        value = value[len(DIGEST_PREFIX) :]  # the form `tcme model verify` prints
-    if not isinstance(value, str) or not value or set(value.lower()) - _HEX:
-        raise UsageError(check, "must be a hex string (optionally sha256:<hex>)", actual=value)
-    value = value.lower()
-    if size is not None and len(value) != 2 * size:
-        raise UsageError(
-            check, "wrong length", expected=f"{2 * size} hex digits", actual=len(value)
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -64,7 +49,8 @@ class ModelExpectation:
         del base  # no paths in [model]
         expect_table(table, "policy.model")
         check_keys(table, ("root_digest", "signer"), "policy.model")
-        digest = _hex(table.get("root_digest"), "policy.model.root_digest", size=32)
+        # `tcme model verify` prints sha256:<hex>; bare hex is accepted too.
+        digest = parse_sha256(table.get("root_digest"), "policy.model.root_digest").hex()
         signer = table.get("signer")
         if is_skip(signer):
             log.warning("policy skips the model signer check: any signer of %s is accepted", digest)
@@ -148,8 +134,8 @@ class ContractTable:
             )
         contract = None
         if "digest" in table:
-            digest = _hex(table["digest"], "policy.contract.digest", size=32)
-            contract = ContractExpectation(digest=bytes.fromhex(digest), source="policy digest")
+            digest = parse_sha256(table["digest"], "policy.contract.digest")
+            contract = ContractExpectation(digest=digest, source="policy digest")
         elif "file" in table:
             if not isinstance(table["file"], str) or not table["file"]:
                 raise UsageError(

@@ -12,9 +12,14 @@ Steps (tagged in the code):
       REPORT_DATA equal to (3);
   (5) the claims' TEE is the TEE that produced the evidence;
   (6) the model root digest and signer are the ones the policy names;
-  (7) the contract is the one the party agreed to;
+  (7) the contract is the one the party agreed to (checked first, on the raw
+      bytes' digest, before (2) parses them);
   (8) when the contract has capability tests: the attested score meets the
-      policy's ``[contract] min_capability_score`` (tcme.contract.check_capability).
+      policy's ``[contract] min_capability_score`` (tcme.contract.check_capability);
+  (9) GPUs (evidence kind ``nvidia-gpu``): every device's evidence in the claims
+      verifies over the nonce derived from this binding, as one system, and the
+      ``[gpu]`` policy accepts it (tcme.client.gpu). Claims with GPU evidence are
+      refused unless the policy accepts ``nvidia-gpu`` (``tee.accept``).
 
 Only an ``AttestationResult`` (every step passed) hands out the enclave's HPKE
 and signing keys.
@@ -30,7 +35,10 @@ from typing import Any
 
 from attestation.binding import report_data_for
 from attestation.errors import BindingError, SignatureError, UsageError
+from attestation.nvidia.verify import VerifiedSystem
+from attestation.tee import Tee
 from attestation.verifier import SnpInputs, TdxInputs, VerifiedEvidence, verify_evidence
+from tcme.client.gpu import verify_gpus
 from tcme.client.policy import PartyPolicy
 from tcme.contract.capability import CapabilityRecord, check_capability, session_capability
 from tcme.v1 import tcme_pb2
@@ -51,6 +59,8 @@ class AttestationResult:
     collateral_source: str
     # The attested capability record (contracts with capability tests only).
     capability: CapabilityRecord | None = None
+    # The attested GPUs (claims with GPU evidence only).
+    gpus: VerifiedSystem | None = None
     # Reference values the party's policy skipped with { skip = true } (table.key).
     skipped: tuple[str, ...] = ()
 
@@ -85,6 +95,10 @@ class AttestationResult:
         }
         if self.capability is not None:
             out["capability"] = f"{self.capability.passed}/{self.capability.total}"
+        if self.contract is not None and self.contract.capability_tests:
+            out["capability_token_budget"] = self.contract.capability_token_budget
+        if self.gpus is not None:
+            out["gpus"] = self.gpus.summary()
         out["skipped"] = list(self.skipped)
         evidence.pop("skipped", None)  # the evidence's skips are part of self.skipped
         for key, value in evidence.items():
@@ -124,17 +138,22 @@ def verify_attestation(
             "policy.contract",
             "the policy pins no contract ([contract] file or digest); refusing a session",
         )
+    if not session_id and response.contract:
+        raise BindingError("attest.contract", "a contract came with a session-less attestation")
+    # (7) first: the contract bytes come from the proxy, so they are hashed and compared
+    # with the agreed digest before anything parses them (a hostile contract's patterns,
+    # schemas or nesting never reach the parser).
+    if session_id and agreed is not None:
+        agreed.check(hashlib.sha256(bytes(response.contract)).digest())
     # (2) Parse before any crypto so malformed bytes fail with a parse error.
     claims = parse_claims(response.claims)
     contract = parse_contract(response.contract) if session_id else None
-    if not session_id and response.contract:
-        raise BindingError("attest.contract", "a contract came with a session-less attestation")
     contract_bytes = contract.raw if contract is not None else b""
     # (3) The binding the evidence must carry, from the party's own nonce (and the
     # capability record's digest when the contract has capability tests).
     capability = session_capability(
         bytes(response.capability),
-        claims_digest=claims.digest,
+        claims_digest=claims.identity_digest,
         contract=contract,
         session_id=session_id,
     )
@@ -172,15 +191,25 @@ def verify_attestation(
         raise BindingError("claims.tee", expected=verified.tee, actual=claims.tee)
     # (6) The model the party accepts.
     policy.model.check(claims.model_root_digest, claims.model_signer)
-    # (7) The contract the party agreed to.
-    if contract is not None and agreed is not None:
-        agreed.check(contract.digest)
     # (8) The model's measured score on the contract's tests, if the policy asks.
     if session_id:
         check_capability(policy.min_capability_score, capability)
+    # (9) GPU evidence bound into these claims, under the [gpu] policy.
+    gpus = verify_gpus(
+        claims,
+        policy.evidence,
+        contract_digest=hashlib.sha256(contract_bytes).digest(),
+        session_id=session_id,
+        nonce=nonce,
+        capability_digest=capability.digest if capability is not None else None,
+        at=verified.verified_at or at,
+        rims=[bytes(r) for r in collateral.nvidia_rims],
+        ocsp={k: bytes(v) for k, v in collateral.nvidia_ocsp.items()},
+    )
     if verified.simulated:
         log.warning("accepted SIMULATED evidence (policy allow_simulated): not a real TEE")
     return AttestationResult(
+        gpus=gpus,
         evidence=verified,
         claims=claims,
         contract=contract,
@@ -188,5 +217,9 @@ def verify_attestation(
         nonce=nonce,
         collateral_source=collateral.source,
         capability=capability,
-        skipped=tuple(verified.skipped) + tuple(f"model.{k}" for k in policy.model.skipped()),
+        skipped=(
+            tuple(verified.skipped)
+            + (tuple(policy.evidence.skipped(Tee.NVIDIA_GPU)) if gpus is not None else ())
+            + tuple(f"model.{k}" for k in policy.model.skipped())
+        ),
     )

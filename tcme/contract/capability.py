@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +45,64 @@ MAX_RECORD_CHARS = 32768
 ENUM_MAX_CHARS = 64
 
 
+# The total tokens (prompt and generated, every turn of every test) a contract's tests
+# may use; the contract states its own budget (``capability_token_budget``) up to this.
+MAX_TOKEN_BUDGET = 8192
+
+
 class CapabilityError(ContractError):
     """The loaded model scored below the contract's minimum; the session is refused."""
+
+
+class TokenBudgetError(CapabilityError):
+    """The capability tests used up the contract's token budget; the session is refused."""
+
+
+class TokenBudget:
+    """What the running capability tests may still spend, in tokens (prompt + generated).
+
+    The model runner asks ``grant`` before each call (the call's ``max_tokens``
+    shrinks to what is left) and reports the call's usage to ``charge``. The
+    run stops with ``capability.budget`` when the budget is spent with work
+    left, or when the budget, not the turn's own ``max_tokens``, cut a call
+    short. A call can overshoot by its prompt alone, which the context size bounds.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+
+    def grant(self, max_tokens: int) -> int:
+        """Tokens the next call may generate; raises ``TokenBudgetError`` when none are left."""
+        remaining = self.limit - self.spent
+        if remaining <= 0:
+            raise self._exceeded()
+        return min(max_tokens, remaining)
+
+    def charge(
+        self, prompt_tokens: int, completion_tokens: int, *, granted: int, wanted: int
+    ) -> None:
+        """Count one call's usage; raises ``TokenBudgetError`` when it broke the budget."""
+        self.spent += prompt_tokens + completion_tokens
+        if self.spent > self.limit or (granted < wanted and completion_tokens >= granted):
+            raise self._exceeded()
+
+    def _exceeded(self) -> TokenBudgetError:
+        return TokenBudgetError(
+            "capability.budget",
+            "the capability tests need more tokens than the contract's "
+            "capability_token_budget; session refused",
+            expected=f"<= {self.limit} tokens",
+            actual=f"{self.spent} spent with tests left to run",
+        )
+
+
+_RUNNING_BUDGET: ContextVar[TokenBudget | None] = ContextVar("capability_budget", default=None)
+
+
+def running_budget() -> TokenBudget | None:
+    """The budget of the capability tests running on this thread, or None (a real session)."""
+    return _RUNNING_BUDGET.get()
 
 
 @dataclass(frozen=True)
@@ -173,18 +230,26 @@ def run_tests(contract: Contract, runner: Runner) -> list[CaseOutcome]:
     """Run every test through ``runner`` (the session's own model call).
 
     A test whose run fails a tcme check (an unfinished output, an off-contract
-    value) counts as failed with that check; any other exception propagates.
+    value) counts as failed with that check; any other exception propagates,
+    ``TokenBudgetError`` included: the runner draws on ``running_budget()``,
+    the contract's ``capability_token_budget``, and the run stops when it is spent.
     """
     outcomes: list[CaseOutcome] = []
-    for test in contract.capability_tests:
-        try:
-            produced = dict(runner(contract, test.inputs))
-        except TcmeError as err:
-            outcomes.append(CaseOutcome(passed=False, outputs={}, error=err.check))
-            continue
-        checked = {name: produced.get(name, "") for name in test.expected}
-        passed = all(checked[name] == want for name, want in test.expected.items())
-        outcomes.append(CaseOutcome(passed=passed, outputs=checked))
+    running = _RUNNING_BUDGET.set(TokenBudget(contract.capability_token_budget))
+    try:
+        for test in contract.capability_tests:
+            try:
+                produced = dict(runner(contract, test.inputs))
+            except TokenBudgetError:
+                raise
+            except TcmeError as err:
+                outcomes.append(CaseOutcome(passed=False, outputs={}, error=err.check))
+                continue
+            checked = {name: produced.get(name, "") for name in test.expected}
+            passed = all(checked[name] == want for name, want in test.expected.items())
+            outcomes.append(CaseOutcome(passed=passed, outputs=checked))
+    finally:
+        _RUNNING_BUDGET.reset(running)
     return outcomes
 
 

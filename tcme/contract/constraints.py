@@ -4,7 +4,7 @@ Types (docs/contracts.md, "Inputs")::
 
     integer  min, max                      (JSON integer)
     number   min, max (decimal strings), max_decimals?   (value: decimal string "12.5")
-    string   max_len, pattern?, max_bytes? (pattern: Python ``re`` full match)
+    string   max_len, pattern?, max_bytes? (pattern: RE2 full match, tcme.contract.regex)
     enum     values
     json     schema (JSON Schema 2020-12), max_bytes      (value: any JSON value)
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tcme.contract import jsonschema_check
+from tcme.contract import jsonschema_check, regex
 from tcme.wire.contract import (
     INPUT_NAME,
     MAX_STRING_LEN,
@@ -32,10 +32,9 @@ from tcme.wire.contract import (
     InputError,
     InputSpec,
 )
-from tcme.wire.fields import as_list, as_name, as_text, enum_values, fields, int_in
+from tcme.wire.fields import as_list, as_name, enum_values, fields, int_in
 
 DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,29})(\.[0-9]{1,18})?")
-MAX_PATTERN_CHARS = 256
 MAX_JSON_INPUT_BYTES = 16384
 MAX_STRING_BYTES = 4 * MAX_STRING_LEN
 MAX_DECIMALS = 18
@@ -107,7 +106,7 @@ class StringConstraint:
 
     max_len: int
     max_bytes: int | None
-    pattern: re.Pattern[str] | None
+    pattern: regex.Pattern | None
 
     def check(self, spec: InputSpec, value: Any) -> None:
         """Raise ``InputError`` unless ``value`` is a string within every bound."""
@@ -119,7 +118,7 @@ class StringConstraint:
             raise InputError(_where(spec), f"string longer than max_len {self.max_len}")
         if self.max_bytes is not None and len(value.encode("utf-8")) > self.max_bytes:
             raise InputError(_where(spec), f"string larger than max_bytes {self.max_bytes}")
-        if self.pattern is not None and self.pattern.fullmatch(value) is None:
+        if self.pattern is not None and not self.pattern.fullmatch(value):
             raise InputError(_where(spec), "string does not match the contract's pattern")
 
     def render(self, value: Any) -> str:
@@ -256,13 +255,7 @@ def _string(item: dict[str, Any], where: str) -> tuple[Any, dict[str, Any]]:
     pattern = item.get("pattern")
     compiled = None
     if pattern is not None:
-        pattern = as_text(pattern, f"{where}.pattern", MAX_PATTERN_CHARS)
-        try:
-            compiled = re.compile(pattern)
-        except re.error as err:
-            raise ContractError(
-                f"{where}.pattern", f"not a valid regular expression: {err}"
-            ) from err
+        compiled = regex.compile_pattern(pattern, f"{where}.pattern")
     return StringConstraint(max_len, max_bytes, compiled), {"max_len": max_len, "pattern": pattern}
 
 

@@ -15,6 +15,7 @@
                   "recipients": [party, ...],                         [] = internal
                   "declassify"?: {input: [party, ...]}}, ...],        1..8 turns
      "capability_tests"?: [{"inputs": {...}, "expected": {...}}],
+     "capability_token_budget": 1..8192,                 with capability_tests only
      "min_score_percent"?: 0..100,
      "timeout_seconds"?: 1..3600}
 
@@ -62,7 +63,14 @@ def parse_general(obj: dict[str, Any], raw: bytes) -> Contract:
         obj,
         "contract",
         {"type", "kind", "parties", "inputs", "decoding", "outputs"},
-        {"title", "system", "timeout_seconds", "capability_tests", "min_score_percent"},
+        {
+            "title",
+            "system",
+            "timeout_seconds",
+            "capability_tests",
+            "capability_token_budget",
+            "min_score_percent",
+        },
     )
     title = obj.get("title")
     if title is not None:
@@ -80,6 +88,7 @@ def parse_general(obj: dict[str, Any], raw: bytes) -> Contract:
     tests: tuple[Any, ...] = ()
     if "capability_tests" in obj:
         tests = capability.parse_tests(obj["capability_tests"], inputs, outs)
+    budget = _token_budget(obj, bool(tests))
     min_score = obj.get("min_score_percent", 0)
     int_in(min_score, "contract.min_score_percent", 0, 100)
     if "min_score_percent" in obj and not tests:
@@ -101,8 +110,26 @@ def parse_general(obj: dict[str, Any], raw: bytes) -> Contract:
         timeout_seconds=timeout,
         capability_tests=tests,
         min_score_percent=min_score,
+        capability_token_budget=budget,
         title=title,
     )
+
+
+def _token_budget(obj: dict[str, Any], has_tests: bool) -> int:
+    """``capability_token_budget``: required with capability tests, refused without them."""
+    where = "contract.capability_token_budget"
+    if not has_tests:
+        if "capability_token_budget" in obj:
+            raise ContractError(where, "a token budget needs capability_tests to spend it")
+        return 0
+    if "capability_token_budget" not in obj:
+        raise ContractError(
+            where,
+            "capability tests need a total token budget (prompt and generated tokens "
+            "of every turn of every test)",
+            expected=f"1..{capability.MAX_TOKEN_BUDGET}",
+        )
+    return int_in(obj["capability_token_budget"], where, 1, capability.MAX_TOKEN_BUDGET)
 
 
 def _static_text(value: Any, where: str) -> str:

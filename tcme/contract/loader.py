@@ -30,11 +30,13 @@ from typing import Any
 
 from attestation.errors import ParseError, UsageError
 from tcme.wire import PartyKeys, canonical_contract, parse_contract
-from tcme.wire._encoding import _no_duplicates
+from tcme.wire._encoding import check_depth, load_json_text
 from tcme.wire.contract import Contract, ContractError
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 CONTRACT_NAMES = ("contract.toml", "contract.json", "contract.template.json")
+# A contract file is the canonical contract with whitespace, comments and key-file names.
+MAX_FILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -84,45 +86,81 @@ def find_contract_file(path: Path) -> Path:
 
 
 def read_document(path: Path) -> dict[str, Any]:
-    """The file as a dict (TOML when it ends in .toml, else JSON)."""
+    """The file as a dict (TOML when it ends in .toml, else JSON), bounded in size and depth."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise UsageError("contract.read", f"cannot read {path}: {err.strerror}") from err
+    if len(data) > MAX_FILE_BYTES:
+        raise ParseError(
+            "contract.size", f"{path} is too large", expected=f"<= {MAX_FILE_BYTES} bytes"
+        )
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ParseError("contract.utf8", f"{path} is not UTF-8") from err
     if Path(path).suffix == ".toml":
         try:
-            data = tomllib.loads(text)
+            document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ParseError("contract.toml", f"{path}: {err}") from err
+        except RecursionError:
+            # tomllib recurses once per nested array/inline table.
+            raise ParseError("contract.depth", f"{path}: nested too deeply") from None
+        try:
+            check_depth(document)
+        except ValueError as err:
+            raise ParseError("contract.depth", f"{path}: {err}") from None
     else:
         try:
-            data = json.loads(text, object_pairs_hook=_no_duplicates)
-        except ValueError as err:
-            raise ParseError("contract.json", f"{path}: {err}") from err
-    if not isinstance(data, dict):
+            document = load_json_text(text, "contract", max_bytes=MAX_FILE_BYTES)
+        except ParseError as err:
+            raise ParseError(
+                err.check, f"{path}: {err.detail}", expected=err.expected, actual=err.actual
+            ) from err
+    if not isinstance(document, dict):
         raise ParseError("contract.json", f"{path}: a contract is an object")
-    return data
+    return document
+
+
+class ContractSchemaError(ContractError, ParseError):
+    """The contract file does not have the file schema's shape: malformed input (exit 2),
+    as opposed to a well-formed contract that breaks a rule of the language."""
+
+
+# Every violation is listed; past this many the rest are counted (a file of garbage
+# must not produce a megabyte of messages).
+MAX_SCHEMA_ERRORS = 20
 
 
 def validate_document(document: Mapping[str, Any]) -> None:
     """Structural check against ``schema.json``; raises ``ContractError`` with the JSON path."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(
-        contract_file_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER
-    )
-    errors = sorted(validator.iter_errors(document), key=lambda e: e.path)
+    from tcme.contract.jsonschema_check import format_checker
+
+    # format "regex" (the contract's patterns) is checked by RE2, never compiled by re.
+    validator = Draft202012Validator(contract_file_schema(), format_checker=format_checker())
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
     if not errors:
         return
-    error = min(errors, key=lambda e: -len(e.absolute_path))
-    deepest = _deepest(error)
-    path = "/" + "/".join(str(p) for p in deepest.absolute_path)
-    raise ContractError(
+    violations = []
+    for error in errors[:MAX_SCHEMA_ERRORS]:
+        deepest = _deepest(error)
+        path = "/" + "/".join(str(p) for p in deepest.absolute_path)
+        violations.append(
+            ContractSchemaError("contract.schema", f"at {path}: {deepest.message[:300]}")
+        )
+    if len(errors) > MAX_SCHEMA_ERRORS:
+        violations.append(
+            ContractSchemaError("contract.schema", f"and {len(errors) - MAX_SCHEMA_ERRORS} more")
+        )
+    raise ContractSchemaError(
         "contract.schema",
-        f"at {path}: {deepest.message[:300]}",
+        f"{len(errors)} schema error(s)",
         actual=f"{len(errors)} schema error(s)",
+        violations=violations,
     )
 
 

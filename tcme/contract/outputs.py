@@ -16,14 +16,15 @@ anything is sealed, run again by each recipient on what it opens.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tcme.contract import gbnf, jsonschema_check
+from attestation.errors import ParseError
+from tcme.contract import gbnf, jsonschema_check, regex
+from tcme.wire._encoding import check_nesting
 from tcme.wire.contract import ContractError, OutputValueError
-from tcme.wire.fields import as_text, int_in
+from tcme.wire.fields import int_in
 
 MAX_OUTPUT_CHARS = 16384
 
@@ -45,7 +46,7 @@ class GrammarOutput:
     name: str
     gbnf: str
     max_chars: int
-    pattern: re.Pattern[str] | None
+    pattern: regex.Pattern | None
 
     def grammar(self) -> str:
         """The contract's GBNF."""
@@ -54,7 +55,7 @@ class GrammarOutput:
     def normalize(self, text: str) -> str:
         """The text itself, once within ``max_chars`` and matching ``pattern``."""
         text = _check_text(self.name, text, self.max_chars)
-        if self.pattern is not None and self.pattern.fullmatch(text) is None:
+        if self.pattern is not None and not self.pattern.fullmatch(text):
             raise OutputValueError(
                 f"output.{self.name}.value", "does not match the contract's pattern"
             )
@@ -77,6 +78,10 @@ class JsonOutput:
     def normalize(self, text: str) -> str:
         """Parse, check against the schema, re-encode compactly with sorted keys."""
         text = _check_text(self.name, text, self.max_chars)
+        try:
+            check_nesting(text, f"output.{self.name}")
+        except ParseError:
+            raise OutputValueError(f"output.{self.name}.value", "JSON nested too deeply") from None
         try:
             value = json.loads(text)
         except ValueError as err:
@@ -108,13 +113,7 @@ def grammar_output(name: str, item: Mapping[str, Any], where: str) -> GrammarOut
     pattern = item.get("pattern")
     compiled = None
     if pattern is not None:
-        pattern = as_text(pattern, f"{where}.pattern", 256)
-        try:
-            compiled = re.compile(pattern)
-        except re.error as err:
-            raise ContractError(
-                f"{where}.pattern", f"not a valid regular expression: {err}"
-            ) from err
+        compiled = regex.compile_pattern(pattern, f"{where}.pattern")
     return GrammarOutput(name=name, gbnf=text, max_chars=max_chars, pattern=compiled)
 
 

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,23 +74,76 @@ def canonical_json(obj: Any) -> bytes:
     ).encode("utf-8")
 
 
-def parse_canonical_json(data: bytes, what: str) -> Any:
-    """Parse ``data`` and require that it is exactly the canonical encoding of its value.
+def check_nesting(text: str, what: str, limit: int = MAX_DEPTH + 1) -> None:
+    """Refuse JSON text whose arrays/objects nest deeper than ``limit``, before parsing it.
 
-    Raises ``ParseError`` (check ``<what>.json`` or ``<what>.canonical``).
+    ``json.loads`` recurses once per level and raises ``RecursionError`` (not a
+    parse error) on deep input; this scan is iterative and linear, and visits
+    only brackets, quotes and backslashes. ``MAX_DEPTH + 1`` levels of brackets
+    is exactly what ``canonical_json`` accepts.
     """
-    if len(data) > MAX_JSON_BYTES:
-        raise ParseError(f"{what}.size", expected=f"<= {MAX_JSON_BYTES} bytes", actual=len(data))
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    for match in _JSON_SPECIAL.finditer(text):
+        char, at = match.group(), match.start()
+        if in_string:
+            if at == escaped_at:
+                continue
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                raise ParseError(
+                    f"{what}.depth",
+                    "JSON nested too deeply",
+                    expected=f"<= {limit} levels of arrays/objects",
+                    actual=f"more than {limit}",
+                )
+        elif char in "]}":
+            depth -= 1
+
+
+_JSON_SPECIAL = re.compile(r'[\[\]{}"\\]')
+
+
+def load_json_text(text: str, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Strict JSON from untrusted text: bounded size and depth, no duplicate keys, no floats.
+
+    Raises ``ParseError`` (``<what>.size``, ``<what>.depth`` or ``<what>.json``).
+    """
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise ParseError(f"{what}.size", expected=f"<= {max_bytes} bytes", actual=size)
+    check_nesting(text, what)
     try:
-        text = bytes(data).decode("utf-8")
-        value = json.loads(
+        return json.loads(
             text,
             object_pairs_hook=_no_duplicates,
             parse_float=_no_float,
             parse_constant=_no_float,
         )
-    except (UnicodeDecodeError, ValueError) as err:
+    except ValueError as err:
+        raise ParseError(f"{what}.json", f"not valid JSON: {err}") from err
+
+
+def parse_canonical_json(data: bytes, what: str) -> Any:
+    """Parse ``data`` and require that it is exactly the canonical encoding of its value.
+
+    Raises ``ParseError`` (check ``<what>.size``, ``.depth``, ``.json`` or ``.canonical``).
+    """
+    if len(data) > MAX_JSON_BYTES:
+        raise ParseError(f"{what}.size", expected=f"<= {MAX_JSON_BYTES} bytes", actual=len(data))
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as err:
         raise ParseError(f"{what}.json", f"not valid canonical JSON: {err}") from err
+    value = load_json_text(text, what)
     try:
         again = canonical_json(value)
     except ValueError as err:
@@ -115,6 +169,18 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_float(token: str) -> Any:
     raise ValueError(f"non-integer number {token!r} (floats are not allowed)")
+
+
+def check_depth(value: Any, depth: int = 0) -> None:
+    """Raise ``ValueError`` when lists/dicts in ``value`` nest deeper than ``canonical_json``
+    accepts (stops descending at the limit, so the check itself stays shallow)."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH}")
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        for item in value:
+            check_depth(item, depth + 1)
 
 
 def _check_json_value(value: Any, path: str, depth: int) -> None:

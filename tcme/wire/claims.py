@@ -6,7 +6,18 @@ Canonical JSON::
      "model": {"root_digest": hex, "hash_algorithm": str, "signer": str,
                "issuer": str, "method": str},
      "hpke": {"suite": "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM", "public_key": b64},
-     "signing": {"algorithm": "ed25519", "public_key": b64}}
+     "signing": {"algorithm": "ed25519", "public_key": b64},
+     "gpu": {"mode": {"cc_mode": "on", "devtools": false},          (only with GPUs)
+             "devices": [{"report": b64, "certs": b64, "digest": hex}, ...]}}
+
+``gpu`` is present only on an enclave with attested GPUs (evidence kind
+``nvidia-gpu``): each device's SPDM report and certificate chain, signed by the
+GPU over the nonce ``attestation.nvidia.binding.gpu_nonce_for`` derives from the
+*identity claims* (these claims without ``gpu``; ``Claims.identity_digest``),
+contract, session and the party's nonce. REPORT_DATA binds the digest of the
+whole claims, GPU evidence included. Sessions, capability records and receipts
+name the identity digest, which does not change from one attestation to the next
+(and equals ``digest`` on an enclave without GPUs).
 
 The claims are self-asserted; they mean something only once a verified report
 binds ``H(claims)`` (attestation.binding) and the party's policy accepts the
@@ -21,6 +32,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import ParseError
+from attestation.nvidia.verify import evidence_digest
 from attestation.tee import Tee
 from tcme.wire._encoding import (
     b64,
@@ -40,7 +52,9 @@ from tcme.wire.keys import (
 )
 
 CLAIMS_TYPE = "tcme/v1/claims"
-TEE_TYPES = (Tee.SEV_SNP.value, Tee.TDX.value)  # the CPU kinds an enclave runs on
+# The CPU kinds an enclave runs on (device kinds travel as GPU evidence in the claims).
+TEE_TYPES = tuple(t.value for t in (Tee.SEV_SNP, Tee.TDX, Tee.AZ_SNP_VTPM, Tee.AZ_TDX_VTPM))
+MAX_GPU_DEVICES = 16  # 8 GPUs + 4 NVSwitches in the largest protected-PCIe system, with room
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,14 @@ class Claims:
     hpke_public_key: HpkePublicKey
     signing_public_key: ed25519.Ed25519PublicKey
     signing_public_bytes: bytes
+    identity_digest: bytes = b""  # SHA-256 of the claims without ``gpu``
+    gpu_mode: dict[str, Any] | None = None
+    gpu_devices: tuple[tuple[bytes, bytes], ...] = ()  # (report, certs) per device
+
+    @property
+    def has_gpu(self) -> bool:
+        """True when the claims carry GPU evidence."""
+        return self.gpu_mode is not None
 
     def summary(self) -> dict[str, str]:
         """Printable fields for a verification summary."""
@@ -71,6 +93,7 @@ class Claims:
             "model_issuer": self.model_issuer,
             "model_signing_method": self.model_method,
             "claims_digest": self.digest.hex(),
+            "identity_digest": self.identity_digest.hex(),
         }
 
 
@@ -107,6 +130,25 @@ def build_claims(
     return raw
 
 
+def with_gpu_evidence(
+    claims: bytes, mode: dict[str, Any], devices: list[tuple[bytes, bytes, bytes]]
+) -> bytes:
+    """The identity ``claims`` plus ``gpu``: the mode and (report, certs, digest) per device."""
+    obj = parse_canonical_json(claims, "claims")
+    if "gpu" in obj:
+        raise ParseError("claims.gpu", "the claims already carry GPU evidence")
+    obj["gpu"] = {
+        "mode": {"cc_mode": str(mode.get("cc_mode")), "devtools": bool(mode.get("devtools"))},
+        "devices": [
+            {"report": b64(report), "certs": b64(certs), "digest": digest.hex()}
+            for report, certs, digest in devices
+        ],
+    }
+    raw = canonical_json(obj)
+    parse_claims(raw)
+    return raw
+
+
 def claims_digest(claims: bytes) -> bytes:
     """SHA-256 of the exact claims bytes."""
     return sha256(claims)
@@ -118,6 +160,7 @@ def parse_claims(claims: bytes) -> Claims:
         parse_canonical_json(claims, "claims"),
         "claims",
         {"type", "runtime", "tee", "model", "hpke", "signing"},
+        {"gpu"},
     )
     _expect(obj["type"] == CLAIMS_TYPE, "claims.type", CLAIMS_TYPE, obj["type"])
     _expect(obj["tee"] in TEE_TYPES, "claims.tee", " or ".join(TEE_TYPES), obj["tee"])
@@ -148,9 +191,16 @@ def parse_claims(claims: bytes) -> Claims:
     signing_raw = unb64(
         signing["public_key"], "claims.signing.public_key", size=ED25519_PUBLIC_SIZE
     )
+    gpu_mode, gpu_devices, identity = None, (), bytes(claims)
+    if "gpu" in obj:
+        gpu_mode, gpu_devices = _gpu(obj["gpu"])
+        identity = canonical_json({k: v for k, v in obj.items() if k != "gpu"})
     return Claims(
         raw=bytes(claims),
         digest=sha256(claims),
+        identity_digest=sha256(identity),
+        gpu_mode=gpu_mode,
+        gpu_devices=gpu_devices,
         runtime=runtime,
         tee=obj["tee"],
         model_root_digest=root,
@@ -162,6 +212,30 @@ def parse_claims(claims: bytes) -> Claims:
         signing_public_key=ed25519_public(signing_raw, "claims.signing.public_key"),
         signing_public_bytes=signing_raw,
     )
+
+
+def _gpu(value: Any) -> tuple[dict[str, Any], tuple[tuple[bytes, bytes], ...]]:
+    gpu = require_keys(value, "claims.gpu", {"mode", "devices"})
+    mode = require_keys(gpu["mode"], "claims.gpu.mode", {"cc_mode", "devtools"})
+    if not isinstance(mode["cc_mode"], str) or not isinstance(mode["devtools"], bool):
+        raise ParseError("claims.gpu.mode", "cc_mode a string, devtools a boolean")
+    if not isinstance(gpu["devices"], list) or not 1 <= len(gpu["devices"]) <= MAX_GPU_DEVICES:
+        raise ParseError("claims.gpu.devices", expected=f"1..{MAX_GPU_DEVICES} devices")
+    devices = []
+    for position, item in enumerate(gpu["devices"]):
+        check = f"claims.gpu.devices[{position}]"
+        entry = require_keys(item, check, {"report", "certs", "digest"})
+        report = unb64(entry["report"], f"{check}.report")
+        certs = unb64(entry["certs"], f"{check}.certs")
+        # The digest is informative (what a log shows); verifiers recompute it from the bytes.
+        _expect(
+            entry["digest"] == evidence_digest(report, certs).hex(),
+            f"{check}.digest",
+            evidence_digest(report, certs).hex(),
+            entry["digest"],
+        )
+        devices.append((report, certs))
+    return dict(mode), tuple(devices)
 
 
 def _expect(ok: bool, check: str, expected: Any, actual: Any) -> None:

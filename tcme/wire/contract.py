@@ -18,16 +18,16 @@ Errors never quote an input value: a party input is secret even when invalid.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from attestation.errors import TcmeError
+from attestation.errors import ParseError, TcmeError
 from tcme.wire._encoding import (
     MAX_SAFE_INT,
     canonical_json,
+    load_json_text,
     parse_canonical_json,
     sha256,
     unb64,
@@ -219,6 +219,8 @@ class Contract:
     # the score the enclave must reach before it opens the session.
     capability_tests: tuple[Any, ...] = field(default=(), compare=False)
     min_score_percent: int = 0
+    # Tokens (prompt + generated) all capability tests together may use; 0 without tests.
+    capability_token_budget: int = 0
     title: str | None = None
 
     def party(self, name: str) -> Party:
@@ -288,6 +290,7 @@ class Contract:
         }
         if self.capability_tests:
             out["capability_tests"] = len(self.capability_tests)
+            out["capability_token_budget"] = self.capability_token_budget
             out["min_score_percent"] = self.min_score_percent
         return out
 
@@ -296,9 +299,15 @@ def canonical_contract(contract: Mapping[str, Any] | bytes | str) -> bytes:
     """Validate a contract (dict, or JSON text/bytes in any layout) and return canonical bytes."""
     if isinstance(contract, bytes | str):
         try:
-            contract = json.loads(contract)
-        except ValueError as err:
-            raise ContractError("contract.json", f"not valid JSON: {err}") from err
+            text = contract.decode("utf-8") if isinstance(contract, bytes) else contract
+        except UnicodeDecodeError as err:
+            raise ContractError("contract.json", "not UTF-8") from err
+        try:
+            contract = load_json_text(text, "contract")
+        except ParseError as err:
+            raise ContractError(
+                err.check, err.detail, expected=err.expected, actual=err.actual
+            ) from err
     try:
         raw = canonical_json(contract)
     except ValueError as err:
@@ -526,13 +535,9 @@ def _parse_string(item: dict[str, Any], where: str) -> InputSpec:
     max_len = _int_in(item["max_len"], f"{where}.max_len", 1, MAX_STRING_LEN)
     pattern = item.get("pattern")
     if pattern is not None:
-        pattern = _text(pattern, f"{where}.pattern", 256)
-        try:
-            re.compile(pattern)
-        except re.error as err:
-            raise ContractError(
-                f"{where}.pattern", f"not a valid regular expression: {err}"
-            ) from err
+        from tcme.contract import regex  # RE2 only: a contract's pattern is untrusted
+
+        regex.compile_pattern(pattern, f"{where}.pattern")
     return InputSpec(
         party=_string(item["party"], f"{where}.party"),
         name=_name(item["name"], f"{where}.name", INPUT_NAME),
@@ -549,7 +554,9 @@ def _check_string(spec: InputSpec, value: Any) -> None:
     assert spec.max_len is not None
     if len(value) > spec.max_len:
         raise InputError(check, f"string longer than the contract's max_len {spec.max_len}")
-    if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
+    from tcme.contract import regex
+
+    if spec.pattern is not None and not regex.compiled(spec.pattern).fullmatch(value):
         raise InputError(check, "string does not match the contract's pattern")
 
 

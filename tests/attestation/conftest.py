@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from attestation.inputs import read_certs
 from attestation.snp import _x509
 from attestation.snp.simulate import SimulatedSnp
-from tcme.cli.evidence import read_certs
 
 # Every real report folder, with what its source says about it (vectors README section 1).
 SNP_VECTORS = {

@@ -169,15 +169,6 @@ def test_simulated_root_without_allow_simulated_fail():
     )
 
 
-def test_allow_simulated_needs_sev_snp_accepted_fail():
-    skip = "{ skip = true }"
-    text = (
-        f'accept = ["tdx"]\nallow_simulated = true\nsimulated_ark_sha256 = ["{ROOT}"]\n'
-        f"[tdx]\nmrtd = {skip}\nrtmr0 = {skip}\nrtmr1 = {skip}\nrtmr2 = {skip}\n"
-    )
-    assert _refused(text).check == "policy.allow_simulated"
-
-
 def test_stranger_simulated_chain_is_refused_by_a_pinned_policy(tmp_path):
     # Anyone can make a simulated chain; only the pinned one is accepted.
     operator = SimulatedSnp(tmp_path / "operator")

@@ -29,6 +29,7 @@ import grpc
 import pytest
 
 from attestation.policy import simulated_policy
+from attestation.snp.simulate import DEFAULT_MEASUREMENT
 from tcme.v1 import tcme_pb2
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,8 +88,8 @@ class Stack:
     target: str
     ark_sha256: str
     identity: Any
-    simdir: Path
-    measurement: bytes
+    simdir: Path | None = None  # the simulated chain's folder (a second guest can share it)
+    measurement: bytes = DEFAULT_MEASUREMENT  # the guest's launch measurement
 
     def policy_dict(self, **overrides: Any) -> dict[str, Any]:
         """A party policy accepting this stack (simulated root pinned, model pinned)."""
@@ -181,6 +182,7 @@ def attest_stack(tmp_path_factory) -> Iterator[Stack]:
 def mitm_stack(attest_stack) -> Iterator[Stack]:
     """A machine-in-the-middle guest: the same (simulated) hardware root and the same claimed
     model as ``attest_stack``, but the attacker's own image, so another launch measurement."""
+    assert attest_stack.simdir is not None
     stack = _start_stack(
         attest_stack.identity, _no_model, attest_stack.simdir, measurement=b"\x66" * 48
     )

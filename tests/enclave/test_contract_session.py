@@ -403,6 +403,7 @@ def _with_tests(parties: dict[str, Any], min_score: int) -> bytes:
         {"inputs": copy.deepcopy(good), "expected": {"verdict": "no"}},
     ]
     body["min_score_percent"] = min_score
+    body["capability_token_budget"] = 2048
     return canonical_contract(body)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -47,6 +48,12 @@ def test_serve_health_and_graceful_sigterm(backend, tmp_path):
             time.sleep(0.2)
             down = _tcme("host", "health", f"127.0.0.1:{port}")
         assert down.returncode == 1 and "NOT_SERVING" in down.stderr
+        # ...and says why: the enclave behind it does not answer.
+        assert f"127.0.0.1:{backend.port}" in down.stderr, down.stderr
+        assert "does not answer" in down.stderr or "unavailable" in down.stderr
+        as_json = _tcme("host", "health", f"127.0.0.1:{port}", "--json")
+        body = json.loads(as_json.stdout)
+        assert as_json.returncode == 1 and body["status"] == "NOT_SERVING" and body["reason"]
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -63,9 +70,9 @@ def test_serve_usage_errors_exit_2():
     assert no_enclave.returncode == 2 and "--enclave" in no_enclave.stderr
 
 
-def test_health_unreachable_proxy_exits_1():
+def test_health_unreachable_proxy_exits_3():
     done = _tcme("host", "health", "127.0.0.1:9")
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert "UNAVAILABLE" in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -74,14 +74,14 @@ def test_fetch_by_quote_from_a_pccs(capsys, vector, tmp_path):
     assert routes.requests[-1] == "/sgx/certification/v4/rootcacrl"
 
 
-def test_fetch_failure_exits_2_with_one_line(capsys, pcs, tmp_path):
+def test_fetch_failure_exits_3_with_one_line(capsys, pcs, tmp_path):
     code, out, err = run(
         capsys, "collateral", "fetch", "--fmspc", "b0c06f000000", "--pcs-url", pcs,
         "--cache", str(tmp_path),
     )  # fmt: skip
-    assert code == 2
+    assert code == 3  # the service could not give us collateral: nothing was judged
     assert out == ""
-    assert err.startswith("tcme: collateral.fetch: GET ")
+    assert err.startswith("tcme collateral fetch: unreachable: collateral.fetch: GET ")
     assert "HTTP 404" in err
     assert "Traceback" not in err
     assert not (tmp_path / "tdx").exists()
@@ -130,7 +130,7 @@ def test_import_garbage_exits_2(capsys, tmp_path, content):
     code, out, err = run(capsys, "collateral", "import", str(bad), "--cache", str(tmp_path / "c"))
     assert code == 2
     assert out == ""
-    assert err.startswith("tcme: collateral")
+    assert err.startswith("tcme collateral")
     assert not (tmp_path / "c").exists()
 
 

@@ -75,7 +75,7 @@ def test_simulated_without_policy_is_rejected(simdir, capsys):
     assert code == 1
     assert out == ""
     (line,) = err.splitlines()
-    assert line.startswith("tcme: rejected: simulated:") and "SIMULATED" in line
+    assert line.startswith("tcme evidence verify: rejected: simulated:") and "SIMULATED" in line
 
 
 def test_sim_arguments(tmp_path, capsys):
@@ -143,9 +143,10 @@ def test_policy_reject_lists_every_violation(vectors, tmp_path, capsys):
     code, _, err = run(capsys, *argv)
     assert code == 1
     assert err.splitlines() == [
-        "tcme: rejected: reported_tcb.snp: 5 < required 8 (expected >= 8, got 5)",
-        "tcme: rejected: policy.debug: guest policy allows debugging (the host can read guest "
-        "memory) (expected debug disabled (allow_debug = false), got debug allowed)",
+        "tcme evidence verify: rejected: reported_tcb.snp: 5 < required 8 (expected >= 8, got 5)",
+        "tcme evidence verify: rejected: policy.debug: guest policy allows debugging "
+        "(the host can read guest memory) (expected debug disabled (allow_debug = false), "
+        "got debug allowed)",
     ]
     code, out, _ = run(capsys, *argv, "--json")
     result = json.loads(out)
@@ -185,7 +186,7 @@ def test_tampered_vector_rejected(vectors, capsys):
     )
     assert code == 1
     (line,) = err.splitlines()
-    assert line.startswith("tcme: rejected: report.signature:")
+    assert line.startswith("tcme evidence verify: rejected: report.signature:")
 
 
 @pytest.mark.parametrize(
@@ -205,7 +206,7 @@ def test_malformed_input_exits_2_with_one_line(simdir, tmp_path, capsys, content
     assert code == 2
     assert out == ""
     (line,) = err.splitlines()
-    assert line.startswith(f"tcme: error: {check}")
+    assert line.startswith(f"tcme evidence verify: error: {check}")
 
 
 @pytest.mark.parametrize(

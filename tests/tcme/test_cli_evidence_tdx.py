@@ -80,8 +80,8 @@ def test_v5_no_tcb_level_rejects_with_that_reason(capsys, vector):
     assert code == 1
     assert out == ""
     [line] = err.splitlines()
-    assert line.startswith("tcme: rejected: tcb_level:")
-    assert "No matching TCB level found" in line
+    assert line.startswith("tcme evidence verify: rejected: tcb_level:")
+    assert "no TCB level in the TCB Info matches this platform" in line
 
 
 def test_a_cache_works_as_collateral(capsys, vector, tmp_path):
@@ -126,6 +126,10 @@ def test_each_tampered_quote_is_rejected(capsys, vector, name, code, check):
     assert result["check"] == check
     assert result["exit_code"] == code
     assert err == ""
+    # Our words in TDX terms: no SGX "ISV enclave" wording, no Rust debug text.
+    message = result["message"]
+    assert "ISV enclave" not in message and "{" not in message
+    assert "InvalidSignatureForPublicKey" not in message and "None" not in message
 
 
 def test_policy_violations_are_all_listed(capsys, vector, tmp_path):
@@ -146,8 +150,10 @@ def test_policy_violations_are_all_listed(capsys, vector, tmp_path):
     assert code == 1 and out == ""
     lines = err.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("tcme: rejected: mrtd: not an allowed value (expected 0000")
-    assert lines[1].startswith("tcme: rejected: rtmr1:")
+    assert lines[0].startswith(
+        "tcme evidence verify: rejected: mrtd: not an allowed value (expected 0000"
+    )
+    assert lines[1].startswith("tcme evidence verify: rejected: rtmr1:")
 
 
 def test_bad_tdx_policy_table_exits_2(capsys, vector, tmp_path):
@@ -218,7 +224,7 @@ def test_random_and_truncated_input_exit_2_cleanly(capsys, vector, tmp_path):
         )
         assert code == 2, (index, err)
         assert out == ""
-        assert err.startswith("tcme: error: ")
+        assert err.startswith("tcme evidence verify: error: ")
         assert len(err.splitlines()) == 1
         assert "Traceback" not in err
 
@@ -246,4 +252,4 @@ def test_show_malformed_quote_exits_2(capsys, vector):
         str(vector(f"{SPR}/tampered/quote_version_byte_0x00_set_0x03.bin")),
     )
     assert code == 2
-    assert err.startswith("tcme: error:")
+    assert err.startswith("tcme evidence show: error:")

@@ -21,7 +21,7 @@ def test_unexpected_error_is_one_line_without_its_message(monkeypatch, capsys):
 
     monkeypatch.delenv("TCME_DEBUG", raising=False)
     monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(boom))
-    assert cli.main([]) == cli.EXIT_USAGE
+    assert cli.main([]) == cli.EXIT_REJECT  # nothing was accepted
     err = capsys.readouterr().err
     assert "internal error (RuntimeError)" in err
     assert "secret-canary-42" not in err and "Traceback" not in err

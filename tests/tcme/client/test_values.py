@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from attestation.errors import UsageError
-from tcme.cli._party import parse_values
 from tcme.client.contracts import fill_contract
+from tcme.client.values import parse_values
 from tcme.wire import PartyKeys, parse_contract
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "examples/millionaires/contract.template.json"

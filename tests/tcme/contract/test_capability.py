@@ -23,6 +23,7 @@ def contract(contract_dict):
         {"inputs": {"secret": "ab", "limit": 1}, "expected": {"verdict": "yes"}},
         {"inputs": {"secret": "ab", "limit": 5}, "expected": {"verdict": "no"}},
     ]
+    contract_dict["capability_token_budget"] = 400
     return parse_contract(canonical_contract(contract_dict))
 
 
@@ -71,6 +72,7 @@ def test_party_side_binding(contract):
 
 def test_a_record_without_tests_is_refused_fail(contract_dict, contract):
     contract_dict.pop("capability_tests")
+    contract_dict.pop("capability_token_budget")
     plain = parse_contract(canonical_contract(contract_dict))
     assert session_capability(b"", claims_digest=CLAIMS, contract=plain, session_id=SESSION) is None
     with pytest.raises(BindingError, match=re.escape("capability.unexpected")):

@@ -307,9 +307,11 @@ def test_capability_tests_are_checked_when_parsed(contract_dict):
         {"inputs": {"secret": "abc", "limit": 2}, "expected": {"verdict": "yes"}}
     ]
     contract_dict["min_score_percent"] = 100
+    contract_dict["capability_token_budget"] = 300
     contract = parse_contract(canonical_contract(contract_dict))
     assert contract.capability_tests[0].expected == {"verdict": "yes"}
     assert contract.min_score_percent == 100
+    assert contract.summary()["capability_token_budget"] == 300
     bad_cases = [
         ({"secret": "abc"}, {"verdict": "yes"}, "contract.capability_tests[0].inputs"),
         (
@@ -330,3 +332,32 @@ def test_capability_tests_are_checked_when_parsed(contract_dict):
         with pytest.raises(ContractError) as caught:
             parse_contract(canonical_contract(contract_dict))
         assert caught.value.check == check
+
+
+def test_capability_tests_state_a_bounded_token_budget_fail(contract_dict):
+    from tcme.contract.capability import MAX_TOKEN_BUDGET
+
+    contract_dict["capability_tests"] = [
+        {"inputs": {"secret": "abc", "limit": 2}, "expected": {"verdict": "yes"}}
+    ]
+    for budget, detail in (
+        (None, "need a total token budget"),
+        (0, "out of range"),
+        (MAX_TOKEN_BUDGET + 1, "out of range"),
+        (True, "expected an integer"),
+    ):
+        if budget is None:
+            contract_dict.pop("capability_token_budget", None)
+        else:
+            contract_dict["capability_token_budget"] = budget
+        with pytest.raises(ContractError, match=detail) as caught:
+            parse_contract(canonical_contract(contract_dict))
+        assert caught.value.check == "contract.capability_token_budget"
+    contract_dict["capability_token_budget"] = MAX_TOKEN_BUDGET
+    assert parse_contract(canonical_contract(contract_dict)).capability_token_budget == (
+        MAX_TOKEN_BUDGET
+    )
+    # A budget with nothing to spend it on is a mistake, not a no-op.
+    contract_dict.pop("capability_tests")
+    with pytest.raises(ContractError, match="needs capability_tests"):
+        parse_contract(canonical_contract(contract_dict))

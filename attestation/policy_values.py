@@ -13,16 +13,14 @@ The rules every table follows (docs/security.md, "Policy reference"):
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from attestation.errors import UsageError
+from attestation.text import parse_hex
 
 T = TypeVar("T")
-
-_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 
 
 @dataclass(frozen=True)
@@ -143,18 +141,8 @@ def to_list(value: Any, check: str) -> list[Any]:
 
 
 def to_hex_bytes(value: Any, check: str, size: int) -> bytes:
-    """``size`` bytes from a hex string (an optional ``sha256:``-style prefix is not allowed)."""
-    text = value.strip() if isinstance(value, str) else None
-    if text is None or not _HEX.fullmatch(text):
-        raise UsageError(
-            check, "must be a hex string", expected=f"{2 * size} hex digits", actual=repr(value)
-        )
-    raw = bytes.fromhex(text)
-    if len(raw) != size:
-        raise UsageError(
-            check, "wrong length", expected=f"{size} bytes", actual=f"{len(raw)} bytes"
-        )
-    return raw
+    """``size`` bytes from a hex string (``attestation.text.parse_hex``)."""
+    return parse_hex(value, check, size=size)
 
 
 def hex_converter(size: int) -> Callable[[Any, str], bytes]:

@@ -1,0 +1,88 @@
+"""Values written as text: sized hex, SHA-256 digests, RFC 3339 times (one parser each).
+
+Every command-line option, policy key and wire field that carries one of these
+goes through here, so one form is printed everywhere and every accepted form is
+accepted everywhere:
+
+- a SHA-256 digest is printed ``sha256:<64 hex digits>`` and read with or
+  without the ``sha256:`` prefix (upper- or lowercase hex);
+- a time is RFC 3339; a time without a zone is taken as UTC.
+
+The error class is the caller's: ``UsageError`` for what a person typed (the
+default), ``ParseError`` for bytes that arrived from elsewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from attestation.errors import TcmeError, UsageError
+
+SHA256_PREFIX = "sha256:"
+SHA256_SIZE = 32
+
+
+def parse_hex(
+    value: Any,
+    check: str,
+    *,
+    size: int | None = None,
+    error: type[TcmeError] = UsageError,
+    lowercase_only: bool = False,
+) -> bytes:
+    """Hex text as bytes; ``size`` pins the decoded length (in bytes).
+
+    ``lowercase_only`` is for canonical encodings, where two spellings of one
+    value must not both verify. The value itself is quoted only when short (it
+    may be a long blob that a caller should not have echoed back).
+    """
+    if not isinstance(value, str):
+        raise error(check, "expected a hex string", actual=type(value).__name__)
+    text = value.strip() if not lowercase_only else value
+    if lowercase_only and text != text.lower():
+        raise error(check, "expected lowercase hex", actual=_quote(value))
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        expected = f"{2 * size} hex digits" if size is not None else "hex digits"
+        raise error(check, "not hex", expected=expected, actual=_quote(value)) from None
+    if size is not None and len(raw) != size:
+        raise error(check, "wrong length", expected=f"{size} bytes", actual=f"{len(raw)} bytes")
+    return raw
+
+
+def parse_sha256(value: Any, check: str, *, error: type[TcmeError] = UsageError) -> bytes:
+    """A SHA-256 digest written ``sha256:<hex>`` or as bare hex (both are accepted)."""
+    if isinstance(value, str) and value.strip().lower().startswith(SHA256_PREFIX):
+        value = value.strip()[len(SHA256_PREFIX) :]
+    return parse_hex(value, check, size=SHA256_SIZE, error=error)
+
+
+def format_sha256(digest: bytes | str) -> str:
+    """The one printed form of a SHA-256 digest: ``sha256:<lowercase hex>``.
+
+    A ``str`` is taken as hex, with or without the prefix, and normalised.
+    """
+    if isinstance(digest, str):
+        digest = parse_sha256(digest, "sha256")
+    return SHA256_PREFIX + digest.hex()
+
+
+def parse_time(text: str, check: str, *, error: type[TcmeError] = UsageError) -> datetime:
+    """An RFC 3339 time (``2025-06-01T00:00:00Z``); a time without a zone is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except (AttributeError, ValueError):
+        raise error(
+            check,
+            "not an RFC 3339 time",
+            expected="e.g. 2025-06-01T00:00:00Z",
+            actual=_quote(text),
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."

@@ -1,0 +1,1 @@
+REPLACE ME: the model's OpenSSF signature bundle, from `tcme model sign`.
