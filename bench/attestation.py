@@ -187,8 +187,12 @@ def main() -> int:
     args = parser.parse_args()
     root = vectors_root()
     if root is None:
-        print("SEV-SNP bench skipped: vectors not found (set TCME_VECTORS or ../shared/vectors)")
-        return 0
+        # A benchmark that should run and cannot is a failure, never a quiet skip.
+        print(
+            "SEV-SNP bench cannot run: vectors not found (set TCME_VECTORS or ../shared/vectors)",
+            file=sys.stderr,
+        )
+        return 1
 
     cases = [load_case(root, name) for name in REPORTS]
     ours = {case["name"]: time_tcme(case, args.rounds) for case in cases}

@@ -10,7 +10,8 @@ are warm on both sides; the Azure evidence is parsed afresh on every call.
 
     python bench/attestation_azure.py [--rounds N]
 
-Reads the real vectors from $TCME_VECTORS or ../shared/vectors; exits 0 with a note if absent.
+Reads the real vectors from $TCME_VECTORS or ../shared/vectors; exits 1 if they are absent
+(`make bench` must fail, not skip).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = vectors_root()
     if root is None:
-        print("Azure bench skipped: vectors not found (set TCME_VECTORS or ../shared/vectors)")
-        return 0
+        print(
+            "Azure bench cannot run: vectors not found (set TCME_VECTORS or ../shared/vectors)",
+            file=sys.stderr,
+        )
+        return 1
     skip = {"skip": True}  # the bench measures verification cost, not a real deployment's pins
     policy = Policy.from_dict(
         {

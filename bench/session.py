@@ -16,9 +16,9 @@ Columns, all in one process and one run, on the same loaded model:
 
 Rounds are interleaved (bare, session, bare, session, ...) so drift and load on a
 shared machine hit both columns alike. Writes the "Session" section of
-docs/benchmarks.md unless --no-write.
+docs/benchmarks.md only with --write.
 
-    python bench/session.py [--rounds 100] [--attest-rounds 200] [--model file.gguf]
+    python bench/session.py [--rounds 100] [--attest-rounds 200] [--model file.gguf] [--write]
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def build_stack(model: Path, work: Path, n_ctx: int):
     private, public = generate_signing_key(work / "key")
     signature = work / "model.sig"
     sign_model(model, signature, private_key=private)
-    loaded = load_verified_model(model, signature, ModelVerifier.public_key(public), n_ctx=n_ctx)
+    loaded = load_verified_model(
+        model, signature, ModelVerifier.public_key(public), n_ctx=n_ctx, verbose=False
+    )
     provider = SimulatedSnpProvider(work / "sim")
     runner = TimedRunner(Inference(loaded.llama).run)
     enclave = Enclave(provider=provider, model=loaded.identity, runner=runner)
@@ -123,7 +125,9 @@ def main() -> int:
         help="run the bare call on the main thread (default: a fresh thread per call, as the "
         "enclave runs each session's model call; see docs/benchmarks.md before using this)",
     )
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument(
+        "--write", action="store_true", help="update the Session section of docs/benchmarks.md"
+    )
     args = parser.parse_args()
 
     import hashlib
@@ -274,7 +278,7 @@ def main() -> int:
     print("\n".join(attest_table))
     print()
     print(context)
-    if not args.no_write:
+    if args.write:
         write_doc(lines, attest_table, context)
         print(f"\nwrote the Session section of {DOC.relative_to(ROOT)}")
     return 0

@@ -9,10 +9,10 @@ which never quotes an input value.
 The servicer decodes requests itself (``tcme_handler``), so bytes that are not
 a valid message get INVALID_ARGUMENT (``request.malformed``) like any other
 bad request, and it checks the size of every identifier before anything can
-quote it. ``CallGate`` keeps the server answering under load: calls that can
-run long share all but ``RESERVED_WORKERS`` of the worker threads (Attest,
-GetSession and health always find one), and only a few GetResult calls wait
-at a time; the others answer "pending" at once.
+quote it. ``CallGate`` keeps the server answering under load: only a few
+GetResult calls wait at a time (the others answer "pending" at once), calls
+that can run long share what is left but ``RESERVED_WORKERS`` threads, and
+Attest, GetSession and health always find a worker.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
@@ -60,6 +62,9 @@ WAIT_SLICE = 0.25
 RETRY_AFTER_MS = 500
 # Worker threads that only cheap calls (Attest, GetSession, health) may use.
 RESERVED_WORKERS = 8
+# CreateSession calls that may parse and check contracts at once: contract checks are
+# CPU work under the interpreter lock, and a stranger can send them without end.
+CONCURRENT_CREATES = 2
 # Longest party name a contract allows (tcme.wire.contract.PARTY_NAME).
 MAX_PARTY_NAME = 32
 
@@ -128,18 +133,24 @@ def status_for(error: TcmeError) -> grpc.Status:
 class CallGate:
     """Admission for calls that can run long, so cheap calls always find a worker.
 
-    ``long_call`` admits at most ``workers - RESERVED_WORKERS`` calls at once
-    and refuses the rest at once (RESOURCE_EXHAUSTED, ``server.busy``);
-    ``wait_slot`` grants at most ``workers // 4`` GetResult waits at once
-    (a call without a slot answers "pending" without waiting).
+    The worker threads split three ways: ``wait_slot`` grants at most
+    ``workers // 4`` GetResult waits at once (a GetResult without a slot
+    answers at once, "pending" or its result, like any cheap call);
+    ``long_call`` admits CreateSession, SubmitInput and AbortSession up to what
+    is left after the waits and ``RESERVED_WORKERS`` (and ``create_call`` at
+    most ``CONCURRENT_CREATES`` CreateSession), and refuses the rest at once
+    (RESOURCE_EXHAUSTED, ``server.busy``, safe to retry: nothing ran);
+    the reserved threads are for cheap calls (Attest, GetSession, health,
+    GetResult without a wait), which are never refused.
     """
 
     def __init__(self, workers: int) -> None:
-        if workers <= RESERVED_WORKERS:
-            raise ValueError(f"workers must be more than {RESERVED_WORKERS}")
-        self.long_limit = workers - RESERVED_WORKERS
         self.wait_limit = max(1, workers // 4)
+        self.long_limit = workers - RESERVED_WORKERS - self.wait_limit
+        if self.long_limit < 1:
+            raise ValueError(f"too few workers ({workers}) for the reserved and waiting calls")
         self._long = threading.BoundedSemaphore(self.long_limit)
+        self._creates = threading.BoundedSemaphore(CONCURRENT_CREATES)
         self._waits = threading.BoundedSemaphore(self.wait_limit)
         self._lock = threading.Lock()
         self._running = 0
@@ -176,6 +187,21 @@ class CallGate:
         finally:
             self._count("_running", -1)
             self._long.release()
+
+    @contextmanager
+    def create_call(self) -> Iterator[None]:
+        """A long-call slot that is also one of the ``CONCURRENT_CREATES`` contract checks."""
+        if not self._creates.acquire(blocking=False):
+            raise ServerBusy(
+                "server.busy",
+                "the enclave is busy opening sessions; retry later",
+                expected=f"at most {CONCURRENT_CREATES} CreateSession calls at once",
+            )
+        try:
+            with self.long_call():
+                yield
+        finally:
+            self._creates.release()
 
     @contextmanager
     def wait_slot(self) -> Iterator[bool]:
@@ -243,7 +269,7 @@ class TcmeServicer:
     ) -> tcme_pb2.CreateSessionResponse:
         """Validate the contract and open a session."""
         self._enclave.check_accepting()
-        with self.gate.long_call():
+        with self.gate.create_call():
             session = self._enclave.sessions.create(request.contract)
         return tcme_pb2.CreateSessionResponse(
             session_id=session.session_id,
@@ -305,7 +331,7 @@ class TcmeServicer:
         """
         check_session_id(request.session_id)
         check_party(request.party)
-        with self.gate.long_call(), self.gate.wait_slot() as may_wait:
+        with self.gate.wait_slot() as may_wait:
             wait = _wait_seconds(context) if may_wait else 0.0
             until = time.monotonic() + wait
             while True:
@@ -357,22 +383,28 @@ def _state_name(err: SessionStateError) -> State | None:
 
 
 def tcme_handler(servicer: TcmeServicer) -> grpc.GenericRpcHandler:
-    """``tcme.v1.Tcme`` for a ``grpc.Server``, decoding and mapping errors itself.
+    """``tcme.v1.Tcme`` for a ``grpc.Server``, decoding and mapping errors itself."""
+    return decoding_handler(SERVICE, servicer)
+
+
+def decoding_handler(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
+    """Every (unary) method of ``service``, served by ``servicer``'s method of that name.
 
     Requests arrive as bytes: a message that does not parse gets
     INVALID_ARGUMENT (``request.malformed``) with an ErrorInfo, as every
-    other malformed request does, instead of grpc's INTERNAL.
+    other malformed request does, instead of grpc's INTERNAL; a ``TcmeError``
+    becomes its status (``status_for``).
     """
     handlers = {}
-    for method in SERVICE.methods:
-        request_cls = getattr(tcme_pb2, method.input_type.name)
-        response_cls = getattr(tcme_pb2, method.output_type.name)
+    for method in service.methods:
+        request_cls = message_factory.GetMessageClass(method.input_type)
+        response_cls = message_factory.GetMessageClass(method.output_type)
         body = getattr(servicer, method.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _decoding(method.name, request_cls, body),
             response_serializer=response_cls.SerializeToString,
         )
-    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
 def _decoding(

@@ -29,7 +29,7 @@ from host.health import EnclaveHealthMonitor
 from host.services import method_shapes, tcme_services
 from tcme.serving import loop
 from tcme.serving.admission import PeerAdmission
-from tcme.serving.limits import ListenerLimits
+from tcme.serving.limits import ListenerLimits, PeerPacer
 from tcme.serving.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,13 @@ async def _build(
     )
     server = grpc.aio.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tcme-host"),
-        interceptors=(PeerAdmission(limits.calls_per_peer, PRIORITY_METHODS),),
+        interceptors=(
+            PeerAdmission(
+                limits.calls_per_peer,
+                PRIORITY_METHODS,
+                pacer=PeerPacer(limits.call_rate_per_peer, limits.call_burst_per_peer),
+            ),
+        ),
         options=[*sizes, *limits.grpc_options()],
     )
     server.add_generic_rpc_handlers((handler,))

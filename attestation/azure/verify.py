@@ -13,8 +13,9 @@ signature → its PCR digest and qualifying data. Steps, tagged in the code:
 (3) runtime data: the hardware REPORT_DATA is hash(runtime data) then zeros;
 (4) quote: the AK signs the quote, and the PCR digest covers the PCR values;
 (5) policy: ``[azure.snp]`` / ``[azure.tdx]`` on the hardware report (the rules
-    of ``[snp]`` / ``[tdx]``), VMPL 0 on SEV-SNP, ``[azure.pcrs]``; every
-    violation at once;
+    of ``[snp]`` / ``[tdx]``), VMPL 0 on SEV-SNP, ``[azure.pcrs]``, and
+    ``[azure.vm_configuration]`` on the runtime data's claims; every violation
+    at once;
 (6) binding: the quote's qualifying data is the party's REPORT_DATA binding
     (or its SHA-256; docs/protocol.md), or the ``--nonce``; v2 evidence also
     carries it at the start of the runtime data's ``user-data``.
@@ -178,7 +179,7 @@ def verify_azure_evidence(
     signature = verify_quote_signature(attest, parts.quote_signature, runtime.ak)
     verify_pcr_digest(attest, parts.pcrs, signature)
     # (5) policy, every violation at once
-    validate_azure(tee, hardware, attest, parts, azure_policy)
+    validate_azure(tee, hardware, attest, parts, azure_policy, runtime)
     # (6) binding
     bound = expected_report_data if expected_report_data is not None else nonce
     if expected_report_data is not None:
@@ -346,9 +347,15 @@ def check_user_data(runtime: RuntimeData, bound: bytes) -> None:
 
 
 def validate_azure(
-    tee: str, hardware: Any, attest: Attest, parts: AzureEvidence, policy: AzurePolicy
+    tee: str,
+    hardware: Any,
+    attest: Attest,
+    parts: AzureEvidence,
+    policy: AzurePolicy,
+    runtime: RuntimeData,
 ) -> None:
-    """Step (5): ``[azure.snp]``/``[azure.tdx]``, VMPL 0 and ``[azure.pcrs]``; all violations."""
+    """Step (5): ``[azure.snp]``/``[azure.tdx]``, VMPL 0, ``[azure.pcrs]`` and
+    ``[azure.vm_configuration]``; every violation at once."""
     violations: list[PolicyError] = []
     if tee == TEE_AZ_SNP:
         from attestation.policy import SnpPolicy, validate_report
@@ -369,6 +376,7 @@ def validate_azure(
         _collect(violations, lambda: validate_quote(hardware, TdxPolicy.from_dict(policy.tdx)))
     covered = attest.pcr_selections[0].pcrs if attest.pcr_selections else ()
     violations.extend(policy.check_pcrs(parts.pcrs, covered))
+    violations.extend(policy.check_vm_configuration(runtime.vm_configuration))
     if len(violations) == 1:
         raise violations[0]
     if violations:

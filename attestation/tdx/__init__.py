@@ -1,8 +1,8 @@
 """Intel TDX evidence: parse (``abi``), verify with dcap-qvl (``verify``), validate (``policy``).
 
 Collateral (TCB Info, QE Identity, CRLs) is read offline from a file or cache
-(``collateral``); only ``pcs`` fetches, for ``tcme collateral fetch``. ``fake_pcs`` is a
-local stand-in for Intel PCS used by tests. Parties normally call
+(``collateral``); only ``pcs`` fetches, for ``tcme collateral fetch`` (tested against
+a local stand-in for Intel PCS in ``tests/attestation/tdx/fake_pcs.py``). Parties normally call
 ``attestation.verifier.verify_evidence``, which dispatches TDX quotes here::
 
     quote = parse_quote(raw)

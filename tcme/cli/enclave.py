@@ -73,6 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--gpu-count", type=int, default=1, metavar="N", help="with --gpu simulated: N GPUs"
     )
+    serve.add_argument(
+        "--n-gpu-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="offload N model layers (-1: all) to the attested GPU; needs a CUDA build of "
+        "llama-cpp-python (docs/gpu.md) and --gpu nvml: a model is never offloaded to a GPU "
+        "the parties cannot verify",
+    )
     serve.add_argument("--n-ctx", type=int, default=2048, help="model context size (tokens)")
     serve.add_argument("--max-sessions", type=int, default=64)
     serve.add_argument(
@@ -127,6 +136,13 @@ def _verifier(args: argparse.Namespace):  # noqa: ANN202 - tcme.model.ModelVerif
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.n_gpu_layers and args.gpu != "nvml":
+        raise UsageError(
+            "enclave.n_gpu_layers",
+            "offloading to a GPU needs an attested GPU in CC mode (--gpu nvml)",
+            expected="--gpu nvml",
+            actual=f"--gpu {args.gpu}",
+        )
     if args.sim_dir is not None and not args.simulated:
         raise UsageError("enclave.sim_dir", "--sim-dir only makes sense with --simulated")
     verifier = _verifier(args)  # every usage error before anything is created
@@ -170,7 +186,9 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    loaded = load_verified_model(args.model, args.signature, verifier, n_ctx=args.n_ctx)
+    loaded = load_verified_model(
+        args.model, args.signature, verifier, n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers
+    )
     try:
         enclave = Enclave(
             provider=provider,

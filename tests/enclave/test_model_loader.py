@@ -7,6 +7,7 @@ decoding), so these tests are fast.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -14,12 +15,25 @@ from pathlib import Path
 import pytest
 
 from attestation.errors import SignatureError, UsageError
-from enclave.model_loader import load_verified_model, memfd_contents_digest
+from enclave.model_loader import load_verified_model
 from tcme.model import ModelVerifier, generate_signing_key, sign_model, verify_model
 from tcme.model import verify as verify_module
 from tcme.model.fetch import GGUF_SHA256, default_model_path, file_sha256
 
 pytestmark = pytest.mark.model
+
+
+def memfd_contents_digest(memfd) -> str:
+    """SHA-256 of what the memfd holds now, re-read through its own path."""
+    hasher = hashlib.sha256()
+    fd = os.open(memfd.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        while chunk := os.read(fd, 1 << 20):
+            hasher.update(chunk)
+    finally:
+        os.close(fd)
+    return hasher.hexdigest()
+
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGINAL_NAME = b"Smollm2 135M 8k Lc100K Mix1 Ep2"

@@ -1,7 +1,7 @@
 """CollateralStore: the host proxy's collateral, fetched from KDS/PCS stand-ins, then offline.
 
 ``collateral_server`` (tests/conftest.py) stands in for AMD KDS and
-``attestation.tdx.fake_pcs`` for Intel PCS; both serve the real certificates
+``tests.attestation.tdx.fake_pcs`` for Intel PCS; both serve the real certificates
 and Intel-signed collateral from the vectors. What the store returns is then
 verified by the real verifiers, which is what a party does offline.
 """
@@ -20,7 +20,6 @@ from attestation.kds import KdsClient, tcb_query
 from attestation.policy import Policy
 from attestation.snp import _x509
 from attestation.snp.abi import parse_report
-from attestation.tdx import fake_pcs
 from attestation.tdx.abi import parse_quote
 from attestation.tdx.collateral import TdxCollateral
 from attestation.tdx.pcs import CollateralService
@@ -28,6 +27,7 @@ from attestation.tdx.verify import VerifyOptions, verify_quote
 from attestation.verifier import SnpInputs, verify_evidence
 from host.collateral import CollateralCache
 from host.collateral_store import CollateralStore, CollateralUnavailable
+from tests.attestation.tdx import fake_pcs
 
 TINFOIL_FMSPC = "90c06f000000"
 

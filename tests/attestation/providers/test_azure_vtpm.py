@@ -163,10 +163,20 @@ def test_quote_by_another_ak_than_the_hcl_names_fail(cvm, vectors, sim):
 
 
 class _Imds(BaseHTTPRequestHandler):
-    """Answers POST /acc/tdquote as Azure's IMDS does, with a fixed TD quote."""
+    """Answers as Azure's IMDS does: POST /acc/tdquote (a fixed TD quote) and
+    GET /metadata/THIM/amd/certification (the AMD certificates, Metadata: true only)."""
 
     quote = b""
+    certs: typing.ClassVar[dict[str, str]] = {}
     seen: typing.ClassVar[list[bytes]] = []
+
+    def do_GET(self):
+        ok = self.path == "/metadata/THIM/amd/certification" and self.headers["Metadata"] == "true"
+        data = json.dumps(self.certs).encode()
+        self.send_response(200 if ok else 400)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -240,3 +250,28 @@ def test_doctor_reports_the_azure_vtpm(tmp_path):
 
     status = {s.name: s for s in diagnose(tmp_path)}["azure-vtpm"]
     assert not status.available and "tpmrm0 does not exist" in status.reason
+
+
+def test_snp_certificates_from_imds(provisioned, sim):
+    vcek, *chain = sim.certs_pem().split(b"-----END CERTIFICATE-----\n")[:3]
+    _Imds.certs = {
+        "vcekCert": (vcek + b"-----END CERTIFICATE-----\n").decode(),
+        "certificateChain": b"-----END CERTIFICATE-----\n".join(chain).decode()
+        + "-----END CERTIFICATE-----\n",
+    }
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        provider = AzureVtpmProvider(
+            provisioned.transport(), imds_url=f"http://127.0.0.1:{server.server_port}"
+        )
+        evidence = provider.get_evidence(BINDING)
+    finally:
+        server.shutdown()
+    assert evidence.certs == sim.certs_pem()
+    _verify(evidence.raw, evidence.certs, expected_report_data=BINDING)
+
+
+def test_no_imds_leaves_certificates_to_the_host(provisioned, sim):
+    provider = AzureVtpmProvider(provisioned.transport(), imds_url="http://127.0.0.1:9")
+    assert provider.get_evidence(BINDING).certs == b""
