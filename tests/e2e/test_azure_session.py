@@ -230,7 +230,7 @@ def test_policy_without_azure_table_refuses(azure_stack, session):
 
 def test_simulated_root_refused_without_allow_simulated(azure_stack, session):
     session_id, contract, _ = session
-    policy = _policy(azure_stack, contract, allow_simulated=False)
+    policy = _policy(azure_stack, contract, allow_simulated=False, simulated_ark_sha256=[])
     with TcmeClient(azure_stack.target) as client, pytest.raises(TcmeError) as info:
         client.attest(policy, session_id)
     assert "simulated" in info.value.message().lower()

@@ -306,8 +306,7 @@ def test_whole_session_with_gpus_each_party_verifies(
     target = f"127.0.0.1:{proxy_port}"
     identity = loaded_model.identity
     base = {
-        "allow_simulated": True,
-        "simulated_ark_sha256": [provider.ark_sha256],
+        **simulated_policy(provider.ark_sha256, provider.measurement),
         "model": {"root_digest": identity.root_digest, "signer": identity.signer},
     }
     try:
