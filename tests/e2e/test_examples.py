@@ -122,3 +122,11 @@ def test_tcme_run_generated_millionaires_shows_inputs_expected_answer_and_progre
         assert "richer = " in line and ("(as expected)" in line or f"(expected {answer})" in line)
     # Each long phase says what it does and how long it took.
     assert "signing the model" in result.stderr and "done in" in result.stderr
+
+
+def test_tcme_run_refused_by_a_party_exits_1():
+    # Every party's policy asks for a perfect capability score the small model misses.
+    result = _tcme_run(str(REPO / "examples" / "graph-colouring"), "--min-score", "1.0", "--json")
+    assert result.returncode == 1, result.stderr[-2000:]
+    body = json.loads(result.stdout)
+    assert body["verdict"] == "REJECTED" and body["check"] == "capability.score"

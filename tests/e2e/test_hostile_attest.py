@@ -124,9 +124,10 @@ def test_swapped_contract_bytes_fail(attest_stack, session, contract_factory, ho
         return response
 
     hostile.responses["Attest"] = swap
+    # The party compares the shown contract's digest with its pinned one before it
+    # parses the contract or recomputes the binding, so the swap stops there.
     with TcmeClient(hostile.target) as client, pytest.raises(PolicyError) as info:
         client.attest(policy, session_id)
-    # The party compares the bytes' digest with its pinned contract before parsing them.
     assert info.value.check == "contract.digest"
 
 
