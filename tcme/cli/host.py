@@ -36,10 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     serve = sub.add_parser(
         "serve",
-        help="forward tcme.v1 RPCs from LISTEN to the enclave",
+        help="forward tcme.v1 RPCs from LISTEN to the enclave (or a fleet of them)",
         description=(
-            "Serve until SIGINT/SIGTERM, then shut down gracefully. --listen and --enclave "
-            "are required, on the command line or in --config."
+            "Serve until SIGINT/SIGTERM, then shut down gracefully. With several enclaves "
+            "(--enclave repeated, --enclave-dns), CreateSession goes to a SERVING enclave "
+            "with the fewest live sessions and every later call of a session to the enclave "
+            "whose route tag starts its session id, so any number of proxies can front one "
+            "fleet with no shared state. Backend state changes are logged. --listen and "
+            "--enclave (or --enclave-dns) are required, on the command line or in --config."
         ),
     )
     serve.add_argument(
@@ -49,8 +53,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--enclave",
+        action="append",
+        default=[],
         metavar="TARGET",
-        help="enclave gRPC target: host:port, unix:/path, or vsock:CID:PORT (Linux)",
+        help=(
+            "enclave gRPC target: host:port, unix:/path, or vsock:CID:PORT (Linux); repeat "
+            "it for a fleet. With one target and no --enclave-dns every call goes to it"
+        ),
+    )
+    serve.add_argument(
+        "--enclave-dns",
+        action="append",
+        default=[],
+        metavar="NAME:PORT",
+        help=(
+            "a DNS name whose every address is an enclave (e.g. a Kubernetes headless "
+            "Service), re-resolved every --resolve-seconds; repeatable"
+        ),
+    )
+    serve.add_argument(
+        "--resolve-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how often --enclave-dns names are resolved again (default 5)",
+    )
+    serve.add_argument(
+        "--probe-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help=(
+            "how often each enclave is asked for its health, route and load (default 1); "
+            "a session's calls fail with UNAVAILABLE within about this long after its "
+            "enclave dies"
+        ),
     )
     serve.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate chain")
     serve.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
@@ -89,7 +126,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the bound port here once listening (useful with port 0)",
     )
-    add_config_option(serve, required=("listen", "enclave"))
+    # --enclave or --enclave-dns: checked in _serve (either one, from flags or the file).
+    add_config_option(serve, required=("listen",))
     serve.set_defaults(handler=_serve)
 
     health = sub.add_parser(
@@ -111,7 +149,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+
     from host.server import TlsConfig, create_server
+
+    if not logging.getLogger().handlers:
+        # Backend state changes (found, SERVING, draining, gone, dropped) are logged here.
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("host.tls", "--tls-cert and --tls-key go together")
@@ -127,12 +173,24 @@ def _serve(args: argparse.Namespace) -> int:
             tls = TlsConfig.from_files(args.tls_cert, args.tls_key)
         except OSError as err:
             raise UsageError("host.tls", f"cannot read TLS files: {err}") from err
+    if not args.enclave and not args.enclave_dns:
+        raise UsageError(
+            "config.required",
+            "give --enclave or --enclave-dns on the command line or in --config",
+            actual="neither",
+        )
+    for seconds, name in ((args.resolve_seconds, "resolve"), (args.probe_seconds, "probe")):
+        if not seconds > 0:
+            raise UsageError(f"host.{name}_seconds", "must be positive", actual=seconds)
     if args.collateral_dir is not None and not args.collateral_dir.is_dir():
         raise UsageError("host.collateral_dir", "not a directory", actual=args.collateral_dir)
     try:
         proxy, port = create_server(
             args.listen,
             args.enclave,
+            enclave_dns=args.enclave_dns,
+            resolve_interval=args.resolve_seconds,
+            health_interval=args.probe_seconds,
             tls=tls,
             max_message_bytes=args.max_message_bytes,
             collateral_dir=args.collateral_dir,
@@ -141,6 +199,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except OSError as err:
         raise UsageError("host.listen", str(err)) from err
+    except ValueError as err:  # a malformed --enclave-dns
+        raise UsageError("host.enclave_dns", str(err)) from err
 
     stop = threading.Event()
 
@@ -155,7 +215,7 @@ def _serve(args: argparse.Namespace) -> int:
     where = args.listen if args.listen.startswith("unix:") else f"port {port}"
     print(
         f"tcme host: listening on {where} ({'TLS' if tls else 'plaintext'}), "
-        f"forwarding to enclave {args.enclave}",
+        f"forwarding to {proxy.backends.describe()}",
         flush=True,
     )
     while not stop.wait(0.5):
