@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from attestation.azure.evidence import AzureEvidence, parse_azure_evidence
-from attestation.azure.simulate import SimulatedAzureCvm, missing_tools
 from attestation.binding import report_data_for
 from attestation.errors import BindingError, PolicyError, SignatureError, TcmeError
 from tcme.client import Party, PartyPolicy, TcmeClient
 from tcme.v1 import tcme_pb2
+from tests.attestation.azure.simulated_cvm import SimulatedAzureCvm, missing_tools
 
 from .conftest import Stack, _no_model, _sign
 

@@ -1,7 +1,7 @@
 """The Azure vTPM provider against a real software TPM (swtpm), provisioned with tpm2-tools.
 
 The vTPM is real (swtpm); the paravisor and AMD are stood in for by
-``attestation.azure.simulate`` (simulated SNP root) or by a real vector's HCL
+``tests.attestation.azure.simulated_cvm`` (simulated SNP root) or by a real vector's HCL
 report stored in NV. Skips, saying why, when swtpm or tpm2-tools are missing.
 """
 
@@ -21,7 +21,6 @@ from attestation.azure.hcl import REPORT_TYPE_TDX, build_hcl_report, parse_hcl_r
 from attestation.azure.policy import AzurePolicy
 from attestation.azure.quote import verify_pcr_digest, verify_quote_signature
 from attestation.azure.runtime_data import parse_runtime_data
-from attestation.azure.simulate import SimulatedAzureCvm, missing_tools
 from attestation.azure.tpm import parse_attest
 from attestation.azure.verify import parse_parts, verify_azure_evidence
 from attestation.errors import BindingError, SignatureError, UsageError
@@ -29,6 +28,7 @@ from attestation.policy import Policy
 from attestation.providers.azure_vtpm import AzureVtpmProvider
 from attestation.providers.errors import ProviderUnavailable
 from attestation.providers.tpm2 import Tpm, TpmError
+from tests.attestation.azure.simulated_cvm import SimulatedAzureCvm, missing_tools
 
 pytestmark = pytest.mark.skipif(
     bool(missing_tools()),
@@ -267,3 +267,13 @@ def test_snp_certificates_from_imds(provisioned, sim):
 def test_no_imds_leaves_certificates_to_the_host(provisioned, sim):
     provider = AzureVtpmProvider(provisioned.transport(), imds_url="http://127.0.0.1:9")
     assert provider.get_evidence(BINDING).certs == b""
+
+
+def test_evidence_carries_the_vcek_as_coco_does(provisioned, sim):
+    from attestation.snp import _x509
+
+    evidence = _provider(provisioned, sim).get_evidence(BINDING)
+    parts = parse_azure_evidence(evidence.raw)
+    assert parts.vcek == _x509.split_certificates(sim.certs_pem())[0]
+    doc = json.loads(evidence.raw)
+    assert set(doc) == {"version", "tpm_quote", "hcl_report", "vcek"}  # Trustee's v1 keys
