@@ -67,8 +67,12 @@ def main() -> int:
     args = parser.parse_args()
     vectors = vectors_root()
     if vectors is None:
-        print("bench/gpu.py: no vectors ($TCME_VECTORS or ../shared/vectors); nothing to time")
-        return 0
+        # A benchmark that should run and cannot is a failure, never a quiet skip.
+        print(
+            "bench/gpu.py cannot run: no vectors ($TCME_VECTORS or ../shared/vectors)",
+            file=sys.stderr,
+        )
+        return 1
     rows = []
     for name in GPUS:
         folder = vectors / "nvidia" / name

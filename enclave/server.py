@@ -23,11 +23,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from attestation.errors import UsageError
 from enclave.fleet import FLEET_SERVICE, FleetServicer
 from enclave.runtime import Enclave
-from enclave.service import TcmeServicer, tcme_handler
+from enclave.service import TcmeServicer, decoding_handler, tcme_handler
 from tcme.serving.limits import ListenerLimits
-from tcme.v1 import fleet_pb2_grpc, tcme_pb2
+from tcme.v1 import fleet_pb2, tcme_pb2
 
 SERVICE_NAME = tcme_pb2.DESCRIPTOR.services_by_name["Tcme"].full_name
+FLEET = fleet_pb2.DESCRIPTOR.services_by_name["Fleet"]
 MAX_RECEIVE_BYTES = 1024 * 1024
 MAX_SEND_BYTES = 4 * 1024 * 1024
 # The proxy multiplexes every party's calls on one connection: the per-connection
@@ -58,7 +59,7 @@ def create_server(
     )
     servicer = TcmeServicer(enclave, workers=max_workers)
     server.add_generic_rpc_handlers((tcme_handler(servicer),))
-    fleet_pb2_grpc.add_FleetServicer_to_server(FleetServicer(enclave), server)
+    server.add_generic_rpc_handlers((decoding_handler(FLEET, FleetServicer(enclave)),))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # "" and Tcme: takes new sessions (NOT_SERVING while draining, enclave.fleet.drain).

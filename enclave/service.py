@@ -25,10 +25,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
+from attestation.tee import Tee
 from enclave.inference import InferenceError
 from enclave.runtime import Enclave, EnclaveDraining
 from enclave.session import (
@@ -90,10 +93,10 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
 )
 
 _TEE = {
-    "sev-snp": evidence_pb2.TEE_TYPE_SEV_SNP,
-    "tdx": evidence_pb2.TEE_TYPE_TDX,
-    "az-snp-vtpm": evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
-    "az-tdx-vtpm": evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
+    Tee.SEV_SNP: evidence_pb2.TEE_TYPE_SEV_SNP,
+    Tee.TDX: evidence_pb2.TEE_TYPE_TDX,
+    Tee.AZ_SNP_VTPM: evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
+    Tee.AZ_TDX_VTPM: evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
 }
 _STATE = {
     State.OPEN: tcme_pb2.SESSION_STATE_OPEN,
@@ -380,22 +383,28 @@ def _state_name(err: SessionStateError) -> State | None:
 
 
 def tcme_handler(servicer: TcmeServicer) -> grpc.GenericRpcHandler:
-    """``tcme.v1.Tcme`` for a ``grpc.Server``, decoding and mapping errors itself.
+    """``tcme.v1.Tcme`` for a ``grpc.Server``, decoding and mapping errors itself."""
+    return decoding_handler(SERVICE, servicer)
+
+
+def decoding_handler(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
+    """Every (unary) method of ``service``, served by ``servicer``'s method of that name.
 
     Requests arrive as bytes: a message that does not parse gets
     INVALID_ARGUMENT (``request.malformed``) with an ErrorInfo, as every
-    other malformed request does, instead of grpc's INTERNAL.
+    other malformed request does, instead of grpc's INTERNAL; a ``TcmeError``
+    becomes its status (``status_for``).
     """
     handlers = {}
-    for method in SERVICE.methods:
-        request_cls = getattr(tcme_pb2, method.input_type.name)
-        response_cls = getattr(tcme_pb2, method.output_type.name)
+    for method in service.methods:
+        request_cls = message_factory.GetMessageClass(method.input_type)
+        response_cls = message_factory.GetMessageClass(method.output_type)
         body = getattr(servicer, method.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _decoding(method.name, request_cls, body),
             response_serializer=response_cls.SerializeToString,
         )
-    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
 def _decoding(

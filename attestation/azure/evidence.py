@@ -23,11 +23,12 @@ import binascii
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from attestation.errors import ParseError
+from attestation.text import no_duplicate_keys
 
 MAX_EVIDENCE_JSON = 1024 * 1024
 PCR_COUNT = 24
@@ -99,7 +100,10 @@ def _parse_cached(data: bytes) -> AzureEvidence:
             "azure.evidence.size", "too large", expected=f"<= {MAX_EVIDENCE_JSON}", actual=len(data)
         )
     try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        doc = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=no_duplicate_keys("azure.evidence.duplicate_key"),
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ParseError("azure.evidence.json", "not UTF-8 JSON", actual=str(err)[:120]) from err
     if not isinstance(doc, dict):
@@ -234,12 +238,3 @@ def _der(cert: bytes) -> bytes:
 
         return _x509.split_certificates(cert)[0]
     return cert
-
-
-def _no_duplicates(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ParseError("azure.evidence.duplicate_key", "a key appears twice", actual=key)
-        out[key] = value
-    return out

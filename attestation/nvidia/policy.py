@@ -123,6 +123,14 @@ class GpuPolicy:
             rim_sha384=tuple(rims["sha384"]) if rims else (),
         )
 
+    def missing_identity(self) -> list[str]:
+        """None: ``rims`` (the firmware identity) defaults to required, or is skipped."""
+        return []
+
+    def skipped(self) -> list[str]:
+        """``["rims"]`` when firmware measurements are skipped with ``{ skip = true }``."""
+        return [] if self.rims_required else ["rims"]
+
 
 def validate_system(
     system: VerifiedSystem | None,

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from attestation.errors import BindingError, UsageError
-from tcme.client.errors import RemoteError
+from tcme.client.errors import BUSY_REASONS, RemoteError
 from tcme.client.policy import PartyPolicy
 from tcme.client.verify import AttestationResult, verify_attestation
 from tcme.v1 import tcme_pb2, tcme_pb2_grpc
@@ -45,9 +45,6 @@ DEFAULT_RESULT_TIMEOUT = 600.0
 MIN_RETRY_SECONDS = 0.05
 MAX_RETRY_SECONDS = 5.0
 _PENDING_STATES = frozenset({"OPEN", "RUNNING"})
-# Refusals made before any work (enclave.service.CallGate, the proxy's per-peer lanes):
-# the same request can simply be sent again.
-BUSY_REASONS = frozenset({"server.busy", "server.peer_busy"})
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 

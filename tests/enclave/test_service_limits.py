@@ -84,6 +84,13 @@ def test_bytes_that_are_not_protobuf_invalid_argument_every_method(served):
         assert method.input_type.full_name in info.value.details()
 
 
+def test_garbage_to_the_fleet_service_invalid_argument(served):
+    _, channel, _ = served
+    with pytest.raises(grpc.RpcError) as info:
+        channel.unary_unary("/tcme.v1.Fleet/Status")(b"\xff" * 7, timeout=TIMEOUT)
+    _assert_clean(info.value, "request.malformed")
+
+
 def test_attacker_sized_session_id_not_echoed(served):
     _, _, stub = served
     huge = b"A" * 200_000

@@ -26,7 +26,8 @@ def test_file_fills_options_and_flags_win(tmp_path):
         'collateral_dir = "cache"\n'
     )
     args = parsed(["host", "serve", "--config", str(config), "--workers", "4"])
-    assert args.listen == "127.0.0.1:7100" and args.enclave == "unix:/run/tcme/enclave.sock"
+    # --enclave is repeatable (a fleet): one value in the file is a list of one.
+    assert args.listen == "127.0.0.1:7100" and args.enclave == ["unix:/run/tcme/enclave.sock"]
     assert args.max_message_bytes == 1048576
     assert args.workers == 4  # the flag wins
     assert args.collateral_dir == tmp_path / "cache"  # relative to the file
@@ -51,7 +52,7 @@ def test_enclave_serve_file_with_a_switch_and_a_list(tmp_path):
         ('listen = "a:1"\nenclave = "b:2"\nworkerz = 3\n', "config.key"),
         ('listen = "a:1"\nenclave = "b:2"\nworkers = "many"\n', "config.type"),
         ('listen = "a:1"\nenclave = "b:2"\nworkers = 2.5\n', "config.type"),
-        ('listen = "a:1"\nenclave = ["b:2", "c:3"]\n', "config.type"),
+        ('listen = "a:1"\nenclave = [["b:2"], "c:3"]\n', "config.type"),
         ('listen = "a:1"\n', "config.required"),
         ("listen = \n", "config.file"),
     ],
@@ -76,3 +77,14 @@ def test_enclave_needs_exactly_one_trust_fail(tmp_path, capsys):
     argv += ["--signature", str(tmp_path / "m.sig"), "--simulated"]
     assert main(argv) == EXIT_USAGE
     assert "exactly one of --public-key" in capsys.readouterr().err
+
+
+def test_host_file_lists_a_fleet(tmp_path):
+    config = tmp_path / "host.toml"
+    config.write_text(
+        'listen = "0.0.0.0:7100"\nenclave = ["10.0.0.5:7000", "10.0.0.6:7000"]\n'
+        'enclave_dns = "tcme-enclave:7000"\nprobe_seconds = 0.5\n'
+    )
+    args = parsed(["host", "serve", "--config", str(config)])
+    assert args.enclave == ["10.0.0.5:7000", "10.0.0.6:7000"]
+    assert args.enclave_dns == ["tcme-enclave:7000"] and args.probe_seconds == 0.5
