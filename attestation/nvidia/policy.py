@@ -95,6 +95,8 @@ class GpuPolicy:
         if table.get("debug", False) is not False:
             raise UsageError("policy.gpu.debug", "debug GPUs are never accepted", expected=False)
         rims = _rims(table.get("rims"))
+        if table.get("require_fwid") is False:
+            log.warning("[gpu] require_fwid = false: reports without a FWID are accepted")
         if rims is None:
             log.warning("[gpu] rims = { skip = true }: GPU firmware measurements are NOT checked")
         count = table.get("count")
