@@ -31,6 +31,7 @@ from google.protobuf.message import DecodeError
 
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
+from attestation.tee import Tee
 from enclave.inference import InferenceError
 from enclave.runtime import Enclave, EnclaveDraining
 from enclave.session import (
@@ -92,10 +93,10 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
 )
 
 _TEE = {
-    "sev-snp": evidence_pb2.TEE_TYPE_SEV_SNP,
-    "tdx": evidence_pb2.TEE_TYPE_TDX,
-    "az-snp-vtpm": evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
-    "az-tdx-vtpm": evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
+    Tee.SEV_SNP: evidence_pb2.TEE_TYPE_SEV_SNP,
+    Tee.TDX: evidence_pb2.TEE_TYPE_TDX,
+    Tee.AZ_SNP_VTPM: evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
+    Tee.AZ_TDX_VTPM: evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
 }
 _STATE = {
     State.OPEN: tcme_pb2.SESSION_STATE_OPEN,

@@ -31,6 +31,7 @@ from host.backends import Backend, State
 from host.route import MalformedRequest, Route
 from host.router import NoBackend, Router
 from host.services import MethodShape
+from tcme.serving.status import error_status
 from tcme.wire.requests import error_info
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,15 @@ class ForwardingHandler(grpc.GenericRpcHandler):
             try:
                 route = self._router.route(path, request)
             except MalformedRequest as err:
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"request.malformed: {err}"[:200]
+                # The same answer the enclave gives bad bytes: INVALID_ARGUMENT + ErrorInfo.
+                await context.abort_with_status(
+                    error_status(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "request.malformed",
+                        f"request.malformed: {err}",
+                        error="MalformedRequest",
+                        actual=f"{len(request)} bytes",
+                    )
                 )
                 raise  # unreachable: abort raises
             tried: list[str] = []

@@ -93,6 +93,16 @@ class AzurePolicy:
             vm_configuration=dict(vm_configuration),
         )
 
+    def missing_identity(self) -> list[str]:
+        """None: ``from_dict`` already requires every PCR pinned or skipped (the identity)."""
+        return []
+
+    def skipped(self) -> list[str]:
+        """The PCRs skipped with ``{ skip = true }``, as ``pcrs.N`` (for every summary)."""
+        if self.pcrs and all(rule.skip for rule in self.pcrs.values()):
+            return ["pcrs"]
+        return [f"pcrs.{index}" for index, rule in sorted(self.pcrs.items()) if rule.skip]
+
     def check_vm_configuration(self, claims: Mapping[str, Any]) -> list[PolicyError]:
         """Every ``[azure.vm_configuration]`` value the runtime data does not carry exactly."""
         violations = []

@@ -24,6 +24,7 @@ from attestation.providers._ioctl import IoctlFn, iowr, linux_ioctl
 from attestation.providers.base import REPORT_DATA_SIZE, Evidence
 from attestation.providers.configfs_tsm import ConfigfsIo, ConfigfsTsmProvider
 from attestation.providers.errors import ProviderError, ProviderUnavailable
+from attestation.tee import Tee
 
 TDX_GUEST_DEVICE = Path("dev/tdx_guest")
 
@@ -48,7 +49,7 @@ class TdxGuestProvider:
     """
 
     name = "tdx-guest"
-    tee = "tdx"
+    tee = Tee.TDX
     simulated = False
 
     def __init__(

@@ -8,12 +8,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from attestation.errors import UnreachableError, UsageError
 from tcme.cli.config import add_config_option
 from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, mark_contacted
+from tcme.serving.limits import ListenerLimits
 
 # Trailing metadata key in which the proxy says why it is not serving: host.health.REASON_KEY
 # (not imported: `tcme --help` must not load grpc).
@@ -117,7 +119,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=32,
         metavar="N",
-        help="concurrent calls (each waiting GetResult holds one; default 32)",
+        help="threads for blocking work such as collateral reads (default 32); "
+        "waiting calls hold none",
+    )
+    serve.add_argument(
+        "--max-calls-per-peer",
+        type=int,
+        default=ListenerLimits.calls_per_peer,
+        metavar="N",
+        help="calls one peer address may have in flight; more are refused "
+        f"(RESOURCE_EXHAUSTED server.peer_busy; default {ListenerLimits.calls_per_peer})",
+    )
+    serve.add_argument(
+        "--peer-call-rate",
+        type=float,
+        default=ListenerLimits.call_rate_per_peer,
+        metavar="N",
+        help="calls per second one peer address may start after a burst of twice as many; "
+        f"faster ones wait their turn (default {ListenerLimits.call_rate_per_peer:g}; "
+        "raise it when many parties share one address)",
+    )
+    serve.add_argument(
+        "--max-connection-age",
+        type=float,
+        default=ListenerLimits.connection_age_seconds,
+        metavar="S",
+        help="close each connection after S seconds (clients reconnect); calls still open "
+        "on it, such as streams that sent only headers, end "
+        f"{ListenerLimits.connection_age_grace_seconds:g} s later "
+        f"(default {ListenerLimits.connection_age_seconds:g})",
     )
     serve.add_argument(
         "--port-file",
@@ -162,6 +192,19 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("host.tls", "--tls-cert and --tls-key go together")
     if args.workers <= 0:
         raise UsageError("host.workers", "must be positive", actual=args.workers)
+    for flag, value in (
+        ("max_calls_per_peer", args.max_calls_per_peer),
+        ("peer_call_rate", args.peer_call_rate),
+        ("max_connection_age", args.max_connection_age),
+    ):
+        if value <= 0:
+            raise UsageError(f"host.{flag}", "must be positive", actual=value)
+    limits = ListenerLimits(
+        calls_per_peer=args.max_calls_per_peer,
+        call_rate_per_peer=args.peer_call_rate,
+        call_burst_per_peer=max(1, round(2 * args.peer_call_rate)),
+        connection_age_seconds=args.max_connection_age,
+    )
     if args.max_message_bytes <= 0:
         raise UsageError(
             "host.max_message_bytes", "must be positive", actual=args.max_message_bytes
@@ -195,6 +238,7 @@ def _serve(args: argparse.Namespace) -> int:
             collateral_dir=args.collateral_dir,
             max_call_seconds=args.max_call_seconds,
             workers=args.workers,
+            limits=limits,
         )
     except OSError as err:
         raise UsageError("host.listen", str(err)) from err
@@ -280,8 +324,8 @@ def _health(args: argparse.Namespace) -> int:
     return EXIT_OK if serving else EXIT_REJECT
 
 
-def _reason(metadata: object) -> str:
-    for key, value in metadata or ():  # type: ignore[attr-defined]
+def _reason(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    for key, value in metadata or ():
         if key == HEALTH_REASON_KEY:
             return value if isinstance(value, str) else value.decode("utf-8", "replace")
     return ""

@@ -41,8 +41,8 @@ class ListenerLimits:
     calls_per_peer: int = 64
     # Sustained calls per second one peer address may start (ordinary lane), and the
     # burst it may start at once; calls beyond wait their turn (they hold a coroutine).
-    call_rate_per_peer: float = 20.0
-    call_burst_per_peer: int = 40
+    call_rate_per_peer: float = 50.0
+    call_burst_per_peer: int = 100
     connection_idle_seconds: float = 120.0
     connection_age_seconds: float = 300.0
     # Long enough for the slowest honest call (a CreateSession running capability tests).

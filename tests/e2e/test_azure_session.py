@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from attestation.azure.evidence import AzureEvidence, parse_azure_evidence
-from attestation.azure.simulate import SimulatedAzureCvm, missing_tools
 from attestation.binding import report_data_for
 from attestation.errors import BindingError, PolicyError, SignatureError, TcmeError
 from tcme.client import Party, PartyPolicy, TcmeClient
 from tcme.v1 import tcme_pb2
+from tests.attestation.azure.simulated_cvm import SimulatedAzureCvm, missing_tools
 
 from .conftest import Stack, _no_model, _sign
 
@@ -75,7 +75,8 @@ def azure_stack(tmp_path_factory) -> Iterator[Stack]:
 
 
 def _policy(stack: Stack, contract: bytes | None, **overrides: Any) -> PartyPolicy:
-    data = stack.policy_dict(azure=SKIP_PCRS)
+    data = stack.policy_dict(accept=["az-snp-vtpm"], azure=SKIP_PCRS)
+    del data["snp"]  # this party accepts only the Azure kind
     data.update(overrides)
     if contract is not None:
         data["contract"] = {"digest": hashlib.sha256(contract).hexdigest()}
@@ -220,16 +221,16 @@ def test_pinned_pcrs_accept(azure_stack, session):
 
 def test_policy_without_azure_table_refuses(azure_stack, session):
     session_id, contract, _ = session
-    data = azure_stack.policy_dict()
+    data = azure_stack.policy_dict()  # accepts sev-snp only
     data["contract"] = {"digest": hashlib.sha256(contract).hexdigest()}
     with TcmeClient(azure_stack.target) as client, pytest.raises(PolicyError) as info:
         client.attest(PartyPolicy.from_dict(data), session_id)
-    assert info.value.check == "azure.accept"
+    assert info.value.check == "tee.accept" and info.value.actual == "az-snp-vtpm"
 
 
 def test_simulated_root_refused_without_allow_simulated(azure_stack, session):
     session_id, contract, _ = session
-    policy = _policy(azure_stack, contract, allow_simulated=False)
+    policy = _policy(azure_stack, contract, allow_simulated=False, simulated_ark_sha256=[])
     with TcmeClient(azure_stack.target) as client, pytest.raises(TcmeError) as info:
         client.attest(policy, session_id)
     assert "simulated" in info.value.message().lower()

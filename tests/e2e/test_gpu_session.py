@@ -20,6 +20,7 @@ import pytest
 from attestation.errors import BindingError, PolicyError
 from attestation.nvidia.binding import gpu_nonce_for
 from attestation.nvidia.verify import DeviceEvidence
+from attestation.policy import simulated_policy
 from attestation.providers.nvidia_gpu import RecordedGpuStandIn, SimulatedGpuProvider
 from tcme.cli._party import print_summary
 from tcme.client import PartyPolicy, TcmeClient
@@ -57,8 +58,7 @@ def _start(tmp_path: Path, gpu_provider, collateral_dir: Path | None = None) -> 
     )
     proxy.start()
     base = {
-        "allow_simulated": True,
-        "simulated_ark_sha256": [provider.ark_sha256],
+        **simulated_policy(provider.ark_sha256, provider.measurement),
         "model": {"root_digest": identity.root_digest, "signer": identity.signer},
     }
 
@@ -79,6 +79,7 @@ def gpu_stack(tmp_path_factory):
 def _policy(base, contract=None, **gpu):
     data = dict(base)
     if gpu.get("table", True) is not None:
+        data["accept"] = [*base["accept"], "nvidia-gpu"]
         data["gpu"] = {**GPU_TABLE, **{k: v for k, v in gpu.items() if k != "table"}}
     if contract is not None:
         data["contract"] = {"digest": hashlib.sha256(contract).hexdigest()}
@@ -110,10 +111,13 @@ def test_each_party_verifies_cpu_and_gpu_of_one_session(gpu_stack, contract_fact
 
 
 def test_policy_without_gpu_table_refuses_gpu_claims(gpu_stack):
+    # The policy does not accept nvidia-gpu (and so has no [gpu]): GPUs in the claims are
+    # evidence of a kind it did not name.
     target, base, _ = gpu_stack
     with TcmeClient(target) as client, pytest.raises(PolicyError) as err:
         client.attest(_policy(base, table=None), b"")
-    assert err.value.check == "gpu.policy"
+    assert err.value.check == "tee.accept"
+    assert err.value.actual.startswith("nvidia-gpu")
 
 
 def test_gpu_policy_rules_all_reported(gpu_stack):
@@ -302,8 +306,7 @@ def test_whole_session_with_gpus_each_party_verifies(
     target = f"127.0.0.1:{proxy_port}"
     identity = loaded_model.identity
     base = {
-        "allow_simulated": True,
-        "simulated_ark_sha256": [provider.ark_sha256],
+        **simulated_policy(provider.ark_sha256, provider.measurement),
         "model": {"root_digest": identity.root_digest, "signer": identity.signer},
     }
     try:
