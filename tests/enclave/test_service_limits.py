@@ -11,6 +11,7 @@ cancelled wait gives its slot back.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import grpc
@@ -49,6 +50,7 @@ def served(sim_provider):
     server, port = create_server("127.0.0.1:0", enclave)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    server.target = f"127.0.0.1:{port}"
     yield server, channel, tcme_pb2_grpc.TcmeStub(channel)
     channel.close()
     shutdown(server, enclave, grace=0)
@@ -213,3 +215,35 @@ def test_long_calls_beyond_the_gate_refused_busy_attest_reserved(sim_provider, p
     assert info.value.check == "server.busy"
     with gate.long_call():  # slots come back
         assert gate.running == 1
+
+
+def test_header_only_streams_at_the_enclave_hold_no_worker(served):
+    """A stranger that reaches the enclave's own port: 48 silent streams, more than its threads."""
+    server, _, stub = served
+    release = threading.Event()
+
+    def silent():
+        release.wait(60)
+        return
+        yield
+
+    channels = [
+        grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(3)
+    ]
+    calls = [
+        channels[i % 3].stream_unary(f"/{TCME.full_name}/GetResult").future(silent())
+        for i in range(48)
+    ]
+    try:
+        time.sleep(0.3)
+        assert not any(call.done() for call in calls)
+        for _ in range(10):
+            response = stub.Attest(tcme_pb2.AttestRequest(nonce=os.urandom(32)), timeout=TIMEOUT)
+            assert response.evidence.report
+    finally:
+        for call in calls:
+            call.cancel()
+        release.set()
+        for channel in channels:
+            channel.close()
