@@ -30,7 +30,8 @@ from _common import interleaved_medians, vectors_root  # noqa: E402
 from attestation.azure.evidence import clear_parse_cache, parse_azure_evidence  # noqa: E402
 from attestation.azure.hcl import parse_hcl_report  # noqa: E402
 from attestation.policy import Policy  # noqa: E402
-from attestation.verifier import verify_evidence  # noqa: E402
+from attestation.snp.abi import parse_report  # noqa: E402
+from attestation.verifier import AzureInputs, SnpInputs, verify_evidence  # noqa: E402
 
 CASES = ("trustee_snp_milan_v3_ev0", "trustee_snp_milan_v3_ev1", "trustee_snp_genoa_v3")
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -47,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    policy = Policy.from_dict({"azure": {"pcrs": {"skip": True}}})
     print(
         f"Azure vTPM evidence verification, median of {args.rounds} interleaved calls "
         f"(Python {platform.python_version()}, {platform.machine()})"
@@ -60,13 +60,27 @@ def main(argv: list[str] | None = None) -> int:
         parts = parse_azure_evidence(evidence)
         report = parse_hcl_report(parts.hcl_report).hardware_report
         vcek = parts.vcek
+        # Pinned as a real party would (a skipped check logs a warning on every call).
+        measurement = [parse_report(report).measurement.hex()]
+        policy = Policy.from_dict(
+            {
+                "accept": ["az-snp-vtpm", "sev-snp"],
+                "azure": {
+                    "pcrs": {str(i): value.hex() for i, value in enumerate(parts.pcrs)},
+                    "snp": {"allowed_measurements": measurement},
+                },
+                "snp": {"allowed_measurements": measurement},
+            }
+        )
 
-        def snp(report: bytes = report, vcek: bytes | None = vcek) -> object:
-            return verify_evidence(report, certs=vcek, policy=policy, at=AT)
+        def snp(report: bytes = report, vcek: bytes | None = vcek, policy=policy) -> object:
+            return verify_evidence(report, policy=policy, at=AT, inputs=[SnpInputs(certs=vcek)])
 
-        def azure(evidence: bytes = evidence, nonce: bytes = nonce) -> object:
+        def azure(evidence: bytes = evidence, nonce: bytes = nonce, policy=policy) -> object:
             clear_parse_cache()  # every call parses its evidence afresh, as in use
-            return verify_evidence(evidence, policy=policy, at=AT, nonce=nonce)
+            return verify_evidence(
+                evidence, policy=policy, at=AT, inputs=[AzureInputs(nonce=nonce)]
+            )
 
         snp_s, azure_s = interleaved_medians([snp, azure], args.rounds)
         print(f"{name:28} {snp_s * 1e3:14.3f} {azure_s * 1e3:18.3f} {azure_s / snp_s:6.2f}")

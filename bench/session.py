@@ -141,6 +141,8 @@ def main() -> int:
 
     from llama_cpp import LlamaGrammar
 
+    from attestation.policy import simulated_policy
+    from attestation.snp.simulate import DEFAULT_MEASUREMENT
     from enclave.inference import erase_state, grammar_for, messages_for
     from enclave.server import shutdown
     from tcme.client import Party, PartyPolicy, TcmeClient
@@ -157,8 +159,7 @@ def main() -> int:
     parsed = parse_contract(contract)
     policy = PartyPolicy.from_dict(
         {
-            "allow_simulated": True,
-            "simulated_ark_sha256": [ark],
+            **simulated_policy(ark, DEFAULT_MEASUREMENT),
             "model": {"root_digest": loaded.identity.root_digest, "signer": loaded.identity.signer},
             "contract": {"digest": hashlib.sha256(contract).hexdigest()},
         }

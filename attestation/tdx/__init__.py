@@ -7,7 +7,7 @@ a local stand-in for Intel PCS in ``tests/attestation/tdx/fake_pcs.py``). Partie
 
     quote = parse_quote(raw)
     verified = verify_quote(quote, VerifyOptions(collateral=collateral_for_quote(cache, quote)))
-    validate_quote(verified, TdxPolicy.from_dict(policy.tdx), expected_report_data=rd)
+    validate_quote(verified, policy.tdx)  # then the verifier checks the binding
 """
 
 from attestation.tdx.abi import Quote, parse_quote

@@ -130,6 +130,14 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
     if s["simulated"] and root:
         # What a party pins as `simulated_ark_sha256` (docs/usage.md says where it comes from).
         rows.append(("simulated root", f"ARK sha256 {root}"))
+    # Every check the policy skips, on every summary (docs/security.md "Fail-closed rules").
+    skipped = s.get("skipped") or []
+    rows.append(
+        (
+            "skipped checks",
+            ", ".join(skipped) + "  ({ skip = true } in the policy)" if skipped else "none",
+        )
+    )
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{prefix}{key:<{width}}  {value}", file=out)

@@ -201,6 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from attestation.providers.nvidia_gpu import select_gpu_provider
     from attestation.providers.select import select_provider
+    from attestation.providers.simulated import SimulatedSnpProvider
     from enclave.admission import Admission
     from enclave.fleet import drain
     from enclave.inference import Inference
@@ -222,6 +223,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(
             "tcme enclave: SIMULATED mode: evidence is signed by a local simulated chain and "
             f"proves nothing about hardware. The chain and its private keys are in {where}" + pin,
+            file=sys.stderr,
+            flush=True,
+        )
+    if isinstance(provider, SimulatedSnpProvider):
+        # What a party pins to accept this simulated enclave, and only it (docs/security.md).
+        print(
+            'tcme enclave: party policy: accept = ["sev-snp"], allow_simulated = true, '
+            f'simulated_ark_sha256 = ["{provider.ark_sha256}"], '
+            f'[snp] allowed_measurements = ["{provider.measurement.hex()}"]',
             file=sys.stderr,
             flush=True,
         )

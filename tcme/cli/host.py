@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -323,8 +324,8 @@ def _health(args: argparse.Namespace) -> int:
     return EXIT_OK if serving else EXIT_REJECT
 
 
-def _reason(metadata: object) -> str:
-    for key, value in metadata or ():  # type: ignore[attr-defined]
+def _reason(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    for key, value in metadata or ():
         if key == HEALTH_REASON_KEY:
             return value if isinstance(value, str) else value.decode("utf-8", "replace")
     return ""

@@ -199,6 +199,7 @@ def run_local(
     Raises the first party's ``TcmeError`` when any party rejects. ``phase``
     wraps each long step (``PhaseProgress`` shows them on a terminal).
     """
+    from attestation.policy import simulated_policy
     from attestation.providers.simulated import SimulatedSnpProvider
     from enclave.inference import Inference
     from enclave.runtime import Enclave
@@ -244,8 +245,7 @@ def run_local(
                 contract_table["min_capability_score"] = min_score
             policy = PartyPolicy.from_dict(
                 {
-                    "allow_simulated": True,
-                    "simulated_ark_sha256": [provider.ark_sha256],
+                    **simulated_policy(provider.ark_sha256, provider.measurement),
                     "model": {
                         "root_digest": loaded.identity.root_digest,
                         "signer": loaded.identity.signer,

@@ -15,7 +15,7 @@ Public API::
     loaded = load_contract(Path("examples/damage-monitoring"), keys={"reporter": keys, ...})
     loaded.raw, loaded.digest          # canonical bytes and SHA-256 (None for a template)
     contract_flows(loaded.contract)    # every permitted flow, with its ground
-    check_capability(policy.extra, attestation.capability)   # party-side minimum score
+    check_capability(policy.min_capability_score, attestation.capability)  # party side
 
 Modules: ``general`` (kind ``general`` parser), ``constraints`` (input types),
 ``outputs`` (grammar/JSON outputs), ``gbnf`` (grammar checker), ``flow``
@@ -29,7 +29,6 @@ from tcme.contract.capability import (
     CapabilityTest,
     CaseOutcome,
     check_capability,
-    min_capability_score,
     parse_record,
     session_capability,
 )
@@ -57,7 +56,6 @@ __all__ = [
     "contract_flows",
     "find_contract_file",
     "load_contract",
-    "min_capability_score",
     "output_labels",
     "parse_record",
     "session_capability",

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.skipif(
     "tpm2-tools (.ci/run installs them)",
 )
 
-SKIP_PCRS = {"pcrs": {"skip": True}}
+HW = {"snp": {"allowed_measurements": {"skip": True}}}  # the simulated paravisor's
+SKIP_PCRS = {**HW, "pcrs": {"skip": True}}
 
 
 def _start_azure_stack(identity: Any, runner: Any, workdir) -> tuple[Stack, SimulatedAzureCvm]:
@@ -78,7 +79,8 @@ def azure_stack(tmp_path_factory) -> Iterator[Stack]:
 
 
 def _policy(stack: Stack, contract: bytes | None, **overrides: Any) -> PartyPolicy:
-    data = stack.policy_dict(azure=SKIP_PCRS)
+    data = stack.policy_dict(accept=["az-snp-vtpm"], azure=SKIP_PCRS)
+    del data["snp"]  # this party accepts only the Azure kind
     data.update(overrides)
     if contract is not None:
         data["contract"] = {"digest": hashlib.sha256(contract).hexdigest()}
@@ -207,7 +209,7 @@ def test_altered_runtime_data_fail(azure_stack, session, hostile_factory):
 def test_pinned_pcr_mismatch_fail(azure_stack, session, contract_factory):
     session_id, contract, _ = session
     pcrs = {"4": "00" * 32, "others": {"skip": True}}
-    policy = _policy(azure_stack, contract, azure={"pcrs": pcrs})
+    policy = _policy(azure_stack, contract, azure={**HW, "pcrs": pcrs})
     with TcmeClient(azure_stack.target) as client, pytest.raises(PolicyError) as info:
         client.attest(policy, session_id)
     assert info.value.check == "azure.pcr4"
@@ -218,21 +220,21 @@ def test_pinned_pcrs_accept(azure_stack, session):
     with TcmeClient(azure_stack.target) as client:
         pcrs = client.attest(policy, session_id).evidence.report.evidence.pcrs
         pinned = {str(i): pcrs[i].hex() for i in range(24)}
-        client.attest(_policy(azure_stack, contract, azure={"pcrs": pinned}), session_id)
+        client.attest(_policy(azure_stack, contract, azure={**HW, "pcrs": pinned}), session_id)
 
 
 def test_policy_without_azure_table_refuses(azure_stack, session):
     session_id, contract, _ = session
-    data = azure_stack.policy_dict()
+    data = azure_stack.policy_dict()  # accepts sev-snp only
     data["contract"] = {"digest": hashlib.sha256(contract).hexdigest()}
     with TcmeClient(azure_stack.target) as client, pytest.raises(PolicyError) as info:
         client.attest(PartyPolicy.from_dict(data), session_id)
-    assert info.value.check == "azure.accept"
+    assert info.value.check == "tee.accept" and info.value.actual == "az-snp-vtpm"
 
 
 def test_simulated_root_refused_without_allow_simulated(azure_stack, session):
     session_id, contract, _ = session
-    policy = _policy(azure_stack, contract, allow_simulated=False)
+    policy = _policy(azure_stack, contract, allow_simulated=False, simulated_ark_sha256=[])
     with TcmeClient(azure_stack.target) as client, pytest.raises(TcmeError) as info:
         client.attest(policy, session_id)
     assert "simulated" in info.value.message().lower()

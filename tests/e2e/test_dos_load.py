@@ -29,6 +29,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from attestation.policy import simulated_policy
+from attestation.snp.simulate import DEFAULT_MEASUREMENT
 from tcme.client import Party, PartyPolicy, TcmeClient
 from tcme.v1 import tcme_pb2, tcme_pb2_grpc
 from tcme.wire import PartyKeys, canonical_contract
@@ -139,8 +141,7 @@ def test_attest_and_sessions_survive_attack(dos_stack, attack):
     contract = _contract(keys)
     policy = PartyPolicy.from_dict(
         {
-            "allow_simulated": True,
-            "simulated_ark_sha256": [ark_sha256],
+            **simulated_policy(ark_sha256, DEFAULT_MEASUREMENT),
             "model": {"root_digest": identity.root_digest, "signer": identity.signer},
             "contract": {"digest": hashlib.sha256(contract).hexdigest()},
         }

@@ -20,6 +20,7 @@ import pytest
 from attestation.errors import BindingError, PolicyError
 from attestation.nvidia.binding import gpu_nonce_for
 from attestation.nvidia.verify import DeviceEvidence
+from attestation.policy import simulated_policy
 from attestation.providers.nvidia_gpu import RecordedGpuStandIn, SimulatedGpuProvider
 from tcme.cli._party import print_summary
 from tcme.client import PartyPolicy, TcmeClient
@@ -63,8 +64,7 @@ def _start(tmp_path: Path, gpu_provider, collateral_dir: Path | None = None) -> 
     )
     proxy.start()
     base = {
-        "allow_simulated": True,
-        "simulated_ark_sha256": [provider.ark_sha256],
+        **simulated_policy(provider.ark_sha256, provider.measurement),
         "model": {"root_digest": identity.root_digest, "signer": identity.signer},
     }
 
@@ -85,6 +85,7 @@ def gpu_stack(tmp_path_factory):
 def _policy(base, contract=None, **gpu):
     data = dict(base)
     if gpu.get("table", True) is not None:
+        data["accept"] = [*base["accept"], "nvidia-gpu"]
         data["gpu"] = {**GPU_TABLE, **{k: v for k, v in gpu.items() if k != "table"}}
     if contract is not None:
         data["contract"] = {"digest": hashlib.sha256(contract).hexdigest()}
@@ -118,10 +119,13 @@ def test_each_party_verifies_cpu_and_gpu_of_one_session(gpu_stack, contract_fact
 
 
 def test_policy_without_gpu_table_refuses_gpu_claims(gpu_stack):
+    # The policy does not accept nvidia-gpu (and so has no [gpu]): GPUs in the claims are
+    # evidence of a kind it did not name.
     target, base, _ = gpu_stack
     with TcmeClient(target) as client, pytest.raises(PolicyError) as err:
         client.attest(_policy(base, table=None), b"")
-    assert err.value.check == "gpu.policy"
+    assert err.value.check == "tee.accept"
+    assert err.value.actual.startswith("nvidia-gpu")
 
 
 def test_gpu_policy_rules_all_reported(gpu_stack):
@@ -310,8 +314,7 @@ def test_whole_session_with_gpus_each_party_verifies(
     target = f"127.0.0.1:{proxy_port}"
     identity = loaded_model.identity
     base = {
-        "allow_simulated": True,
-        "simulated_ark_sha256": [provider.ark_sha256],
+        **simulated_policy(provider.ark_sha256, provider.measurement),
         "model": {"root_digest": identity.root_digest, "signer": identity.signer},
     }
     try:
@@ -345,3 +348,51 @@ def test_whole_session_with_gpus_each_party_verifies(
     finally:
         proxy.stop(0)
         shutdown(server, enclave, grace=0)
+
+
+def _ocsp_cache(tmp_path: Path, provider: SimulatedGpuProvider, **kw) -> Path:
+    cache = tmp_path / "cache"
+    (cache / "nvidia" / "ocsp").mkdir(parents=True)
+    for serial, der in provider.ocsp_responses(**kw).items():
+        (cache / "nvidia" / "ocsp" / f"{serial}.der").write_bytes(der)
+    return cache
+
+
+def test_fresh_ocsp_from_the_host_cache_passes_and_stripping_it_fail(tmp_path, hostile_factory):
+    provider = SimulatedGpuProvider(2)
+    target, base, _, stop = _start(
+        tmp_path, provider, collateral_dir=_ocsp_cache(tmp_path, provider)
+    )
+    try:
+        policy = _policy(base, require_ocsp=True)
+        with TcmeClient(target) as client:
+            result = client.attest(policy, b"")
+        assert all(gpu.ocsp_checked for gpu in result.gpus.gpus)
+        # A hostile proxy hides the answers (say, to hide a revocation): the party notices.
+        hostile = hostile_factory(_Stackish(target))
+
+        def strip(response):
+            response.collateral.ClearField("nvidia_ocsp")
+            return response
+
+        hostile.responses["Attest"] = strip
+        with TcmeClient(hostile.target) as client, pytest.raises(Exception) as err:
+            client.attest(policy, b"")
+        assert err.value.check == "nvidia.ocsp.missing"
+        # Without require_ocsp the same stripped answer is tolerated.
+        with TcmeClient(hostile.target) as client:
+            assert client.attest(_policy(base), b"").gpus is not None
+    finally:
+        stop()
+
+
+def test_revoked_gpu_fail_even_without_require_ocsp(tmp_path):
+    provider = SimulatedGpuProvider(1)
+    cache = _ocsp_cache(tmp_path, provider, revoked=True)
+    target, base, _, stop = _start(tmp_path, provider, collateral_dir=cache)
+    try:
+        with TcmeClient(target) as client, pytest.raises(Exception) as err:
+            client.attest(_policy(base, count=1), b"")
+        assert err.value.check == "nvidia.ocsp.revoked"
+    finally:
+        stop()

@@ -209,7 +209,7 @@ def test_wrong_model_digest_policy_fail(attest_stack, session, policy_for):
 
 def test_simulated_evidence_refused_without_allow_simulated_fail(attest_stack, session, policy_for):
     session_id, contract, _ = session
-    policy = policy_for(attest_stack, contract, allow_simulated=False)
+    policy = policy_for(attest_stack, contract, allow_simulated=False, simulated_ark_sha256=[])
     with TcmeClient(attest_stack.target) as client, pytest.raises(TcmeError) as info:
         client.attest(policy, session_id)
     assert "simulated" in info.value.message().lower()

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import pytest
 
+from attestation.policy import simulated_policy
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
 from tcme.client import PartyPolicy, RemoteError, TcmeClient
@@ -93,8 +94,7 @@ def _contract(parties: dict[str, Any]) -> bytes:
 def _policy(sim_provider, digest: bytes) -> PartyPolicy:
     return PartyPolicy.from_dict(
         {
-            "allow_simulated": True,
-            "simulated_ark_sha256": [sim_provider.ark_sha256],
+            **simulated_policy(sim_provider.ark_sha256, sim_provider.measurement),
             "model": {"root_digest": _Identity.root_digest, "signer": _Identity.signer},
             "contract": {"digest": digest.hex()},
         }

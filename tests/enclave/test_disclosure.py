@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 from attestation.errors import BindingError, SignatureError
+from attestation.policy import simulated_policy
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
 from tcme.client import PartyPolicy, RemoteError, TcmeClient
@@ -61,8 +62,7 @@ def session(stack, sim_provider, parties):
     )
     policy = PartyPolicy.from_dict(
         {
-            "allow_simulated": True,
-            "simulated_ark_sha256": [sim_provider.ark_sha256],
+            **simulated_policy(sim_provider.ark_sha256, sim_provider.measurement),
             "model": {"root_digest": _Identity.root_digest, "signer": _Identity.signer},
             "contract": {"digest": hashlib.sha256(raw).hexdigest()},
         }

@@ -28,6 +28,8 @@ from attestation.policy import Policy
 from attestation.providers.azure_vtpm import AzureVtpmProvider
 from attestation.providers.errors import ProviderUnavailable
 from attestation.providers.tpm2 import Tpm, TpmError
+from attestation.snp.verify import load_cert_bundle
+from attestation.tee import Tee
 from tests.attestation.azure.simulated_cvm import SimulatedAzureCvm, missing_tools
 
 pytestmark = pytest.mark.skipif(
@@ -36,7 +38,8 @@ pytestmark = pytest.mark.skipif(
     "tpm2-tools (.ci/run installs them)",
 )
 
-SKIP_PCRS = AzurePolicy.from_dict({"pcrs": {"skip": True}})
+HW = {"snp": {"allowed_measurements": {"skip": True}}}  # the simulated paravisor's
+SKIP_PCRS = AzurePolicy.from_dict({**HW, "pcrs": {"skip": True}})
 BINDING = hashlib.sha512(b"claims, contract, session, nonce").digest()
 
 
@@ -58,7 +61,13 @@ def _provider(cvm, sim, **kw):
 
 def _verify(evidence, certs, **kw):
     kw.setdefault("azure_policy", SKIP_PCRS)
-    return verify_azure_evidence(evidence, policy=Policy(allow_simulated=True), certs=certs, **kw)
+    policy = Policy(
+        accept=(Tee.AZ_SNP_VTPM,),
+        tables={"azure": kw["azure_policy"]},
+        allow_simulated=True,
+        simulated_ark_sha256=(load_cert_bundle(bytes(certs)).root_sha256,),  # this test's root
+    )
+    return verify_azure_evidence(evidence, policy=policy, certs=certs, **kw)
 
 
 def test_quote_through_the_vtpm_verifies(provisioned, sim):
@@ -76,9 +85,9 @@ def test_quote_through_the_vtpm_verifies(provisioned, sim):
 def test_pcr_policy_pins_the_swtpm_values(provisioned, sim):
     evidence = _provider(provisioned, sim).get_evidence(BINDING)
     pcrs = parse_azure_evidence(evidence.raw).pcrs
-    pinned = AzurePolicy.from_dict({"pcrs": {"4": pcrs[4].hex(), "others": {"skip": True}}})
+    pinned = AzurePolicy.from_dict({**HW, "pcrs": {"4": pcrs[4].hex(), "others": {"skip": True}}})
     _verify(evidence.raw, evidence.certs, expected_report_data=BINDING, azure_policy=pinned)
-    wrong = AzurePolicy.from_dict({"pcrs": {"4": "00" * 32, "others": {"skip": True}}})
+    wrong = AzurePolicy.from_dict({**HW, "pcrs": {"4": "00" * 32, "others": {"skip": True}}})
     with pytest.raises(Exception, match=r"azure\.pcr4"):
         _verify(evidence.raw, evidence.certs, expected_report_data=BINDING, azure_policy=wrong)
 
@@ -94,7 +103,7 @@ def test_simulated_root_refused_without_allow_simulated(provisioned, sim):
     with pytest.raises(Exception, match="simulated"):
         verify_azure_evidence(
             evidence.raw,
-            policy=Policy(),
+            policy=Policy.unsafe_authenticity_only(),
             azure_policy=SKIP_PCRS,
             certs=evidence.certs,
             expected_report_data=BINDING,
