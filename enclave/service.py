@@ -30,8 +30,8 @@ from enclave.session import (
     SessionTimeout,
     State,
 )
+from tcme.contract.errors import ContractError, InputError
 from tcme.v1 import evidence_pb2, tcme_pb2, tcme_pb2_grpc
-from tcme.wire.contract import ContractError, InputError
 from tcme.wire.requests import ERROR_DOMAIN
 
 log = logging.getLogger(__name__)
