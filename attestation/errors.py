@@ -6,6 +6,7 @@ so a party (or an operator reading a log) never sees a bare "invalid".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -14,6 +15,8 @@ class TcmeError(Exception):
 
     ``check`` is a short dotted name of the failed check (``reported_tcb.snp``),
     ``expected``/``actual`` the values compared, ``detail`` free text.
+    ``violations`` lists every failed check when there are several (all of a
+    policy's, all of a schema's), not only the first.
     """
 
     def __init__(
@@ -23,15 +26,28 @@ class TcmeError(Exception):
         *,
         expected: Any = None,
         actual: Any = None,
+        violations: Sequence[TcmeError] | None = None,
     ) -> None:
         self.check = check
         self.detail = detail
         self.expected = expected
         self.actual = actual
+        self.violations = list(violations or ())
         super().__init__(self.message())
 
+    def reasons(self) -> list[str]:
+        """Every failed check, one line each."""
+        if self.violations:
+            return [v.message() for v in self.violations]
+        return [self.message()]
+
     def message(self) -> str:
-        """One line: ``check: detail (expected X, got Y)``; an absent side is left out."""
+        """All violations joined by ``; ``, or ``check: detail (expected X, got Y)``.
+
+        A side of the comparison that is absent is left out (never ``None``).
+        """
+        if self.violations:
+            return "; ".join(v.message() for v in self.violations)
         parts = [self.check]
         if self.detail:
             parts.append(f": {self.detail}")
@@ -53,6 +69,7 @@ class TcmeError(Exception):
             "expected": _show(self.expected) if self.expected is not None else None,
             "actual": _show(self.actual) if self.actual is not None else None,
             "message": self.message(),
+            **({"reasons": self.reasons()} if self.violations else {}),
         }
 
 
@@ -69,24 +86,6 @@ class PolicyError(TcmeError):
 
     ``violations`` lists every failed policy check, not only the first.
     """
-
-    def __init__(
-        self,
-        check: str,
-        detail: str = "",
-        *,
-        expected: Any = None,
-        actual: Any = None,
-        violations: list[PolicyError] | None = None,
-    ) -> None:
-        self.violations = violations or []
-        super().__init__(check, detail, expected=expected, actual=actual)
-
-    def message(self) -> str:
-        """All violations, one per line, or this error's own line."""
-        if self.violations:
-            return "; ".join(v.message() for v in self.violations)
-        return super().message()
 
 
 class BindingError(TcmeError):

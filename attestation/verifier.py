@@ -31,6 +31,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from attestation.azure.evidence import looks_like_azure_evidence
+from attestation.azure.verify import AzureReport, evidence_kind
 from attestation.errors import BindingError, ParseError, PolicyError, UsageError
 from attestation.nvidia.evidence import TEE_NVIDIA_GPU, is_nvidia_report, verify_nvidia_gpu
 from attestation.nvidia.verify import VerifiedDevice
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 
 TEE_SNP = "sev-snp"
 TEE_TDX = "tdx"
+TEE_AZ_SNP = "az-snp-vtpm"
+TEE_AZ_TDX = "az-tdx-vtpm"
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,9 @@ class VerifiedEvidence:
                 f"ACCEPTED: SIMULATED {self.tee.upper()} evidence "
                 "(simulated root, no hardware root of trust)"
             )
-        vendor = {TEE_SNP: "AMD", TEE_NVIDIA_GPU: "NVIDIA"}.get(self.tee, "Intel")
+        vendor = {TEE_SNP: "AMD", TEE_AZ_SNP: "AMD", TEE_NVIDIA_GPU: "NVIDIA"}.get(
+            self.tee, "Intel"
+        )
         kind = "NVIDIA GPU" if self.tee == TEE_NVIDIA_GPU else f"{vendor} {self.tee.upper()}"
         return f"ACCEPTED: genuine {kind} evidence ({self.product}, {self.signing_key})"
 
@@ -118,6 +124,8 @@ class VerifiedEvidence:
             out["device"] = self.report.summary()
         if isinstance(self.report, TdxQuote):
             out.update(tdx_summary(self.report))
+        if isinstance(self.report, AzureReport):
+            out.update(self.report.summary())
         if self.verified_at is not None:
             out["verified_at"] = self.verified_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return out
@@ -135,6 +143,8 @@ def detect_evidence_type(data: bytes) -> str:
     data = bytes(data)
     if _is_tdx_quote(data):
         return TEE_TDX
+    if looks_like_azure_evidence(data):
+        return evidence_kind(data)  # parses strictly: malformed Azure evidence fails here
     if is_nvidia_report(data):
         return TEE_NVIDIA_GPU
     try:
@@ -147,7 +157,8 @@ def detect_evidence_type(data: bytes) -> str:
         raise ParseError(
             "evidence.type",
             f"neither an SEV-SNP report nor a TDX quote ({snp_error.message()})",
-            expected="SEV-SNP report (1184 bytes, hex, base64, Azure HCL) or TDX quote v4/v5",
+            expected="SEV-SNP report (1184 bytes, hex, base64, Azure HCL), TDX quote v4/v5 "
+            "or Azure vTPM evidence JSON",
             actual=f"{len(data)} bytes",
         ) from snp_error
 
@@ -162,6 +173,7 @@ def verify_evidence(
     collateral: Any = None,
     crl: bytes | None = None,
     product: str | None = None,
+    nonce: bytes | None = None,
 ) -> VerifiedEvidence:
     """Parse, verify, validate and bind ``evidence``; return what was verified.
 
@@ -169,7 +181,9 @@ def verify_evidence(
     and ARK (missing ones come from the bundled AMD roots). ``at``: verification
     time (default now). ``expected_report_data``: the 64 bytes the caller
     recomputed (DESIGN.md "Keys and binding"). ``collateral``: TDX collateral.
-    ``crl``: AMD CRL. ``product``: require this product line.
+    ``crl``: AMD CRL. ``product``: require this product line. ``nonce``: Azure
+    vTPM evidence only: the exact qualifying data the quote must carry (CoCo's
+    nonce), instead of or beside ``expected_report_data``.
     Raises ``ParseError``, ``SignatureError``, ``PolicyError``, ``BindingError``
     or ``UsageError``.
     """
@@ -179,6 +193,17 @@ def verify_evidence(
     verifier = _VERIFIERS.get(tee)
     if verifier is None:
         raise UsageError(f"{tee}.unsupported", f"{tee} evidence verification is not available")
+    extra: dict[str, Any] = {}
+    if nonce is not None:
+        if tee not in (TEE_AZ_SNP, TEE_AZ_TDX):
+            raise UsageError(
+                "nonce",
+                "a nonce applies to Azure vTPM evidence (its TPM quote); for SEV-SNP and TDX "
+                "give the expected REPORT_DATA",
+                expected="az-snp-vtpm or az-tdx-vtpm evidence",
+                actual=tee,
+            )
+        extra["nonce"] = bytes(nonce)
     return verifier(
         bytes(evidence),
         certs=certs,
@@ -188,6 +213,7 @@ def verify_evidence(
         collateral=collateral,
         crl=crl,
         product=product,
+        **extra,
     )
 
 
@@ -386,8 +412,41 @@ def _tdx_collateral(collateral: Any, quote: TdxQuote) -> TdxCollateral:
     )
 
 
+def _verify_azure(
+    evidence: bytes,
+    *,
+    certs: bytes | None,
+    policy: Policy,
+    at: datetime | None,
+    expected_report_data: bytes | None,
+    collateral: Any,
+    crl: bytes | None,
+    product: str | None,
+    nonce: bytes | None = None,
+) -> VerifiedEvidence:
+    """Azure vTPM evidence (``attestation.azure.verify``) under the policy's ``[azure]`` table."""
+    from attestation.azure.policy import AzurePolicy
+    from attestation.azure.verify import verify_azure_evidence
+
+    table = policy.extra.get("azure")
+    return verify_azure_evidence(  # type: ignore[no-any-return]
+        evidence,
+        policy=policy,
+        azure_policy=AzurePolicy.from_dict(table) if table is not None else None,
+        at=at,
+        expected_report_data=expected_report_data,
+        nonce=nonce,
+        certs=certs,
+        collateral=collateral,
+        crl=crl,
+        product=product,
+    )
+
+
 _VERIFIERS: dict[str, Callable[..., VerifiedEvidence]] = {
     TEE_SNP: _verify_snp,
     TEE_TDX: _verify_tdx,
+    TEE_AZ_SNP: _verify_azure,
+    TEE_AZ_TDX: _verify_azure,
     TEE_NVIDIA_GPU: verify_nvidia_gpu,
 }

@@ -5,6 +5,12 @@
 127.0.0.1 or a Unix socket; in a CVM, the vsock/virtio channel to the host.
 The server speaks plaintext gRPC: everything secret in it is already HPKE-sealed
 or signed end to end, and the host is untrusted either way.
+
+Limits (``tcme.serving.limits.ListenerLimits``): connections are aged and
+kept alive like the proxy's, and ``enclave.service.CallGate`` keeps
+``RESERVED_WORKERS`` threads for Attest, GetSession and health. The proxy
+forwards a call only once its whole request has arrived, so a stream that
+sends headers and nothing more never reaches the enclave through it.
 """
 
 from __future__ import annotations
@@ -17,12 +23,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from attestation.errors import UsageError
 from enclave.fleet import FLEET_SERVICE, FleetServicer
 from enclave.runtime import Enclave
-from enclave.service import TcmeServicer
-from tcme.v1 import fleet_pb2_grpc, tcme_pb2, tcme_pb2_grpc
+from enclave.service import TcmeServicer, tcme_handler
+from tcme.serving.limits import ListenerLimits
+from tcme.v1 import fleet_pb2_grpc, tcme_pb2
 
 SERVICE_NAME = tcme_pb2.DESCRIPTOR.services_by_name["Tcme"].full_name
 MAX_RECEIVE_BYTES = 1024 * 1024
 MAX_SEND_BYTES = 4 * 1024 * 1024
+# The proxy multiplexes every party's calls on one connection: the per-connection
+# stream limit must not be what queues a party's Attest behind others' waits, and
+# aging that connection must not cut a long CreateSession (capability tests) short.
+ENCLAVE_LIMITS = ListenerLimits(
+    streams_per_connection=1024,
+    connection_age_seconds=24 * 3600.0,
+    connection_age_grace_seconds=600.0,
+)
 
 
 def create_server(
@@ -38,9 +53,11 @@ def create_server(
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
             ("grpc.so_reuseport", 0),
+            *ENCLAVE_LIMITS.grpc_options(),
         ],
     )
-    tcme_pb2_grpc.add_TcmeServicer_to_server(TcmeServicer(enclave), server)
+    servicer = TcmeServicer(enclave, workers=max_workers)
+    server.add_generic_rpc_handlers((tcme_handler(servicer),))
     fleet_pb2_grpc.add_FleetServicer_to_server(FleetServicer(enclave), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -55,6 +72,7 @@ def create_server(
     if port == 0 and not address.startswith("unix:"):
         raise UsageError("enclave.listen", f"cannot listen on {address}")
     server.health_servicer = health_servicer  # type: ignore[attr-defined]
+    server.tcme_servicer = servicer  # type: ignore[attr-defined]
     return server, 0 if address.startswith("unix:") else port
 
 

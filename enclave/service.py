@@ -2,26 +2,37 @@
 
 Every error leaves as a gRPC status with a ``google.rpc.Status`` detail holding
 one ``google.rpc.ErrorInfo`` (domain ``tcme.dev``, reason = the failed check;
-metadata ``error``, ``detail``, ``expected``, ``actual``). Messages come from
-``TcmeError.message()``, which never quotes an input value.
+metadata ``error``, ``detail``, ``expected``, ``actual``: only those that are
+set, each cut to a fixed size). Messages come from ``TcmeError.message()``,
+which never quotes an input value.
+
+The servicer decodes requests itself (``tcme_handler``), so bytes that are not
+a valid message get INVALID_ARGUMENT (``request.malformed``) like any other
+bad request, and it checks the size of every identifier before anything can
+quote it. ``CallGate`` keeps the server answering under load: calls that can
+run long share all but ``RESERVED_WORKERS`` of the worker threads (Attest,
+GetSession and health always find one), and only a few GetResult calls wait
+at a time; the others answer "pending" at once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TypeVar
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.protobuf.message import DecodeError
 
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
 from enclave.inference import InferenceError
 from enclave.runtime import Enclave, EnclaveDraining
 from enclave.session import (
+    SESSION_ID_SIZE,
     CapacityError,
     EnclaveFailure,
     SessionAborted,
@@ -31,10 +42,30 @@ from enclave.session import (
     State,
 )
 from tcme.contract.errors import ContractError, InputError
-from tcme.v1 import evidence_pb2, tcme_pb2, tcme_pb2_grpc
-from tcme.wire.requests import ERROR_DOMAIN
+from tcme.serving.status import error_status
+from tcme.v1 import evidence_pb2, tcme_pb2
 
 log = logging.getLogger(__name__)
+
+SERVICE = tcme_pb2.DESCRIPTOR.services_by_name["Tcme"]
+
+# Seconds before the call deadline at which GetResult stops waiting.
+PENDING_MARGIN = 0.2
+# Longest one GetResult call waits for the session to end before answering "pending".
+MAX_RESULT_WAIT = 10.0
+# A waiting GetResult looks at its caller (gone? cancelled?) this often.
+WAIT_SLICE = 0.25
+# How long a "pending" answer asks the caller to wait before it asks again.
+RETRY_AFTER_MS = 500
+# Worker threads that only cheap calls (Attest, GetSession, health) may use.
+RESERVED_WORKERS = 8
+# Longest party name a contract allows (tcme.contract.fields.PARTY_NAME).
+MAX_PARTY_NAME = 32
+
+
+class ServerBusy(TcmeError):
+    """Too many long calls at once; the caller should retry."""
+
 
 # Most specific first: the first matching class decides the code.
 _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
@@ -43,6 +74,7 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (SessionAborted, grpc.StatusCode.ABORTED),
     (SessionStateError, grpc.StatusCode.FAILED_PRECONDITION),
     (CapacityError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (ServerBusy, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (EnclaveDraining, grpc.StatusCode.UNAVAILABLE),
     (EnclaveFailure, grpc.StatusCode.INTERNAL),
     (InferenceError, grpc.StatusCode.INTERNAL),
@@ -54,7 +86,12 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (UsageError, grpc.StatusCode.INVALID_ARGUMENT),
 )
 
-_TEE = {"sev-snp": evidence_pb2.TEE_TYPE_SEV_SNP, "tdx": evidence_pb2.TEE_TYPE_TDX}
+_TEE = {
+    "sev-snp": evidence_pb2.TEE_TYPE_SEV_SNP,
+    "tdx": evidence_pb2.TEE_TYPE_TDX,
+    "az-snp-vtpm": evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
+    "az-tdx-vtpm": evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
+}
 _STATE = {
     State.OPEN: tcme_pb2.SESSION_STATE_OPEN,
     State.RUNNING: tcme_pb2.SESSION_STATE_RUNNING,
@@ -63,9 +100,6 @@ _STATE = {
 }
 
 T = TypeVar("T")
-
-# Seconds before the call deadline at which GetResult gives up waiting.
-PENDING_MARGIN = 0.2
 
 
 def status_code_for(error: TcmeError) -> grpc.StatusCode:
@@ -78,151 +112,289 @@ def status_code_for(error: TcmeError) -> grpc.StatusCode:
 
 def status_for(error: TcmeError) -> grpc.Status:
     """A ``grpc.Status`` carrying ``google.rpc.Status`` + ``ErrorInfo`` for ``error``."""
-    code = status_code_for(error)
-    info = error_details_pb2.ErrorInfo(
-        domain=ERROR_DOMAIN,
-        reason=error.check,
-        metadata={k: v for k, v in _metadata(error).items() if v},
-    )
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    status = status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=error.message(), details=[detail]
-    )
-    return rpc_status.to_status(status)
-
-
-def _metadata(error: TcmeError) -> dict[str, str]:
     data = error.to_dict()
-    return {
-        "error": data["error"],
-        "detail": data["detail"] or "",
-        "expected": data["expected"] or "",
-        "actual": data["actual"] or "",
-    }
+    return error_status(
+        status_code_for(error),
+        error.check,
+        error.message(),
+        error=data["error"],
+        detail=data["detail"],
+        expected=data["expected"],
+        actual=data["actual"],
+    )
 
 
-class TcmeServicer(tcme_pb2_grpc.TcmeServicer):
+class CallGate:
+    """Admission for calls that can run long, so cheap calls always find a worker.
+
+    ``long_call`` admits at most ``workers - RESERVED_WORKERS`` calls at once
+    and refuses the rest at once (RESOURCE_EXHAUSTED, ``server.busy``);
+    ``wait_slot`` grants at most ``workers // 4`` GetResult waits at once
+    (a call without a slot answers "pending" without waiting).
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers <= RESERVED_WORKERS:
+            raise ValueError(f"workers must be more than {RESERVED_WORKERS}")
+        self.long_limit = workers - RESERVED_WORKERS
+        self.wait_limit = max(1, workers // 4)
+        self._long = threading.BoundedSemaphore(self.long_limit)
+        self._waits = threading.BoundedSemaphore(self.wait_limit)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._waiting = 0
+
+    @property
+    def running(self) -> int:
+        """Long calls running now."""
+        with self._lock:
+            return self._running
+
+    @property
+    def waiting(self) -> int:
+        """GetResult calls holding a wait slot now."""
+        with self._lock:
+            return self._waiting
+
+    def _count(self, which: str, step: int) -> None:
+        with self._lock:
+            setattr(self, which, getattr(self, which) + step)
+
+    @contextmanager
+    def long_call(self) -> Iterator[None]:
+        """Hold one long-call slot for the block; raises ``ServerBusy`` when none is free."""
+        if not self._long.acquire(blocking=False):
+            raise ServerBusy(
+                "server.busy",
+                "the enclave is busy; retry later",
+                expected=f"at most {self.long_limit} long calls at once",
+            )
+        self._count("_running", 1)
+        try:
+            yield
+        finally:
+            self._count("_running", -1)
+            self._long.release()
+
+    @contextmanager
+    def wait_slot(self) -> Iterator[bool]:
+        """Yields True while holding one of the wait slots, False when all are taken."""
+        got = self._waits.acquire(blocking=False)
+        if got:
+            self._count("_waiting", 1)
+        try:
+            yield got
+        finally:
+            if got:
+                self._count("_waiting", -1)
+                self._waits.release()
+
+
+def check_session_id(session_id: bytes, *, optional: bool = False) -> None:
+    """Refuse an id of the wrong size before anything looks it up (or quotes it)."""
+    if optional and not session_id:
+        return
+    if len(session_id) != SESSION_ID_SIZE:
+        raise UsageError(
+            "request.session_id",
+            "malformed session id",
+            expected=f"{SESSION_ID_SIZE} bytes",
+            actual=f"{len(session_id)} bytes",
+        )
+
+
+def check_party(party: str) -> None:
+    """Refuse a party name no contract can hold, by its size only."""
+    if not 0 < len(party) <= MAX_PARTY_NAME:
+        raise UsageError(
+            "request.party",
+            "malformed party name",
+            expected=f"1..{MAX_PARTY_NAME} characters",
+            actual=f"{len(party)} characters",
+        )
+
+
+def _pending(state: int = tcme_pb2.SESSION_STATE_OPEN) -> tcme_pb2.GetResultResponse:
+    return tcme_pb2.GetResultResponse(state=state, retry_after_ms=RETRY_AFTER_MS)
+
+
+def _wait_seconds(context: grpc.ServicerContext) -> float:
+    """How long this GetResult may wait: its deadline less a margin, at most MAX_RESULT_WAIT.
+
+    grpc-python reports "no deadline" as None or a huge number; either means
+    MAX_RESULT_WAIT (never an unbounded wait, never an overflow).
+    """
+    remaining = context.time_remaining()
+    if remaining is None or remaining > MAX_RESULT_WAIT + PENDING_MARGIN:
+        return MAX_RESULT_WAIT
+    return max(0.0, remaining - PENDING_MARGIN)
+
+
+class TcmeServicer:
     """``tcme.v1.Tcme`` backed by one ``Enclave``."""
 
-    def __init__(self, enclave: Enclave) -> None:
+    def __init__(self, enclave: Enclave, *, workers: int = 32) -> None:
         self._enclave = enclave
-
-    def _call(self, context: grpc.ServicerContext, method: str, body: Callable[[], T]) -> T:
-        try:
-            return body()
-        except TcmeError as err:
-            code = status_code_for(err)
-            log.info("%s -> %s %s", method, code.name, err.check)
-            context.abort_with_status(status_for(err))
-            raise AssertionError("abort_with_status returned") from None  # pragma: no cover
+        self.gate = CallGate(workers)
 
     def CreateSession(
         self, request: tcme_pb2.CreateSessionRequest, context: grpc.ServicerContext
     ) -> tcme_pb2.CreateSessionResponse:
         """Validate the contract and open a session."""
-
-        def body() -> tcme_pb2.CreateSessionResponse:
-            self._enclave.check_accepting()
+        self._enclave.check_accepting()
+        with self.gate.long_call():
             session = self._enclave.sessions.create(request.contract)
-            return tcme_pb2.CreateSessionResponse(
-                session_id=session.session_id,
-                contract_digest=session.contract.digest,
-                expires_unix_ms=session.expires_unix_ms,
-            )
-
-        return self._call(context, "CreateSession", body)
+        return tcme_pb2.CreateSessionResponse(
+            session_id=session.session_id,
+            contract_digest=session.contract.digest,
+            expires_unix_ms=session.expires_unix_ms,
+        )
 
     def GetSession(
         self, request: tcme_pb2.GetSessionRequest, context: grpc.ServicerContext
     ) -> tcme_pb2.GetSessionResponse:
         """The session's contract bytes and progress."""
-
-        def body() -> tcme_pb2.GetSessionResponse:
-            session = self._enclave.sessions.get(request.session_id)
-            return tcme_pb2.GetSessionResponse(
-                contract=session.contract.raw,
-                contract_digest=session.contract.digest,
-                state=_STATE[session.state],
-                submitted_parties=session.submitted(),
-                expires_unix_ms=session.expires_unix_ms,
-            )
-
-        return self._call(context, "GetSession", body)
+        check_session_id(request.session_id)
+        session = self._enclave.sessions.get(request.session_id)
+        return tcme_pb2.GetSessionResponse(
+            contract=session.contract.raw,
+            contract_digest=session.contract.digest,
+            state=_STATE[session.state],
+            submitted_parties=session.submitted(),
+            expires_unix_ms=session.expires_unix_ms,
+        )
 
     def Attest(
         self, request: tcme_pb2.AttestRequest, context: grpc.ServicerContext
     ) -> tcme_pb2.AttestResponse:
         """Fresh evidence binding claims, contract, session and the caller's nonce."""
-
-        def body() -> tcme_pb2.AttestResponse:
-            attestation = self._enclave.attest(request.session_id, request.nonce)
-            return tcme_pb2.AttestResponse(
-                evidence=_evidence(attestation.evidence),
-                claims=attestation.claims,
-                contract=attestation.contract,
-                session_id=attestation.session_id,
-                capability=attestation.capability,
-            )
-
-        return self._call(context, "Attest", body)
+        check_session_id(request.session_id, optional=True)
+        attestation = self._enclave.attest(request.session_id, request.nonce)
+        return tcme_pb2.AttestResponse(
+            evidence=_evidence(attestation.evidence),
+            claims=attestation.claims,
+            contract=attestation.contract,
+            session_id=attestation.session_id,
+            capability=attestation.capability,
+        )
 
     def SubmitInput(
         self, request: tcme_pb2.SubmitInputRequest, context: grpc.ServicerContext
     ) -> tcme_pb2.SubmitInputResponse:
         """One party's sealed, signed input."""
-
-        def body() -> tcme_pb2.SubmitInputResponse:
+        check_session_id(request.session_id)
+        check_party(request.party)
+        with self.gate.long_call():
             digest, received, expected = self._enclave.sessions.submit(
                 request.session_id, request.party, request.enc, request.ciphertext
             )
-            return tcme_pb2.SubmitInputResponse(
-                ciphertext_sha256=digest, inputs_received=received, inputs_expected=expected
-            )
-
-        return self._call(context, "SubmitInput", body)
+        return tcme_pb2.SubmitInputResponse(
+            ciphertext_sha256=digest, inputs_received=received, inputs_expected=expected
+        )
 
     def GetResult(
         self, request: tcme_pb2.GetResultRequest, context: grpc.ServicerContext
     ) -> tcme_pb2.GetResultResponse:
-        """Wait (within the call deadline) for the session to end; this party's share."""
+        """This party's share once the session ended; "pending" after a bounded wait.
 
-        def body() -> tcme_pb2.GetResultResponse:
-            remaining = context.time_remaining()
-            result = self._enclave.sessions.collect(
-                request.session_id,
-                request.party,
-                request.signature,
-                # Answer "session.pending" a little before the caller's deadline, so the
-                # caller learns the session is still open rather than a bare timeout.
-                timeout=None if remaining is None else max(0.0, remaining - PENDING_MARGIN),
-            )
-            return tcme_pb2.GetResultResponse(
-                state=tcme_pb2.SESSION_STATE_DONE,
-                outputs=[
-                    tcme_pb2.EncryptedOutput(
-                        name=o.name, recipient=o.recipient, enc=o.enc, ciphertext=o.ciphertext
+        The wait is at most MAX_RESULT_WAIT (less with a shorter deadline), only
+        while one of the gate's wait slots is free, and ends as soon as the
+        caller goes away. A pending answer has state OPEN or RUNNING and
+        ``retry_after_ms``; the caller asks again until its own deadline.
+        """
+        check_session_id(request.session_id)
+        check_party(request.party)
+        with self.gate.long_call(), self.gate.wait_slot() as may_wait:
+            wait = _wait_seconds(context) if may_wait else 0.0
+            until = time.monotonic() + wait
+            while True:
+                left = until - time.monotonic()
+                try:
+                    result = self._enclave.sessions.collect(
+                        request.session_id,
+                        request.party,
+                        request.signature,
+                        timeout=max(0.0, min(WAIT_SLICE, left)),
                     )
-                    for o in result.outputs
-                ],
-                receipt=result.receipt,
-                receipt_signature=result.receipt_signature,
-            )
-
-        return self._call(context, "GetResult", body)
+                    break
+                except SessionStateError as err:
+                    if err.check != "session.pending":
+                        raise
+                    if left <= 0 or not context.is_active():
+                        return _pending(_STATE.get(_state_name(err), tcme_pb2.SESSION_STATE_OPEN))
+        return tcme_pb2.GetResultResponse(
+            state=tcme_pb2.SESSION_STATE_DONE,
+            outputs=[
+                tcme_pb2.EncryptedOutput(
+                    name=o.name, recipient=o.recipient, enc=o.enc, ciphertext=o.ciphertext
+                )
+                for o in result.outputs
+            ],
+            receipt=result.receipt,
+            receipt_signature=result.receipt_signature,
+        )
 
     def AbortSession(
         self, request: tcme_pb2.AbortSessionRequest, context: grpc.ServicerContext
     ) -> tcme_pb2.AbortSessionResponse:
         """End the session for everyone at a party's signed request."""
-
-        def body() -> tcme_pb2.AbortSessionResponse:
+        check_session_id(request.session_id)
+        check_party(request.party)
+        with self.gate.long_call():
             state = self._enclave.sessions.abort(
                 request.session_id, request.party, request.signature
             )
-            return tcme_pb2.AbortSessionResponse(state=_STATE[state])
+        return tcme_pb2.AbortSessionResponse(state=_STATE[state])
 
-        return self._call(context, "AbortSession", body)
+
+def _state_name(err: SessionStateError) -> State | None:
+    """The session state a "pending" error reports (its ``actual``)."""
+    try:
+        return State[str(err.actual)]
+    except KeyError:
+        return None
+
+
+def tcme_handler(servicer: TcmeServicer) -> grpc.GenericRpcHandler:
+    """``tcme.v1.Tcme`` for a ``grpc.Server``, decoding and mapping errors itself.
+
+    Requests arrive as bytes: a message that does not parse gets
+    INVALID_ARGUMENT (``request.malformed``) with an ErrorInfo, as every
+    other malformed request does, instead of grpc's INTERNAL.
+    """
+    handlers = {}
+    for method in SERVICE.methods:
+        request_cls = getattr(tcme_pb2, method.input_type.name)
+        response_cls = getattr(tcme_pb2, method.output_type.name)
+        body = getattr(servicer, method.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _decoding(method.name, request_cls, body),
+            response_serializer=response_cls.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+
+
+def _decoding(
+    name: str, request_cls: Any, body: Callable[[Any, grpc.ServicerContext], T]
+) -> Callable[[bytes, grpc.ServicerContext], T]:
+    def handle(raw: bytes, context: grpc.ServicerContext) -> T:
+        try:
+            try:
+                request = request_cls.FromString(raw)
+            except DecodeError:
+                raise UsageError(
+                    "request.malformed",
+                    f"the request is not a valid {request_cls.DESCRIPTOR.full_name}",
+                    actual=f"{len(raw)} bytes",
+                ) from None
+            return body(request, context)
+        except TcmeError as err:
+            code = status_code_for(err)
+            log.info("%s -> %s %s", name, code.name, err.check)
+            context.abort_with_status(status_for(err))
+            raise AssertionError("abort_with_status returned") from None  # pragma: no cover
+
+    return handle
 
 
 def _evidence(evidence: Evidence) -> evidence_pb2.Evidence:

@@ -16,6 +16,15 @@ Ready-made files (written by an operator, or published by ``CollateralStore``)::
     DIR/snp/cert_chain.pem                          fallback chain (single-machine hosts)
     DIR/snp/crl.der                                 AMD CRL for the product
     DIR/tdx/collateral.json                         DCAP collateral as dcap-qvl takes it
+    DIR/nvidia/rims/*.xml, *.swidtag                NVIDIA-signed RIMs (driver and VBIOS)
+    DIR/nvidia/ocsp/<serial hex>.der                OCSP responses for device certificates
+
+NVIDIA collateral is attached when the claims carry GPU evidence (the claims
+are public JSON; the proxy only looks for their ``gpu`` member).
+
+Azure vTPM evidence (``az-snp-vtpm``, ``az-tdx-vtpm``) gets the collateral of
+the hardware evidence inside it: the SEV-SNP report's VEK chain and CRL, or
+the TD quote's Intel collateral.
 
 The proxy never fetches from the network while answering a party.
 
@@ -44,8 +53,12 @@ ATTEST_RESPONSE = "tcme.v1.AttestResponse"
 SNP_REPORTED_TCB = slice(0x180, 0x188)
 SNP_CHIP_ID = slice(0x1A0, 0x1E0)
 SNP_REPORT_SIZE = 0x4A0
+TEE_TYPE_UNSPECIFIED = 0
 TEE_TYPE_SEV_SNP = 1
 TEE_TYPE_TDX = 2
+TEE_TYPE_AZ_SNP_VTPM = 3
+TEE_TYPE_AZ_TDX_VTPM = 4
+MAX_NVIDIA_FILES = 64
 
 
 class CollateralCache:
@@ -93,6 +106,22 @@ class CollateralCache:
             return found
         return self._from_store("SEV-SNP CRL", "snp_crl_for", report)
 
+    def nvidia_rims(self) -> list[bytes]:
+        """Every cached NVIDIA RIM (bounded: at most ``MAX_NVIDIA_FILES``)."""
+        folder = self.directory / "nvidia" / "rims"
+        if not folder.is_dir():
+            return []
+        paths = sorted(p for p in folder.iterdir() if p.suffix in (".xml", ".swidtag"))
+        return [p.read_bytes() for p in paths[:MAX_NVIDIA_FILES] if p.is_file()]
+
+    def nvidia_ocsp(self) -> dict[str, bytes]:
+        """Cached OCSP responses by certificate serial (hex), bounded like the RIMs."""
+        folder = self.directory / "nvidia" / "ocsp"
+        if not folder.is_dir():
+            return {}
+        paths = sorted(p for p in folder.iterdir() if p.suffix == ".der" and p.is_file())
+        return {p.stem.lower(): p.read_bytes() for p in paths[:MAX_NVIDIA_FILES]}
+
     def tdx_collateral(self, quote: bytes = b"") -> bytes | None:
         """Cached TDX DCAP collateral JSON, if any."""
         found = _first_file([self.directory / "tdx" / "collateral.json"])
@@ -113,28 +142,64 @@ def attach_collateral(response: object, cache: CollateralCache | None) -> None:
     evidence = response.evidence  # type: ignore[attr-defined]
     collateral = response.collateral  # type: ignore[attr-defined]
     sources = []
-    if evidence.tee == TEE_TYPE_SEV_SNP:
+    kind, hardware = _hardware_evidence(evidence.tee, bytes(evidence.report))
+    if kind == TEE_TYPE_SEV_SNP:
         if not collateral.snp_cert_chain_pem:
             if evidence.certs_pem:
                 collateral.snp_cert_chain_pem = evidence.certs_pem
                 sources.append("evidence")
             elif cache is not None:
-                chain = cache.snp_chain(evidence.report)
+                chain = cache.snp_chain(hardware)
                 if chain:
                     collateral.snp_cert_chain_pem = chain
                     sources.append(cache.source)
         if not collateral.snp_crl_der and cache is not None:
-            crl = cache.snp_crl(evidence.report)
+            crl = cache.snp_crl(hardware)
             if crl:
                 collateral.snp_crl_der = crl
                 sources.append(cache.source)
-    elif evidence.tee == TEE_TYPE_TDX and not collateral.tdx_collateral_json and cache is not None:
-        blob = cache.tdx_collateral(evidence.report)
+    elif kind == TEE_TYPE_TDX and not collateral.tdx_collateral_json and cache is not None:
+        blob = cache.tdx_collateral(hardware)
         if blob:
             collateral.tdx_collateral_json = blob
             sources.append(cache.source)
+    if cache is not None and _claims_carry_gpus(response.claims):  # type: ignore[attr-defined]
+        rims, ocsp = cache.nvidia_rims(), cache.nvidia_ocsp()
+        if rims and not collateral.nvidia_rims:
+            collateral.nvidia_rims.extend(rims)
+            sources.append(cache.source)
+        if ocsp and not collateral.nvidia_ocsp:
+            collateral.nvidia_ocsp.update(ocsp)
+            sources.append(cache.source)
     if sources and not collateral.source:
         collateral.source = ",".join(dict.fromkeys(sources))
+
+
+def _claims_carry_gpus(claims: bytes) -> bool:
+    # A cheap look, not a parse: the party parses and verifies the claims.
+    return b'"gpu":{' in bytes(claims)
+
+
+def _hardware_evidence(tee: int, report: bytes) -> tuple[int, bytes]:
+    """The hardware kind and bytes whose collateral a verifier needs.
+
+    Azure vTPM evidence carries an SEV-SNP report (inside its HCL report) or a TD
+    quote: its collateral is theirs. Unreadable Azure evidence gets none (the
+    party's own parser will say what is wrong with it).
+    """
+    if tee not in (TEE_TYPE_AZ_SNP_VTPM, TEE_TYPE_AZ_TDX_VTPM):
+        return tee, report
+    from attestation.azure.evidence import parse_azure_evidence
+    from attestation.azure.hcl import parse_hcl_report
+
+    try:
+        parts = parse_azure_evidence(report)
+        if tee == TEE_TYPE_AZ_TDX_VTPM:
+            return TEE_TYPE_TDX, parts.td_quote or b""
+        return TEE_TYPE_SEV_SNP, parse_hcl_report(parts.hcl_report).hardware_report
+    except TcmeError as err:
+        log.info("collateral: unreadable Azure evidence (%s)", err.check)
+        return TEE_TYPE_UNSPECIFIED, b""
 
 
 def attest_hooks(

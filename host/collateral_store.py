@@ -32,7 +32,7 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-from attestation.errors import TcmeError, UsageError
+from attestation.errors import TcmeError, UnreachableError, UsageError
 from attestation.kds import KdsClient, KdsError, atomic_write
 from attestation.snp.abi import PRODUCTS, AttestationReport, parse_report
 from attestation.tdx.abi import parse_quote
@@ -173,7 +173,7 @@ class CollateralStore:
         service = self.pcs if self.pcs is not None else CollateralService.pcs()
         try:
             collateral = fetch_collateral(fmspc, ca=ca, service=service)
-        except UsageError as err:
+        except (UsageError, UnreachableError) as err:
             raise CollateralUnavailable(
                 "collateral.tdx", f"cannot fetch TDX collateral for {fmspc}: {err.message()}"
             ) from err

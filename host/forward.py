@@ -1,16 +1,23 @@
-"""Generic byte-for-byte forwarding of ``tcme.v1`` RPCs to the enclave.
+"""Byte-for-byte forwarding of the unary ``tcme.v1`` RPCs to the enclave (grpc.aio).
 
 The proxy is untrusted and must stay that way: it never deserializes requests
 (party inputs are HPKE ciphertext, but the proxy does not even look), it holds
 no key, and it passes every enclave status code and its details back unchanged.
 Only responses that have a registered hook (Attest, to attach cached
 collateral) are decoded on the way back.
+
+Forwarding is asynchronous: a call waiting on the enclave (a GetResult long
+poll, a slow CreateSession) or on its own caller (a stream that sent headers
+and nothing more) is a coroutine, not a worker thread, so no number of such
+calls can stop the proxy from answering others. A party that cancels, or
+whose deadline passes, cancels the enclave-side call with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -19,16 +26,13 @@ from host.services import MethodShape
 
 log = logging.getLogger(__name__)
 
-# grpc-python reports "no deadline" as a huge time_remaining().
+# Some clients report "no deadline" as a huge time_remaining().
 _NO_DEADLINE = 1e8
 
 # Headers that belong to one HTTP/2 hop and must not be copied to the next.
 _HOP_HEADERS = frozenset({"user-agent", "te", "content-type", "grpc-timeout"})
 # Trailer the enclave uses for google.rpc.Status details: kept so rich errors pass through.
 _STATUS_DETAILS = "grpc-status-details-bin"
-
-# Methods that block until the session finishes; only these need cancellation relayed.
-WAITING_METHODS = frozenset({"GetResult"})
 
 ResponseHook = Callable[[bytes], bytes]
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -48,11 +52,15 @@ def _forwardable(metadata: Iterable[tuple[str, Any]] | None, *, trailing: bool) 
 
 
 class ForwardingHandler(grpc.GenericRpcHandler):
-    """Serves each known method path by replaying it on the enclave channel."""
+    """Serves each known method path by replaying it on the enclave channel.
+
+    ``channel`` is a ``grpc.aio.Channel`` on the serving loop. Every method of
+    the API is unary; a streaming method is refused when the proxy is built.
+    """
 
     def __init__(
         self,
-        channel: grpc.Channel,
+        channel: grpc.aio.Channel,
         methods: Sequence[MethodShape],
         *,
         enclave_target: str,
@@ -60,12 +68,15 @@ class ForwardingHandler(grpc.GenericRpcHandler):
         max_call_seconds: float | None = None,
         on_unavailable: Callable[[], None] | None = None,
     ) -> None:
+        streaming = [m.path for m in methods if m.client_streaming or m.server_streaming]
+        if streaming:
+            raise ValueError(f"the proxy forwards unary methods only; streaming: {streaming}")
         self._channel = channel
         self._target = enclave_target
         self._hooks = dict(response_hooks or {})
         self._max_call_seconds = max_call_seconds
         self._on_unavailable = on_unavailable
-        self._handlers = {m.path: self._method_handler(m) for m in methods}
+        self._handlers = {m.path: self._method_handler(m.path) for m in methods}
         unknown = set(self._hooks) - set(self._handlers)
         if unknown:
             raise ValueError(f"response hooks for unknown methods: {sorted(unknown)}")
@@ -78,7 +89,7 @@ class ForwardingHandler(grpc.GenericRpcHandler):
 
     # -- per-call plumbing -------------------------------------------------------------
 
-    def _timeout(self, context: grpc.ServicerContext) -> float | None:
+    async def _timeout(self, context: grpc.aio.ServicerContext) -> float | None:
         remaining = context.time_remaining()
         if remaining is None or remaining > _NO_DEADLINE:
             remaining = None
@@ -89,123 +100,58 @@ class ForwardingHandler(grpc.GenericRpcHandler):
                 else min(remaining, self._max_call_seconds)
             )
         if remaining is not None and remaining <= 0:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired at the host proxy")
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired at the host proxy"
+            )
         return remaining
 
-    def _fail(self, context: grpc.ServicerContext, path: str, err: grpc.RpcError) -> None:
-        code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-        details = err.details() if hasattr(err, "details") else str(err)
-        trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    async def _fail(
+        self, context: grpc.aio.ServicerContext, path: str, err: grpc.aio.AioRpcError
+    ) -> None:
+        code = err.code()
+        details = err.details() or ""
         if code == grpc.StatusCode.UNAVAILABLE:
             details = f"enclave at {self._target} is unavailable: {details}"
             if self._on_unavailable is not None:
                 self._on_unavailable()
         log.info("forward %s -> %s", path, code.name)
-        kept = _forwardable(trailing, trailing=True)
+        kept = _forwardable(err.trailing_metadata(), trailing=True)
         if kept:
             context.set_trailing_metadata(tuple(kept))
-        context.abort(code, details or "")
+        await context.abort(code, details)
 
-    def _apply_hook(self, context: grpc.ServicerContext, path: str, response: bytes) -> bytes:
+    async def _apply_hook(
+        self, context: grpc.aio.ServicerContext, path: str, response: bytes
+    ) -> bytes:
         hook = self._hooks.get(path)
         if hook is None:
             return response
         try:
-            return hook(response)
+            # Hooks read the collateral cache from disk: off the serving loop.
+            return await asyncio.to_thread(hook, response)
         except Exception as err:  # a hook bug must surface as a status, never a crash
             log.warning("response hook for %s failed: %s", path, type(err).__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"host proxy could not process {path}: {err}")
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"host proxy could not process {path}: {err}"
+            )
             raise  # unreachable: abort raises
 
-    def _method_handler(self, shape: MethodShape) -> grpc.RpcMethodHandler:
-        path = shape.path
-        if not shape.client_streaming and not shape.server_streaming:
-            remote = self._channel.unary_unary(path)
-            waits = path.rsplit("/", 1)[-1] in WAITING_METHODS
+    def _method_handler(self, path: str) -> grpc.RpcMethodHandler:
+        remote = self._channel.unary_unary(path)
 
-            def unary_unary(request: bytes, context: grpc.ServicerContext) -> bytes:
-                timeout = self._timeout(context)
-                metadata = _forwardable(context.invocation_metadata(), trailing=False)
-                try:
-                    if waits:
-                        # A call that waits on the session (GetResult): relay the
-                        # party's cancellation so no enclave call outlives its caller.
-                        call = remote.future(request, timeout=timeout, metadata=metadata)
-                        context.add_callback(call.cancel)
-                        response = call.result()
-                    else:
-                        # Short calls: a blocking call skips the future's thread
-                        # hand-off (~0.4 ms a hop); the deadline still bounds it.
-                        response, call = remote.with_call(
-                            request, timeout=timeout, metadata=metadata
-                        )
-                except grpc.RpcError as err:
-                    self._fail(context, path, err)
-                    raise
-                self._pass_trailers(context, call)
-                return self._apply_hook(context, path, response)
+        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            timeout = await self._timeout(context)
+            metadata = _forwardable(context.invocation_metadata(), trailing=False)
+            # Cancelling this coroutine (the party went away) cancels the enclave call.
+            call = remote(request, timeout=timeout, metadata=metadata)
+            try:
+                response = await call
+            except grpc.aio.AioRpcError as err:
+                await self._fail(context, path, err)
+                raise
+            kept = _forwardable(await call.trailing_metadata(), trailing=True)
+            if kept:
+                context.set_trailing_metadata(tuple(kept))
+            return await self._apply_hook(context, path, response)
 
-            return grpc.unary_unary_rpc_method_handler(unary_unary)
-
-        if not shape.client_streaming:
-            remote_us = self._channel.unary_stream(path)
-
-            def unary_stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-                call = remote_us(
-                    request,
-                    timeout=self._timeout(context),
-                    metadata=_forwardable(context.invocation_metadata(), trailing=False),
-                )
-                yield from self._relay(context, path, call)
-
-            return grpc.unary_stream_rpc_method_handler(unary_stream)
-
-        if not shape.server_streaming:
-            remote_su = self._channel.stream_unary(path)
-
-            def stream_unary(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-                call = remote_su.future(
-                    requests,
-                    timeout=self._timeout(context),
-                    metadata=_forwardable(context.invocation_metadata(), trailing=False),
-                )
-                context.add_callback(call.cancel)
-                try:
-                    response = call.result()
-                except grpc.RpcError as err:
-                    self._fail(context, path, err)
-                    raise
-                self._pass_trailers(context, call)
-                return self._apply_hook(context, path, response)
-
-            return grpc.stream_unary_rpc_method_handler(stream_unary)
-
-        remote_ss = self._channel.stream_stream(path)
-
-        def stream_stream(
-            requests: Iterator[bytes], context: grpc.ServicerContext
-        ) -> Iterator[bytes]:
-            call = remote_ss(
-                requests,
-                timeout=self._timeout(context),
-                metadata=_forwardable(context.invocation_metadata(), trailing=False),
-            )
-            yield from self._relay(context, path, call)
-
-        return grpc.stream_stream_rpc_method_handler(stream_stream)
-
-    def _relay(self, context: grpc.ServicerContext, path: str, call: Any) -> Iterator[bytes]:
-        context.add_callback(call.cancel)
-        try:
-            for message in call:
-                yield self._apply_hook(context, path, message)
-        except grpc.RpcError as err:
-            self._fail(context, path, err)
-            raise
-        self._pass_trailers(context, call)
-
-    @staticmethod
-    def _pass_trailers(context: grpc.ServicerContext, call: Any) -> None:
-        kept = _forwardable(call.trailing_metadata(), trailing=True)
-        if kept:
-            context.set_trailing_metadata(tuple(kept))
+        return grpc.unary_unary_rpc_method_handler(forward)

@@ -27,10 +27,11 @@ LAYERS = {
     "tcme.contract": 2,
     "tcme.wire": 3,
     "tcme.client": 4,
-    "enclave": 4,
-    "host": 4,
-    "tcme.cli": 5,
-    "tcme.__main__": 6,
+    "tcme.serving": 4,
+    "enclave": 5,
+    "host": 5,
+    "tcme.cli": 6,
+    "tcme.__main__": 7,
 }
 
 

@@ -39,13 +39,29 @@ def serial_key(cert: x509.Certificate) -> str:
     return f"{cert.serial_number:x}"
 
 
-def check_ocsp(chain: VerifiedChain, responses: Mapping[str, bytes], *, at: datetime) -> None:
-    """Every non-root certificate of ``chain`` is GOOD at ``at`` per its cached response."""
+def check_ocsp(
+    chain: VerifiedChain,
+    responses: Mapping[str, bytes],
+    *,
+    at: datetime,
+    require_fresh: bool = True,
+) -> bool:
+    """Every non-root certificate of ``chain`` is GOOD at ``at`` per its cached response.
+
+    With ``require_fresh`` (the party's ``[gpu] require_ocsp``) a missing or stale
+    answer rejects; without it those are tolerated, but an answer that is there
+    must still be well signed and must not say REVOKED. Returns True when every
+    certificate had a fresh GOOD answer.
+    """
     certs = chain.certificates
+    complete = True
     for position in range(len(certs) - 1):
         cert, issuer = certs[position], certs[position + 1]
         name = common_name(cert.subject)
         raw = responses.get(serial_key(cert))
+        if raw is None and not require_fresh:
+            complete = False
+            continue
         if raw is None:
             raise SignatureError(
                 "nvidia.ocsp.missing",
@@ -75,7 +91,11 @@ def check_ocsp(chain: VerifiedChain, responses: Mapping[str, bytes], *, at: date
             )
         this_update = response.this_update_utc
         next_update = response.next_update_utc
-        if this_update > at or (next_update is not None and at > next_update):
+        stale = this_update > at or (next_update is not None and at > next_update)
+        if stale and not require_fresh:
+            complete = False
+            continue
+        if stale:
             raise SignatureError(
                 "nvidia.ocsp.stale",
                 f"the cached answer for certificate {position} ({name}) does not cover this time",
@@ -84,6 +104,8 @@ def check_ocsp(chain: VerifiedChain, responses: Mapping[str, bytes], *, at: date
                 else f"after {this_update:%Y-%m-%dT%H:%M:%SZ}",
                 actual=f"{at:%Y-%m-%dT%H:%M:%SZ}",
             )
+
+    return complete
 
 
 def _check_names_cert(

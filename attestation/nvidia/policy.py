@@ -13,13 +13,22 @@
     protected_pcie = false          # true: require PPCIe and its switches
     require_fwid = true             # refuse reports from drivers without the FWID field
     require_ocsp = false            # true: cached OCSP answers must cover the instant
-    rims = { skip = true }          # or rims = { files = ["driver.xml", "vbios.xml"] }
+    rims = { required = true }      # match against NVIDIA-signed RIMs (see below)
 
-Fail closed as for measurements: ``rims`` has no default; it must pin the
-NVIDIA-signed RIM files to match against (driver and VBIOS; each is verified,
-digest first, before use) or say ``skip = true``. Unknown keys are refused. A ``[gpu]``
-table present means GPUs are policed; with ``required = false`` an enclave with
-no GPU passes, but any GPU it does attest must still satisfy every rule.
+Fail closed as for measurements: ``rims`` has no default. It is one of
+
+* ``{ required = true }``: every GPU's measurements must match RIMs for its
+  driver and VBIOS versions, taken from the host's cache (untrusted: each is
+  verified to NVIDIA's RIM root, digest first) and from ``files``;
+* ``{ required = true, files = ["driver.xml", "vbios.xml"] }``: also the
+  party's own RIM files;
+* ``{ required = true, sha384 = ["<96 hex>", ...] }``: and only RIMs with one of
+  these reference digests (pinned RIMs) may be used;
+* ``{ skip = true }``: measurements are not compared (logged as a warning).
+
+Unknown keys are refused. A ``[gpu]`` table present means GPUs are policed;
+with ``required = false`` an enclave with no GPU passes, but any GPU it does
+attest must still satisfy every rule.
 Every violation is reported, not only the first.
 """
 
@@ -66,6 +75,7 @@ class GpuPolicy:
     require_ocsp: bool = False
     rims_required: bool = True
     rim_files: tuple[str, ...] = ()
+    rim_sha384: tuple[str, ...] = ()  # when set, every RIM used must have one of these digests
 
     @classmethod
     def from_dict(cls, table: Mapping[str, Any]) -> GpuPolicy:
@@ -84,19 +94,8 @@ class GpuPolicy:
             raise UsageError("policy.gpu.cc_mode", expected='"on"', actual=table.get("cc_mode"))
         if table.get("debug", False) is not False:
             raise UsageError("policy.gpu.debug", "debug GPUs are never accepted", expected=False)
-        rims = table.get("rims")
-        files = rims.get("files") if isinstance(rims, Mapping) else None
-        pinned = isinstance(files, list) and files and all(isinstance(f, str) for f in files)
-        if not isinstance(rims, Mapping) or not (
-            (set(rims) == {"files"} and pinned) or dict(rims) == {"skip": True}
-        ):
-            raise UsageError(
-                "policy.gpu.rims",
-                "say explicitly whether measurements are matched against NVIDIA's RIMs",
-                expected='rims = { files = ["driver.xml", "vbios.xml"] } or rims = { skip = true }',
-                actual=repr(rims),
-            )
-        if rims.get("skip"):
+        rims = _rims(table.get("rims"))
+        if rims is None:
             log.warning("[gpu] rims = { skip = true }: GPU firmware measurements are NOT checked")
         count = table.get("count")
         if count is not None and (
@@ -117,8 +116,9 @@ class GpuPolicy:
             protected_pcie=_bool(table, "protected_pcie", False),
             require_fwid=_bool(table, "require_fwid", True),
             require_ocsp=_bool(table, "require_ocsp", False),
-            rims_required=not rims.get("skip", False),
-            rim_files=tuple(files or ()),
+            rims_required=rims is not None,
+            rim_files=tuple(rims["files"]) if rims else (),
+            rim_sha384=tuple(rims["sha384"]) if rims else (),
         )
 
 
@@ -210,6 +210,34 @@ def _raise(violations: list[PolicyError]) -> None:
             actual=first.actual,
             violations=violations,
         )
+
+
+def _rims(value: Any) -> dict[str, list[str]] | None:
+    """The ``rims`` value: None for an explicit skip, else files and pins (may be empty)."""
+    expected = "rims = { required = true [, files = [...]] [, sha384 = [...]] } or { skip = true }"
+    if isinstance(value, Mapping) and dict(value) == {"skip": True}:
+        return None
+    if not isinstance(value, Mapping) or value.get("required") is not True:
+        raise UsageError(
+            "policy.gpu.rims",
+            "say explicitly whether measurements are matched against NVIDIA's RIMs",
+            expected=expected,
+            actual=repr(value),
+        )
+    unknown = sorted(set(value) - {"required", "files", "sha384"})
+    if unknown:
+        raise UsageError(f"policy.gpu.rims.{unknown[0]}", "unknown key", expected=expected)
+    out: dict[str, list[str]] = {}
+    for key in ("files", "sha384"):
+        items = value.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise UsageError(f"policy.gpu.rims.{key}", expected="a list of strings", actual=items)
+        out[key] = list(items)
+    for digest in out["sha384"]:
+        if len(digest) != 96 or any(c not in "0123456789abcdef" for c in digest.lower()):
+            raise UsageError("policy.gpu.rims.sha384", expected="96 hex digits", actual=digest)
+    out["sha384"] = [d.lower() for d in out["sha384"]]
+    return out
 
 
 def _bool(table: Mapping[str, Any], key: str, default: bool) -> bool:

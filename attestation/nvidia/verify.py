@@ -157,8 +157,7 @@ def verify_device_evidence(
     # (7) revocation from cached OCSP responses
     ocsp_checked = False
     if ocsp or require_ocsp:
-        check_ocsp(chain, ocsp or {}, at=when)
-        ocsp_checked = True
+        ocsp_checked = check_ocsp(chain, ocsp or {}, at=when, require_fresh=require_ocsp)
     hwmodel = common_name(chain.certificates[1].subject)
     model = hwmodel.split(" ", 1)[0]
     return VerifiedDevice(

@@ -8,7 +8,11 @@ Order (first that works wins):
 2. ``/dev/sev-guest`` (SNP_GET_EXT_REPORT) for SNP guests on older kernels;
 3. ``/dev/tdx_guest`` is checked and reported, but it only yields a TDREPORT,
    which no remote party can verify, so it is never selected on its own;
-4. the CoCo attestation agent (``coco-aa``), inside a Confidential Containers
+4. the Azure vTPM (``azure-vtpm``): on an Azure SEV-SNP or TDX confidential
+   VM the paravisor hides the interfaces above; ``/dev/tpmrm0`` holds its HCL
+   report (NV index 0x01400001) and quotes with its AK
+   (``attestation.providers.azure_vtpm``);
+5. the CoCo attestation agent (``coco-aa``), inside a Confidential Containers
    pod, where the container has none of the above: its REST API
    (``$TCME_COCO_AA_URL``, default http://127.0.0.1:8006) returns the same SNP
    report or TDX quote for our REPORT_DATA (``attestation.providers.coco_aa``).
@@ -52,6 +56,7 @@ def diagnose(root: Path = Path("/")) -> list[ProviderStatus]:
     """
     root = Path(root)
     statuses = [_configfs_status(root), _sev_guest_status(root), _tdx_guest_status(root)]
+    statuses.append(_azure_vtpm_status(root))
     statuses.append(_coco_status())
     return statuses
 
@@ -70,6 +75,23 @@ def _coco_status() -> ProviderStatus:
         True,
         f"the CoCo attestation agent answers ({version}, TEE {tee or 'not reported'})",
         tee=tee or None,
+    )
+
+
+def _azure_vtpm_status(root: Path) -> ProviderStatus:
+    from attestation.providers.azure_vtpm import TPM_DEVICE, AzureVtpmProvider
+
+    path = root / TPM_DEVICE
+    try:
+        provider = AzureVtpmProvider.from_device(root)
+    except ProviderError as err:
+        return ProviderStatus("azure-vtpm", path, False, err.message())
+    return ProviderStatus(
+        "azure-vtpm",
+        path,
+        True,
+        f"{path} holds an Azure HCL report ({provider.tee}) and quotes with its AK",
+        tee=provider.tee,
     )
 
 
@@ -176,6 +198,10 @@ def _build(status: ProviderStatus, root: Path) -> EvidenceProvider:
         return ConfigfsTsmProvider(root)
     if status.name == "sev-guest":
         return SevGuestProvider(root)
+    if status.name == "azure-vtpm":
+        from attestation.providers.azure_vtpm import AzureVtpmProvider
+
+        return AzureVtpmProvider.from_device(root)
     if status.name == "coco-aa":
         provider = CocoAgentProvider(str(status.path))
         provider.tee = status.tee or ""

@@ -174,34 +174,66 @@ def _one_line(message: str) -> str:
 
 
 def _classify(message: str, quote: Quote, collateral: TdxCollateral) -> TcmeError:
-    """Turn dcap-qvl's error text into a named check (dcap-qvl raises bare ValueErrors)."""
+    """Turn dcap-qvl's error text into a named check with our own words.
+
+    dcap-qvl raises bare ValueErrors whose text is Rust debug output
+    (``CrlExpired { time: ... }``); it names the check, and each known check gets
+    a sentence in TDX terms here. Only an unknown failure quotes dcap-qvl, made
+    readable.
+    """
     detail = _one_line(message)
     lowered = detail.lower()
     if "no matching tcb level" in lowered:
         return PolicyError(
             "tcb_level",
-            f"no TCB level in the TCB Info matches this platform (dcap-qvl: {detail})",
+            "no TCB level in the TCB Info matches this platform's TCB SVNs",
             expected=f"a matching TCB level for fmspc {collateral.fmspc}",
             actual="none",
         )
     if "revoked" in lowered and "tcb status" in lowered:
-        return PolicyError("tcb_status", detail, expected="not Revoked", actual="Revoked")
+        return PolicyError(
+            "tcb_status", "the platform's TCB is revoked", expected="not Revoked", actual="Revoked"
+        )
     if "failed to decode quote" in lowered:
-        return ParseError("quote", f"dcap-qvl cannot decode the quote: {detail}")
-    for needle, check in _TD_ATTRIBUTE_REFUSALS:
+        return ParseError("quote", f"the quote does not decode: {_readable(detail)}")
+    for needle, check, sentence in _TD_ATTRIBUTE_REFUSALS:
         if needle in lowered:
             # A genuine quote whose TD configuration dcap-qvl itself refuses (no policy
             # setting of ours can override these).
-            return PolicyError(
-                check, f"refused by dcap-qvl: {detail}", actual=quote.body.td_attributes
-            )
+            return PolicyError(check, sentence, actual=quote.body.td_attributes)
     check = _check_for(lowered)
     if check == "certificate_chain":
-        check, detail = _diagnose_pck_chain(quote, detail)
-    return SignatureError(check, detail)
+        check, why = _diagnose_pck_chain(quote)
+        return SignatureError(check, why)
+    sentence = _SENTENCES.get(check)
+    if sentence is None:
+        return SignatureError(check, f"dcap-qvl refused the quote: {_readable(detail)}")
+    times = [
+        f"{_TIME_FIELDS[name]} {value}"
+        for name, value in _FIELD.findall(detail)
+        if name in _TIME_FIELDS
+    ]
+    return SignatureError(check, sentence + (f" ({'; '.join(times)})" if times else ""))
 
 
-# Ordered: the first matching substring names the check.
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_FIELD = re.compile(r"(\w+): ([^,}\s]+)")
+# The fields of dcap-qvl's time errors (CertExpired { time, not_after } ...), in words.
+_TIME_FIELDS = {
+    "time": "verification time",
+    "not_before": "valid from",
+    "not_after": "valid until",
+    "next_update": "next update due",
+}
+
+
+def _readable(detail: str) -> str:
+    """Rust debug text as words: ``CrlExpired { time: T }`` -> ``Crl Expired (time: T)``."""
+    words = _CAMEL.sub(" ", detail).replace(" { ", " (").replace(" }", ")")
+    return words[:300]
+
+
+# Ordered: the first matching substring of dcap-qvl's text names the check.
 _CHECKS = (
     ("isv enclave report signature", "quote.signature"),
     ("signature is invalid for qe_report", "qe_report.signature"),
@@ -219,15 +251,50 @@ _CHECKS = (
     ("crl", "collateral.crl"),
     ("certificate", "certificate_chain"),
 )
+# What each check means, in TDX terms (dcap-qvl words the first one as SGX's
+# "ISV enclave report"; in a TD quote it is the TD report).
+_SENTENCES = {
+    "quote.signature": (
+        "the quote's signature over the TD report does not verify under the attestation "
+        "key the Quoting Enclave certified"
+    ),
+    "qe_report.signature": (
+        "the Quoting Enclave's report is not signed by the PCK certificate's key"
+    ),
+    "qe_report.report_data": (
+        "the Quoting Enclave's report does not bind the quote's attestation key"
+    ),
+    "collateral.crl.freshness": (
+        "a CRL in the collateral is past its next update at the verification time: "
+        "fetch fresh collateral (tcme collateral fetch)"
+    ),
+    "certificate_chain.revocation": "a certificate in the PCK chain is revoked by the PCK CRL",
+    "certificate_chain.validity": (
+        "a certificate in the PCK chain is expired or not yet valid at the verification time"
+    ),
+    "collateral.tcb_info": (
+        "the collateral's TCB Info does not verify (signature, issuer chain or validity window)"
+    ),
+    "collateral.qe_identity": (
+        "the collateral's QE Identity does not verify (signature, issuer chain or validity "
+        "window), or the Quoting Enclave does not match it"
+    ),
+    "collateral.fmspc": "the collateral is for another platform (FMSPC mismatch)",
+    "collateral.crl": "a CRL in the collateral does not verify under its issuer",
+}
 # dcap-qvl's own checks of the TD's configuration (TDATTRIBUTES, MRSERVICETD).
 _TD_ATTRIBUTE_REFUSALS = (
-    ("debug mode is enabled", "td_attributes.debug"),
-    ("sept_ve_disable", "td_attributes.sept_ve_disable"),
-    ("reserved bits", "td_attributes.reserved"),
-    ("td profiling", "td_attributes.perfmon"),
-    ("td migration", "td_attributes.migratable"),
-    ("servtd_ext", "td_attributes.servtd_ext"),
-    ("mr service td", "mr_service_td"),
+    ("debug mode is enabled", "td_attributes.debug", "the TD runs in debug mode"),
+    (
+        "sept_ve_disable",
+        "td_attributes.sept_ve_disable",
+        "the TD does not disable EPT-violation #VE (SEPT_VE_DISABLE is clear)",
+    ),
+    ("reserved bits", "td_attributes.reserved", "reserved TD attribute bits are set"),
+    ("td profiling", "td_attributes.perfmon", "the TD allows performance profiling"),
+    ("td migration", "td_attributes.migratable", "the TD is migratable"),
+    ("servtd_ext", "td_attributes.servtd_ext", "the TD has a service-TD extension bound"),
+    ("mr service td", "mr_service_td", "MRSERVICETD is not zero (a service TD is bound)"),
 )
 
 
@@ -238,18 +305,19 @@ def _check_for(lowered: str) -> str:
     return "dcap_qvl"
 
 
-def _diagnose_pck_chain(quote: Quote, detail: str) -> tuple[str, str]:
+def _diagnose_pck_chain(quote: Quote) -> tuple[str, str]:
     """Name the link that broke when dcap-qvl reports only "certificate chain" (failure path only).
 
     The quote's root was already pinned in step (1), so only the two lower links can fail here.
     """
+    generic = "the PCK certificate chain in the quote does not verify"
     try:
         leaf, intermediate, root = (
             x509.load_der_x509_certificate(der)
             for der in quote.signature_data.certification.pck_cert_chain
         )
-    except ValueError as err:
-        return "pck_chain", f"{detail}; a certificate in the quote does not parse: {err}"
+    except ValueError:
+        return "pck_chain", f"{generic}: a certificate in it does not parse"
     for name, cert, issuer in (
         ("pck_chain.intermediate", intermediate, root),
         ("pck_chain.leaf", leaf, intermediate),
@@ -265,5 +333,5 @@ def _diagnose_pck_chain(quote: Quote, detail: str) -> tuple[str, str]:
             )
         except InvalidSignature:
             subject = cert.subject.rfc4514_string()
-            return name, f"signature of {subject!r} does not verify under its issuer ({detail})"
-    return "certificate_chain", detail
+            return name, f"the signature on {subject!r} does not verify under its issuer's key"
+    return "certificate_chain", generic

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from attestation.errors import PolicyError, TcmeError
+from attestation.errors import TcmeError
 from tcme.cli.exitcodes import (
     EXIT_OK,
     EXIT_REJECT,
@@ -134,10 +134,8 @@ def report_error(args: argparse.Namespace, err: TcmeError) -> int:
 
 
 def reasons(err: TcmeError) -> list[str]:
-    """Every reason of a rejection, one line each (all policy violations, not the first)."""
-    if isinstance(err, PolicyError) and err.violations:
-        return [v.message() for v in err.violations]
-    return [err.message()]
+    """Every reason of a failure, one line each (all violations, not only the first)."""
+    return err.reasons()
 
 
 _PREFIX = {

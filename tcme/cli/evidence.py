@@ -7,6 +7,7 @@ the JSON), 2 malformed input or usage error (``tcme.cli.exitcodes``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,9 +31,11 @@ def register(subparsers: Any) -> None:
         help="verify evidence: signatures, chain to a pinned root, policy, binding",
         description=(
             "Verify an SEV-SNP report (raw, hex, base64 or Azure HCL), an Intel TDX quote "
-            "(v4/v5; raw, hex or base64) or an NVIDIA GPU/NVSwitch attestation report (SPDM 1.1 "
-            "GET_MEASUREMENTS request + response; raw, hex or base64: needs --certs and --nonce, "
-            "takes --rim); the type is detected from the bytes. "
+            "(v4/v5; raw, hex or base64), Azure vTPM evidence (az-snp-vtpm/az-tdx-vtpm: the "
+            "JSON the CoCo attestation agent and Trustee use, HCL report + TPM quote, v0/v1/v2; "
+            "policy table [azure]; takes --nonce) or an NVIDIA GPU/NVSwitch attestation report "
+            "(SPDM 1.1 GET_MEASUREMENTS request + response; raw, hex or base64: needs --certs "
+            "and --nonce, takes --rim); the type is detected from the bytes. "
             "Exit 0 accept, 1 reject, 2 malformed input or usage error."
         ),
     )
@@ -46,7 +49,9 @@ def register(subparsers: Any) -> None:
     verify.add_argument(
         "--nonce",
         metavar="HEX",
-        help="NVIDIA (required): the 32-byte nonce the GPU was asked to sign, 64 hex digits",
+        help="NVIDIA (required): the 32-byte nonce the GPU was asked to sign, 64 hex digits. "
+        "Azure vTPM: the exact qualifying data (nonce) the TPM quote must carry, as the CoCo "
+        "attester and Trustee use it (1..64 bytes)",
     )
     verify.add_argument(
         "--rim",
@@ -82,6 +87,7 @@ def register(subparsers: Any) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Handler of ``tcme evidence verify``."""
+    from attestation.azure.evidence import looks_like_azure_evidence
     from attestation.inputs import read_certs, read_input
     from attestation.policy import Policy
     from attestation.text import parse_hex, parse_time
@@ -94,12 +100,19 @@ def run_verify(args: argparse.Namespace) -> int:
     expected = parse_hex(args.report_data, "--report-data", size=64) if args.report_data else None
     at = parse_time(args.at, "--at") if args.at else None
     collateral: Any = args.collateral
-    if args.nonce or args.rim:
+    nonce = None
+    if args.nonce and not args.rim and looks_like_azure_evidence(evidence):
+        nonce = parse_hex(args.nonce, "--nonce")  # the TPM quote's qualifying data
+        if not 1 <= len(nonce) <= 64:
+            raise UsageError("--nonce", "wrong length", expected="1..64 bytes", actual=len(nonce))
+    elif args.nonce or args.rim:
         from attestation.nvidia.evidence import is_nvidia_report
 
         if not is_nvidia_report(evidence):
             raise UsageError(
-                "--nonce", "--nonce and --rim apply to NVIDIA GPU evidence only", actual="other"
+                "--nonce",
+                "--nonce applies to NVIDIA GPU and Azure vTPM evidence, --rim to NVIDIA only",
+                actual="other",
             )
         expected = parse_hex(args.nonce, "--nonce", size=32) if args.nonce else None
         collateral = [read_input(path, "rim") for path in args.rim]
@@ -112,6 +125,7 @@ def run_verify(args: argparse.Namespace) -> int:
         crl=crl,
         product=args.product,
         collateral=collateral,
+        nonce=nonce,
     )
     if args.json:
         print(json.dumps(result.summary(), indent=2))
@@ -137,6 +151,8 @@ def run_show(args: argparse.Namespace) -> int:
         fields = {"tee": tee, **report_to_dict(parse_nvidia(decode_nvidia(data)))}
     elif tee == "tdx":
         fields = {"tee": tee, **quote_to_dict(parse_quote(decode_tdx_input(data)))}
+    elif tee in ("az-snp-vtpm", "az-tdx-vtpm"):
+        fields = {"tee": tee, **_azure_fields(data)}
     elif tee != "sev-snp":
         raise UsageError(
             "show.tee",
@@ -155,9 +171,36 @@ def run_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _azure_fields(data: bytes) -> dict[str, Any]:
+    """Every part of Azure vTPM evidence: HCL report, hardware report, runtime data, quote."""
+    from attestation.azure.verify import parse_parts
+    from attestation.snp.abi import parse_report
+    from attestation.tdx.abi import parse_quote, quote_to_dict
+
+    parts, hcl, runtime, attest = parse_parts(data)
+    fields: dict[str, Any] = {
+        "evidence_version": parts.version,
+        "hcl_report": hcl.to_dict(),
+    }
+    if hcl.tee == "sev-snp":
+        fields["snp_report"] = parse_report(hcl.hardware_report).to_dict()
+    else:
+        fields["td_report"] = {"sha384": hashlib.sha384(hcl.hardware_report).hexdigest()}
+        fields["td_quote"] = quote_to_dict(parse_quote(parts.td_quote or b""))
+    fields["runtime_data"] = runtime.to_dict()
+    fields["runtime_data_sha256"] = hashlib.sha256(hcl.variable_data).hexdigest()
+    fields["quote"] = attest.to_dict()
+    fields["quote_signature"] = parts.quote_signature.hex()
+    fields["pcrs"] = {str(i): value.hex() for i, value in enumerate(parts.pcrs)}
+    fields["vcek"] = "present" if parts.vcek else "absent"
+    return fields
+
+
 def _describe(result: VerifiedEvidence) -> str:
     if result.tee == "tdx":
         return _describe_tdx(result)
+    if result.tee in ("az-snp-vtpm", "az-tdx-vtpm"):
+        return _describe_azure(result)
     if result.tee == "nvidia-gpu":
         return _describe_nvidia(result)
     s = result.summary()
@@ -204,6 +247,30 @@ def _describe_tdx(result: VerifiedEvidence) -> str:
             f"  verified at   {s.get('verified_at')}",
         ]
     )
+
+
+def _describe_azure(result: VerifiedEvidence) -> str:
+    s = result.summary()
+    quote = s["quote"]
+    lines = [result.verdict]
+    if result.simulated:
+        lines.append(
+            "WARNING: SIMULATED evidence is not from AMD hardware; trust it with nothing real."
+        )
+    tcb = " ".join(f"{k}={v}" for k, v in result.tcb.items() if not isinstance(v, list))
+    lines += [
+        f"  tee           {s['tee']} (evidence v{s['evidence_version']}, "
+        f"HCL header v{s['hcl_report']['header_version']})",
+        f"  hardware      {s['product']}, {s['signing_key']}, TCB {tcb}",
+        f"  measurement   {s['measurement']} (the paravisor's launch measurement)",
+        f"  runtime data  sha256 {s['runtime_data_sha256']} = the hardware REPORT_DATA",
+        f"  AK quote      {s['quote_signature']}, signer {quote['qualified_signer']}",
+        f"  PCRs          {quote['pcr_selection']}, digest {quote['pcr_digest']}",
+        f"  nonce         {quote['extra_data']}",
+        f"  root          sha256 {s['root_sha256']}",
+        f"  verified at   {s.get('verified_at')}",
+    ]
+    return "\n".join(lines)
 
 
 def _describe_nvidia(result: VerifiedEvidence) -> str:

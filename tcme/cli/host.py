@@ -14,7 +14,8 @@ from types import FrameType
 from attestation.errors import UnreachableError, UsageError
 from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, mark_contacted
 
-# Trailing metadata key in which the proxy says why it is not serving (host/health.py).
+# Trailing metadata key in which the proxy says why it is not serving: host.health.REASON_KEY
+# (not imported: `tcme --help` must not load grpc).
 HEALTH_REASON_KEY = "tcme-health-reason"
 
 

@@ -271,6 +271,8 @@ def _print_identity(model: Path, identity: ModelIdentity) -> None:
     print(f"  method         {identity.method}")
     print(f"  serialization  {serialization}, {identity.hash_algorithm}")
     print(f"  resources      {len(identity.files)}")
+    for path, why in identity.accepted_ignore_paths.items():
+        print(f"  also ignored   {path}: recorded by the signer; {why}")
 
 
 def _register_fetch(commands: argparse._SubParsersAction) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 NONCE_SIZE = 32
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RESULT_TIMEOUT = 600.0
+# Bounds on the server's "call again in" hint (an untrusted proxy may send any value).
+MIN_RETRY_SECONDS = 0.05
+MAX_RETRY_SECONDS = 5.0
+_PENDING_STATES = frozenset({"OPEN", "RUNNING"})
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
@@ -223,15 +228,12 @@ class TcmeClient:
         if contract is None:
             raise UsageError("result.session", "attest a session (not the bare enclave) first")
         session_id = attestation.session_id
-        response = self._call(
-            "GetResult",
-            tcme_pb2.GetResultRequest(
-                session_id=session_id,
-                party=party,
-                signature=sign_result_request(session_id, party, keys),
-            ),
-            timeout=timeout,
+        request = tcme_pb2.GetResultRequest(
+            session_id=session_id,
+            party=party,
+            signature=sign_result_request(session_id, party, keys),
         )
+        response = self._poll_result(request, timeout)
         state = _state_name(response.state)
         if state != "DONE":
             raise BindingError("result.state", "no result released", expected="DONE", actual=state)
@@ -264,6 +266,33 @@ class TcmeClient:
         return PartyResult(
             outputs={o.name: o.value for o in opened}, receipt=receipt, opened=tuple(opened)
         )
+
+    def _poll_result(
+        self, request: tcme_pb2.GetResultRequest, timeout: float
+    ) -> tcme_pb2.GetResultResponse:
+        """GetResult again while it answers "pending", until ``timeout`` seconds in all.
+
+        Each call is a bounded long poll on the server; between calls the client
+        waits the server's ``retry_after_ms`` (clamped), never past its deadline.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            response = self._call("GetResult", request, timeout=max(left, MIN_RETRY_SECONDS))
+            state = _state_name(response.state)
+            if state not in _PENDING_STATES:
+                return response
+            pause = min(max(response.retry_after_ms / 1000, MIN_RETRY_SECONDS), MAX_RETRY_SECONDS)
+            if time.monotonic() + pause >= deadline:
+                raise RemoteError(
+                    "session.pending",
+                    f"the session had not finished within {timeout:g} s",
+                    code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                    expected="DONE",
+                    actual=state,
+                )
+            log.debug("GetResult pending (%s); asking again in %.2f s", state, pause)
+            time.sleep(pause)
 
     def abort(self, session_id: bytes, party: str, keys: PartyKeys) -> str:
         """End the session for every party (signed by this party); returns the new state."""

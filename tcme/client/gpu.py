@@ -10,16 +10,20 @@ and apply the ``[gpu]`` rules (attestation.nvidia.policy).
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from attestation.errors import PolicyError, UsageError
+from attestation.errors import PolicyError, TcmeError, UsageError
 from attestation.nvidia.binding import gpu_nonce_for
 from attestation.nvidia.policy import GpuPolicy, validate_system
 from attestation.nvidia.rim import MeasurementMatch, VerifiedRim, match_measurements, verify_rim
 from attestation.nvidia.verify import DeviceEvidence, VerifiedSystem, verify_system
 from attestation.policy import Policy
 from tcme.wire import Claims
+
+log = logging.getLogger(__name__)
 
 
 def verify_gpus(
@@ -31,8 +35,14 @@ def verify_gpus(
     nonce: bytes,
     capability_digest: bytes | None,
     at: datetime | None,
+    rims: Sequence[bytes] = (),
+    ocsp: Mapping[str, bytes] | None = None,
 ) -> VerifiedSystem | None:
-    """The verified GPU system, or None when there are no GPUs and the policy allows that."""
+    """The verified GPU system, or None when there are no GPUs and the policy allows that.
+
+    ``rims`` and ``ocsp``: what the host's cache attached (``Collateral.nvidia_*``);
+    untrusted, every RIM and answer is verified before it counts.
+    """
     table = policy.extra.get("gpu")
     if table is None:
         if claims.has_gpu:
@@ -54,24 +64,63 @@ def verify_gpus(
         [DeviceEvidence(report, certs) for report, certs in claims.gpu_devices],
         nonce=gpu_nonce,
         at=at,
+        ocsp=ocsp,
         require_ocsp=gpu_policy.require_ocsp,
         allow_simulated=policy.allow_simulated,
     )
     matches: list[MeasurementMatch | None] = []
     if gpu_policy.rims_required:
-        rims = [_load_rim(path, system.gpus[0].verified_at) for path in gpu_policy.rim_files]
+        when = system.gpus[0].verified_at if system.gpus else at
+        verified = _usable_rims(
+            [*rims, *(_read_rim(path) for path in gpu_policy.rim_files)], gpu_policy, when
+        )
         for gpu in system.gpus:
             chip = gpu.hwmodel.split(" ", 1)[0]
             versions = {v.lower() for v in (gpu.driver_version, gpu.vbios_version) if v}
-            mine = [r for r in rims if r.product == chip and r.version.lower() in versions]
+            mine = [r for r in verified if r.product == chip and r.version.lower() in versions]
             matches.append(match_measurements(gpu.report, mine, chip=chip) if mine else None)
     validate_system(system, gpu_policy, matches=matches, claimed=claims.gpu_mode)
     return system
 
 
-def _load_rim(path: str, at: datetime) -> VerifiedRim:
+def _usable_rims(
+    documents: Sequence[bytes], policy: GpuPolicy, at: datetime | None
+) -> list[VerifiedRim]:
+    """Verify every RIM; keep one per (product, version), pinned digests only if pinned.
+
+    A RIM from the host that fails verification is dropped (the host is untrusted and
+    may hold stale files); a GPU left without a RIM then fails ``gpu[i].rims``.
+    A party's own file that fails is an error naming the check.
+    """
+    out: dict[tuple[str, str], VerifiedRim] = {}
+    own = len(documents) - len(policy.rim_files)
+    for position, document in enumerate(documents):
+        try:
+            rim = verify_rim(document, at=at or datetime.now(UTC))
+        except TcmeError as err:
+            if position >= own:
+                raise
+            log.info("dropping a cached NVIDIA RIM that does not verify: %s", err.check)
+            continue
+        if policy.rim_sha384 and rim.digest.hex() not in policy.rim_sha384:
+            continue
+        key = (rim.product, rim.version.lower())
+        # Two valid RIMs for one version: the later-signed one (NVIDIA re-signs and fixes).
+        held = out.get(key)
+        if (
+            held is None
+            or rim.signer.leaf.not_valid_before_utc > held.signer.leaf.not_valid_before_utc
+        ):
+            out[key] = rim
+    return list(out.values())
+
+
+def _signed_after(rim: VerifiedRim, other: VerifiedRim) -> bool:
+    return rim.signer.leaf.not_valid_before_utc > other.signer.leaf.not_valid_before_utc
+
+
+def _read_rim(path: str) -> bytes:
     try:
-        data = Path(path).expanduser().read_bytes()
+        return Path(path).expanduser().read_bytes()
     except OSError as err:
         raise UsageError("policy.gpu.rims", f"cannot read RIM file {path}: {err.strerror}") from err
-    return verify_rim(data, at=at)

@@ -194,6 +194,8 @@ def verify_attestation(
         nonce=nonce,
         capability_digest=capability.digest if capability is not None else None,
         at=verified.verified_at or at,
+        rims=[bytes(r) for r in collateral.nvidia_rims],
+        ocsp={k: bytes(v) for k, v in collateral.nvidia_ocsp.items()},
     )
     if verified.simulated:
         log.warning("accepted SIMULATED evidence (policy allow_simulated): not a real TEE")

@@ -109,6 +109,16 @@ def read_document(path: Path) -> dict[str, Any]:
     return document
 
 
+class ContractSchemaError(ContractError, ParseError):
+    """The contract file does not have the file schema's shape: malformed input (exit 2),
+    as opposed to a well-formed contract that breaks a rule of the language."""
+
+
+# Every violation is listed; past this many the rest are counted (a file of garbage
+# must not produce a megabyte of messages).
+MAX_SCHEMA_ERRORS = 20
+
+
 def validate_document(document: Mapping[str, Any]) -> None:
     """Structural check against ``schema.json``; raises ``ContractError`` with the JSON path."""
     from jsonschema import Draft202012Validator
@@ -117,16 +127,25 @@ def validate_document(document: Mapping[str, Any]) -> None:
 
     # format "regex" (the contract's patterns) is checked by RE2, never compiled by re.
     validator = Draft202012Validator(contract_file_schema(), format_checker=format_checker())
-    errors = sorted(validator.iter_errors(document), key=lambda e: e.path)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
     if not errors:
         return
-    error = min(errors, key=lambda e: -len(e.absolute_path))
-    deepest = _deepest(error)
-    path = "/" + "/".join(str(p) for p in deepest.absolute_path)
-    raise ContractError(
+    violations = []
+    for error in errors[:MAX_SCHEMA_ERRORS]:
+        deepest = _deepest(error)
+        path = "/" + "/".join(str(p) for p in deepest.absolute_path)
+        violations.append(
+            ContractSchemaError("contract.schema", f"at {path}: {deepest.message[:300]}")
+        )
+    if len(errors) > MAX_SCHEMA_ERRORS:
+        violations.append(
+            ContractSchemaError("contract.schema", f"and {len(errors) - MAX_SCHEMA_ERRORS} more")
+        )
+    raise ContractSchemaError(
         "contract.schema",
-        f"at {path}: {deepest.message[:300]}",
+        f"{len(errors)} schema error(s)",
         actual=f"{len(errors)} schema error(s)",
+        violations=violations,
     )
 
 

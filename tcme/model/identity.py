@@ -53,9 +53,17 @@ class ModelIdentity:
     """The statement's subject name (informative only; renaming a model keeps it valid)."""
     signer_fingerprint: str = ""
     """``sha256:<hex>`` of the signer key (key) or leaf certificate DER (certificate, sigstore)."""
+    accepted_ignore_paths: Mapping[str, str] = field(default_factory=dict)
+    """Ignore paths the signature records beyond the verifier's own, each with why it hides
+    nothing (e.g. ``model.sig`` when the signature is kept outside the model)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", MappingProxyType(dict(sorted(self.files.items()))))
+        object.__setattr__(
+            self,
+            "accepted_ignore_paths",
+            MappingProxyType(dict(sorted(self.accepted_ignore_paths.items()))),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (used by ``tcme model verify --json``)."""
@@ -70,6 +78,7 @@ class ModelIdentity:
             "signer_fingerprint": self.signer_fingerprint,
             "model_name": self.model_name,
             "files": dict(self.files),
+            "accepted_ignore_paths": dict(self.accepted_ignore_paths),
         }
 
 

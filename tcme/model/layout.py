@@ -12,6 +12,7 @@ produce the same manifest; a test checks that.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import stat
@@ -45,6 +46,8 @@ class ModelLayout:
     """The caller's own ignore paths (what a signer records besides git and the signature)."""
     signature_name: PurePosixPath | None
     """The signature file relative to ``root`` when it lies inside the model, else None."""
+    signature_file_name: str | None = None
+    """The signature file's own name (its last path component), wherever it lies."""
 
     @property
     def name(self) -> str:
@@ -94,7 +97,12 @@ class ModelLayout:
             allowed_ignores=frozenset(allowed),
             user_ignores=tuple(sorted(set(user))),
             signature_name=signature_name,
+            signature_file_name=signature.name if signature is not None else None,
         )
+
+    def with_ignores(self, names: Iterable[PurePosixPath]) -> ModelLayout:
+        """This layout with ``names`` also allowed to be left out."""
+        return dataclasses.replace(self, allowed_ignores=self.allowed_ignores | frozenset(names))
 
     def recorded_ignores(self) -> list[str]:
         """The ``ignore_paths`` a signer writes into the signature (sorted)."""

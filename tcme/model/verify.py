@@ -20,6 +20,7 @@ steps pass.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,7 +109,8 @@ def verify_and_capture(
         statement = _oms.verify_bundle(parsed, verifier, str(signature))
     # (4) what the signer declared
     serialization = accept_serialization(statement.serialization, statement.resources)
-    check_ignore_paths(statement.serialization, layout)
+    accepted_ignores = check_ignore_paths(statement.serialization, layout)
+    layout = layout.with_ignores(PurePosixPath(p) for p in accepted_ignores)
     check_signed_not_ignored(statement.resources, serialization, layout)
     # (5) hash what is there now, the way the signature says
     files = layout.files(allow_symlinks=allow_symlinks)
@@ -126,7 +128,12 @@ def verify_and_capture(
         ) from err
     # (6) compare, closing the capture on any mismatch
     try:
-        compare_resources(statement.resources, hashed.resources, serialization)
+        compare_resources(
+            statement.resources,
+            hashed.resources,
+            serialization,
+            single_file=layout.name if layout.is_file else None,
+        )
     except BaseException:
         if hashed.captured is not None:
             hashed.captured.close()
@@ -142,6 +149,7 @@ def verify_and_capture(
         shard_size=serialization.shard_size,
         model_name=statement.subject_name,
         signer_fingerprint=statement.signer_fingerprint,
+        accepted_ignore_paths=accepted_ignores,
     )
     return Verification(identity=identity, hashed=hashed)
 
@@ -191,16 +199,44 @@ def accept_serialization(
     return serialization
 
 
-def check_ignore_paths(params: dict[str, Any], layout: ModelLayout) -> None:
-    """Refuse a signature that leaves out paths the verifier did not allow."""
+# Why a recorded ignore path the verifier did not name may still be accepted: ignoring
+# it hides nothing (the summary of a verification lists each one with its reason).
+IGNORE_NAMES_NOTHING = "names nothing in the verified model"
+IGNORE_IS_SIGNATURE = "the signature file's own name (a signature, never loaded)"
+
+
+def check_ignore_paths(params: dict[str, Any], layout: ModelLayout) -> dict[str, str]:
+    """Refuse a signature that leaves out paths the verifier did not allow.
+
+    A recorded ignore path beyond the verifier's own is still accepted when
+    ignoring it hides nothing: it names nothing in the model (a signer that
+    wrote ``model.sig`` into the model directory records it; verifying with the
+    signature kept elsewhere, as the official ``model_signing verify`` allows,
+    leaves that name empty), or it is the signature file's own name. Returns
+    the accepted ones, each with its reason.
+    """
     declared = params.get("ignore_paths", [])
     if not isinstance(declared, list):
         raise PolicyError("model.ignore_paths", "ignore_paths is not a list", actual=declared)
     unexpected = []
+    accepted: dict[str, str] = {}
     for entry in declared:
         path = PurePosixPath(str(entry))
         escapes = path.is_absolute() or ".." in path.parts or str(path) in ("", ".")
-        if escapes or not layout.is_ignored(path):
+        if escapes:
+            unexpected.append(str(entry))
+        elif layout.is_ignored(path):
+            continue
+        elif layout.is_file or not os.path.lexists(layout.root / path):
+            accepted[str(path)] = IGNORE_NAMES_NOTHING
+        elif (
+            len(path.parts) == 1
+            and path.name == layout.signature_file_name
+            and (layout.root / path).is_file()
+            and not (layout.root / path).is_symlink()
+        ):
+            accepted[str(path)] = IGNORE_IS_SIGNATURE
+        else:
             unexpected.append(str(entry))
     if unexpected:
         raise PolicyError(
@@ -210,6 +246,7 @@ def check_ignore_paths(params: dict[str, Any], layout: ModelLayout) -> None:
             expected=f"a subset of {layout.recorded_ignores()}",
             actual=sorted(_safe(u) for u in unexpected),
         )
+    return accepted
 
 
 def check_signed_not_ignored(
@@ -235,8 +272,13 @@ def compare_resources(
     expected: dict[str, tuple[str, str]],
     actual: dict[str, tuple[str, str]],
     serialization: Serialization,
+    *,
+    single_file: str | None = None,
 ) -> None:
-    """SignatureError naming the first differing file, with every difference in the detail."""
+    """SignatureError naming the first differing file, with every difference in the detail.
+
+    ``single_file`` is the file's name when the model is one file (OMS calls it ``.``).
+    """
     if expected == actual:
         return
     by_file_expected = _group(expected, serialization)
@@ -255,6 +297,8 @@ def compare_resources(
         raise SignatureError(
             "model.resources", "the recomputed manifest differs from the signed one"
         )
+    if single_file is not None:
+        problems = [(k, single_file if n == "." else n, w, h) for k, n, w, h in problems]
     kind, name, want_digest, have_digest = problems[0]
     listing = ", ".join(f"{_safe(n)} ({k})" for k, n, _, _ in problems)
     detail = {

@@ -51,7 +51,7 @@ from tcme.base.keys import (
 )
 
 CLAIMS_TYPE = "tcme/v1/claims"
-TEE_TYPES = ("sev-snp", "tdx")
+TEE_TYPES = ("sev-snp", "tdx", "az-snp-vtpm", "az-tdx-vtpm")
 MAX_GPU_DEVICES = 16  # 8 GPUs + 4 NVSwitches in the largest protected-PCIe system, with room
 
 

@@ -28,7 +28,7 @@ from tcme.wire.claims import with_gpu_evidence
 GPU_TABLE = {"count": 2, "architectures": ["HOPPER"], "rims": {"skip": True}}
 
 
-def _start(tmp_path: Path, gpu_provider) -> tuple:
+def _start(tmp_path: Path, gpu_provider, collateral_dir: Path | None = None) -> tuple:
     from attestation.providers.simulated import SimulatedSnpProvider
     from enclave.runtime import Enclave
     from enclave.server import create_server as create_enclave_server
@@ -50,7 +50,9 @@ def _start(tmp_path: Path, gpu_provider) -> tuple:
     enclave = Enclave(provider=provider, model=identity, runner=no_model, gpu_provider=gpu_provider)
     server, port = create_enclave_server("127.0.0.1:0", enclave)
     server.start()
-    proxy, proxy_port = create_host_server("127.0.0.1:0", f"127.0.0.1:{port}", health_interval=0.2)
+    proxy, proxy_port = create_host_server(
+        "127.0.0.1:0", f"127.0.0.1:{port}", health_interval=0.2, collateral_dir=collateral_dir
+    )
     proxy.start()
     base = {
         "allow_simulated": True,
@@ -130,20 +132,47 @@ def test_simulated_gpus_refused_without_allow_simulated():
     assert err.value.check == "simulated"
 
 
-def test_rims_required_without_matching_rims_fail(gpu_stack, vectors):
-    # The policy pins a genuine NVIDIA RIM, but for another VBIOS: the GPUs stay unmatched.
+def test_party_rim_file_that_does_not_verify_fail(gpu_stack, vectors):
+    # A party's own RIM file is verified like any other: this genuine 2023 RIM's signer
+    # has expired by now, and the edited one fails on its digest.
     target, base, _ = gpu_stack
-    rim = vectors / "nvidia/nvsdk_gh100_535_86_rims/vbios_rim_96.00.5E.00.01_2023-12.xml"
-    policy = _policy(base, rims={"files": [str(rim)]})
-    with TcmeClient(target) as client, pytest.raises(Exception) as err:
-        client.attest(policy, b"")
-    # Verified at the current time, the 2023 RIM signer has expired: refused before matching.
-    assert err.value.check in ("nvidia.rim.chain.validity", "gpu[0].rims")
+    folder = vectors / "nvidia/nvsdk_gh100_535_86_rims"
+    for name, check in (
+        ("vbios_rim_96.00.5E.00.01_2023-12.xml", "nvidia.rim.chain.validity"),
+        ("driver_rim_535.86.09_modified.xml", "nvidia.rim.digest"),
+    ):
+        policy = _policy(base, rims={"required": True, "files": [str(folder / name)]})
+        with TcmeClient(target) as client, pytest.raises(Exception) as err:
+            client.attest(policy, b"")
+        assert err.value.check == check
+
+
+def test_rims_required_and_none_usable_fail(tmp_path, vectors):
+    # The host's cache holds NVIDIA RIMs and attaches them; none verifies now or fits
+    # the GPUs' versions, so every GPU is reported without RIMs (fail closed).
+    cache = tmp_path / "cache"
+    (cache / "nvidia" / "rims").mkdir(parents=True)
+    folder = vectors / "nvidia/nvsdk_gh100_535_86_rims"
+    for name in ("vbios_rim_96.00.5E.00.01_2023-06.swidtag", "driver_rim_535.86.09_modified.xml"):
+        (cache / "nvidia" / "rims" / name.replace(".swidtag", ".xml")).write_bytes(
+            (folder / name).read_bytes()
+        )
+    target, base, _, stop = _start(tmp_path, SimulatedGpuProvider(2), collateral_dir=cache)
+    try:
+        with TcmeClient(target) as client:
+            raw = client._call("Attest", tcme_pb2.AttestRequest(session_id=b"", nonce=b"z" * 32))
+            assert len(raw.collateral.nvidia_rims) == 2
+            with pytest.raises(PolicyError) as err:
+                client.attest(_policy(base, rims={"required": True}), b"")
+        checks = {v.check for v in err.value.violations}
+        assert {"gpu[0].rims", "gpu[1].rims"} <= checks
+    finally:
+        stop()
 
 
 def test_rims_table_must_be_explicit(gpu_stack):
     target, base, _ = gpu_stack
-    for table in ({}, {"required": True}, {"files": []}, {"skip": False}):
+    for table in ({}, {"required": False}, {"files": []}, {"skip": False}, {"required": 1}):
         with TcmeClient(target) as client, pytest.raises(Exception) as err:
             client.attest(_policy(base, rims=table), b"")
         assert getattr(err.value, "check", "") == "policy.gpu.rims"

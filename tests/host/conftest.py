@@ -1,7 +1,7 @@
 """A tiny echo backend standing in for the enclave in proxy-only tests.
 
 The proxy forwards bytes without looking at them, so its own behaviour
-(streaming shapes, deadlines, status pass-through, limits, health) is tested
+(deadlines, status pass-through, limits, health) is tested
 against this backend, which can report what it received (its deadline, its
 metadata) and fail on demand. Tests with the real enclave live in tests/e2e/.
 """
@@ -9,7 +9,6 @@ metadata) and fail on demand. Tests with the real enclave live in tests/e2e/.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
@@ -24,28 +23,16 @@ DETAILS_KEY = "grpc-status-details-bin"
 
 
 def echo_service_descriptor():
-    """tcmetest.Echo with one method of each streaming shape, in a private pool."""
+    """tcmetest.Echo (unary methods, like tcme.v1), in a private pool."""
     proto = descriptor_pb2.FileDescriptorProto(
         name="tcmetest/echo.proto", package="tcmetest", syntax="proto3"
     )
     blob = proto.message_type.add(name="Blob")
     blob.field.add(name="data", number=1, type=12, label=1)
     service = proto.service.add(name="Echo")
-    for name, client_streaming, server_streaming in [
-        ("Unary", False, False),
-        ("ServerStream", False, True),
-        ("ClientStream", True, False),
-        ("BothStream", True, True),
-        # Named like the enclave's long wait, which the proxy relays cancellation for.
-        ("GetResult", False, False),
-    ]:
-        service.method.add(
-            name=name,
-            input_type=".tcmetest.Blob",
-            output_type=".tcmetest.Blob",
-            client_streaming=client_streaming,
-            server_streaming=server_streaming,
-        )
+    # GetResult is named like the enclave's long wait (whose cancellation must reach it).
+    for name in ("Unary", "GetResult"):
+        service.method.add(name=name, input_type=".tcmetest.Blob", output_type=".tcmetest.Blob")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     return pool.FindServiceByName(SERVICE)
@@ -93,29 +80,11 @@ class EchoBackend:
         self.cancelled.wait(10)
         return b"late"
 
-    def server_stream(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        yield request
-        yield request[::-1]
-        if request == b"fail":
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "stream.state: failed mid-stream")
-
-    def client_stream(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-        return b"|".join(requests)
-
-    def both_stream(
-        self, requests: Iterator[bytes], context: grpc.ServicerContext
-    ) -> Iterator[bytes]:
-        for request in requests:
-            yield request.upper()
-
     def start(self, port: int = 0) -> int:
         handler = grpc.method_handlers_generic_handler(
             SERVICE,
             {
                 "Unary": grpc.unary_unary_rpc_method_handler(self.unary),
-                "ServerStream": grpc.unary_stream_rpc_method_handler(self.server_stream),
-                "ClientStream": grpc.stream_unary_rpc_method_handler(self.client_stream),
-                "BothStream": grpc.stream_stream_rpc_method_handler(self.both_stream),
                 "GetResult": grpc.unary_unary_rpc_method_handler(self.get_result),
             },
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -47,6 +48,12 @@ def test_serve_health_and_graceful_sigterm(backend, tmp_path):
             time.sleep(0.2)
             down = _tcme("host", "health", f"127.0.0.1:{port}")
         assert down.returncode == 1 and "NOT_SERVING" in down.stderr
+        # ...and says why: the enclave behind it does not answer.
+        assert f"127.0.0.1:{backend.port}" in down.stderr, down.stderr
+        assert "does not answer" in down.stderr or "unavailable" in down.stderr
+        as_json = _tcme("host", "health", f"127.0.0.1:{port}", "--json")
+        body = json.loads(as_json.stdout)
+        assert as_json.returncode == 1 and body["status"] == "NOT_SERVING" and body["reason"]
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:

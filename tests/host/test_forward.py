@@ -1,4 +1,4 @@
-"""The proxy forwards every streaming shape byte for byte and keeps statuses intact."""
+"""The proxy forwards unary calls byte for byte and keeps statuses intact."""
 
 from __future__ import annotations
 
@@ -21,16 +21,29 @@ def test_unary_bytes_forwarded_unchanged(proxy, backend):
     assert backend.received == [payload]
 
 
-def test_streaming_shapes_forwarded(proxy):
-    _, channel = proxy
-    assert list(channel.unary_stream(_path("ServerStream"))(b"abc", timeout=5)) == [b"abc", b"cba"]
-    assert (
-        channel.stream_unary(_path("ClientStream"))(iter([b"a", b"b", b"c"]), timeout=5) == b"a|b|c"
+def test_streaming_method_refused_when_building_the_proxy():
+    """The API is all unary: a streaming method in the descriptors is a build error."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    from host.server import create_server
+
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tcmetest/stream.proto", package="tcmetest.s", syntax="proto3"
     )
-    assert list(channel.stream_stream(_path("BothStream"))(iter([b"x", b"y"]), timeout=5)) == [
-        b"X",
-        b"Y",
-    ]
+    proto.message_type.add(name="Blob")
+    service = proto.service.add(name="S")
+    service.method.add(
+        name="Watch",
+        input_type=".tcmetest.s.Blob",
+        output_type=".tcmetest.s.Blob",
+        server_streaming=True,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    with pytest.raises(ValueError, match="unary methods only"):
+        create_server(
+            "127.0.0.1:0", "127.0.0.1:1", services=[pool.FindServiceByName("tcmetest.s.S")]
+        )
 
 
 def test_enclave_status_and_rich_details_pass_through_fail(proxy, backend):
@@ -43,18 +56,6 @@ def test_enclave_status_and_rich_details_pass_through_fail(proxy, backend):
     trailers = dict(err.trailing_metadata())
     expected = backend.rich_status(grpc.StatusCode.NOT_FOUND, "session gone")
     assert trailers[backend.DETAILS_KEY] == expected
-
-
-def test_mid_stream_status_passes_through_fail(proxy):
-    _, channel = proxy
-    call = channel.unary_stream(_path("ServerStream"))(b"fail", timeout=5)
-    received = []
-    with pytest.raises(grpc.RpcError) as info:
-        for message in call:
-            received.append(message)
-    assert received == [b"fail", b"liaf"]
-    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert info.value.details() == "stream.state: failed mid-stream"
 
 
 def test_party_deadline_propagates_to_enclave(proxy, backend):

@@ -108,3 +108,27 @@ def test_bad_answers_fail(chain, case, check):
     with pytest.raises(SignatureError) as err:
         check_ocsp(verified, answers, at=NOW)
     assert err.value.check == check
+
+
+def test_not_required_tolerates_missing_and_stale_but_never_revoked(chain):
+    verified, root_key = chain
+    leaf, root = verified.certificates
+    assert check_ocsp(verified, {}, at=NOW, require_fresh=False) is False
+    old = NOW - timedelta(days=10)
+    stale = {serial_key(leaf): _answer(leaf, root, root_key, this=old, nxt=old + timedelta(days=1))}
+    assert check_ocsp(verified, stale, at=NOW, require_fresh=False) is False
+    good = {serial_key(leaf): _answer(leaf, root, root_key)}
+    assert check_ocsp(verified, good, at=NOW, require_fresh=False) is True
+    revoked = {serial_key(leaf): _answer(leaf, root, root_key, ocsp.OCSPCertStatus.REVOKED)}
+    with pytest.raises(SignatureError) as err:
+        check_ocsp(verified, revoked, at=NOW, require_fresh=False)
+    assert err.value.check == "nvidia.ocsp.revoked"
+
+
+def test_required_ocsp_without_answers_rejects_real_gpu(named_gpu):
+    from attestation.nvidia.verify import verify_device_evidence
+
+    vector = named_gpu("trustee_gh100_550")
+    with pytest.raises(SignatureError) as err:
+        verify_device_evidence(vector.evidence, nonce=vector.nonce, at=NOW, require_ocsp=True)
+    assert err.value.check == "nvidia.ocsp.missing"

@@ -92,3 +92,24 @@ def test_schema_command_prints_the_schema(args):
     )
     schema = json.loads(result.stdout)
     assert schema["$id"].endswith("contract-file.json")
+
+
+def test_every_schema_violation_is_listed_and_json_reports_the_rejection(tmp_path, capsys):
+    text = (REPO / "examples" / "damage-monitoring" / "contract.toml").read_text()
+    broken = "unknown_one = 1\n" + text.replace("max_len = 400", 'max_len = "four hundred"')
+    path = tmp_path / "contract.toml"
+    path.write_text(broken)
+    code = main(["contract", "check", str(path)])
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if "contract.schema" in x]
+    assert code == 2, err
+    assert len(lines) == 2, err
+    assert "unknown_one" in err and "four hundred" in err
+    assert "None" not in err
+
+    code = main(["contract", "check", str(path), "--json"])
+    out, err = capsys.readouterr()
+    body = json.loads(out)
+    assert code == 2 and err == ""
+    assert body["verdict"] == "ERROR" and body["check"] == "contract.schema"
+    assert len(body["reasons"]) == 2

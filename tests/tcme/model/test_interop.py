@@ -9,10 +9,11 @@ from pathlib import Path
 import model_signing
 import pytest
 
-from attestation.errors import SignatureError
+from attestation.errors import PolicyError, SignatureError
 from tcme.model import ModelVerifier, sign_model, verify_model
 from tcme.model.digest import MIN_SHARD_SIZE, Serialization, hash_model
 from tcme.model.layout import ModelLayout
+from tcme.model.verify import IGNORE_IS_SIGNATURE, IGNORE_NAMES_NOTHING
 
 
 def official(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -155,3 +156,78 @@ def test_tcme_verifies_official_certificate_and_single_file_bundles(
     identity = verify_model(gguf, signature, ModelVerifier.certificate_chain([private_ca["root"]]))
     assert list(identity.files) == ["."]
     assert identity.signer == "pub@example.org"
+
+
+def _official_bundle_with_signature_inside(model: Path, private: Path) -> Path:
+    """Sign as the official tool does when the signature is written into the model folder:
+    the bundle records ``model.sig`` among its ignore paths."""
+    inside = model / "model.sig"
+    result = official("sign", "key", "--private_key", private, "--signature", inside, model)
+    assert result.returncode == 0, result.stderr
+    return inside
+
+
+def test_official_bundle_kept_outside_the_model_is_accepted_and_says_why(
+    small_model, keypair, tmp_path
+):
+    private, public = keypair
+    inside = _official_bundle_with_signature_inside(small_model, private)
+    outside = tmp_path / "model.sig"
+    inside.rename(outside)
+    # The official verifier accepts this layout...
+    result = official("verify", "key", "--public_key", public, "--signature", outside, small_model)
+    assert result.returncode == 0, result.stderr
+    # ...and so does tcme, naming the recorded ignore path it accepted and why.
+    identity = verify_model(small_model, outside, ModelVerifier.public_key(public))
+    assert dict(identity.accepted_ignore_paths) == {"model.sig": IGNORE_NAMES_NOTHING}
+    assert set(identity.files) == {"config.json", "sub/tokenizer.txt", "weights.bin"}
+
+
+def test_official_bundle_with_a_copy_of_the_signature_inside_is_accepted(
+    small_model, keypair, tmp_path
+):
+    private, public = keypair
+    inside = _official_bundle_with_signature_inside(small_model, private)
+    outside = tmp_path / "model.sig"
+    outside.write_bytes(inside.read_bytes())
+    identity = verify_model(small_model, outside, ModelVerifier.public_key(public))
+    assert dict(identity.accepted_ignore_paths) == {"model.sig": IGNORE_IS_SIGNATURE}
+
+
+def test_recorded_ignore_path_that_hides_a_model_file_is_refused(small_model, keypair, tmp_path):
+    # The signer left out a file that is in the model: ignoring it would hide it.
+    private, public = keypair
+    (small_model / "extra.bin").write_bytes(b"unsigned weights")
+    signature = tmp_path / "model.sig"
+    result = official(
+        "sign", "key", "--private_key", private, "--signature", signature,
+        "--ignore-paths", small_model / "extra.bin", small_model,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(PolicyError) as info:
+        verify_model(small_model, signature, ModelVerifier.public_key(public))
+    assert info.value.check == "model.ignore_paths" and "extra.bin" in info.value.message()
+
+
+def test_signature_named_file_that_is_not_the_signature_name_is_refused(
+    small_model, keypair, tmp_path
+):
+    # model.sig recorded and present in the tree, but the signature in use has another
+    # name: that model.sig is some other file, and ignoring it would hide it.
+    private, public = keypair
+    inside = _official_bundle_with_signature_inside(small_model, private)
+    outside = tmp_path / "bundle.json"
+    outside.write_bytes(inside.read_bytes())
+    with pytest.raises(PolicyError, match=r"model\.ignore_paths"):
+        verify_model(small_model, outside, ModelVerifier.public_key(public))
+
+
+def test_single_file_model_is_named_by_its_file_in_errors(small_model, keypair, tmp_path):
+    private, public = keypair
+    gguf = small_model / "weights.bin"
+    signature = tmp_path / "weights.sig"
+    sign_model(gguf, signature, private_key=private)
+    gguf.write_bytes(b"swapped")
+    with pytest.raises(SignatureError) as info:
+        verify_model(gguf, signature, ModelVerifier.public_key(public))
+    assert "weights.bin" in info.value.message() and "[.]" not in info.value.message()

@@ -1,0 +1,160 @@
+"""The ``[azure]`` policy table: reference values for Azure vTPM evidence.
+
+::
+
+    [azure.snp]            # az-snp-vtpm: the same keys and rules as [snp], applied
+    minimum_tcb = { ... }  # to the SEV-SNP report the paravisor embeds
+    [azure.tdx]            # az-tdx-vtpm: the same keys and rules as [tdx], applied
+    mrtd = ["..."]         # to the TD quote
+    [azure.pcrs]           # the vTPM's SHA-256 PCRs the quote covers
+    "4" = ["<64 hex>", ...]     # pinned: one of these values
+    "7" = "<64 hex>"            # a single value is a one-element list
+    "11" = { skip = true }      # deliberately not checked
+    others = { skip = true }    # every PCR not named above, skipped explicitly
+
+Fail closed: a party that has no ``[azure]`` table accepts no Azure evidence,
+and ``[azure.pcrs]`` must say something about every PCR 0..23 (a value, a
+skip, or ``others = { skip = true }``), or the whole table is
+``pcrs = { skip = true }``; a PCR left unsaid is a policy error at load time,
+never "anything". An empty list is an error, not a wildcard. The embedded SNP
+report must come from VMPL 0 (the paravisor's level) whatever the table says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from attestation.errors import PolicyError, UsageError
+
+PCR_COUNT = 24
+PCR_SIZE = 32
+OTHERS = "others"
+KEYS = ("snp", "tdx", "pcrs")
+
+
+@dataclass(frozen=True)
+class PcrRule:
+    """One PCR's reference: ``allowed`` values, or ``skip`` (deliberately unchecked)."""
+
+    allowed: tuple[bytes, ...] = ()
+    skip: bool = False
+
+
+@dataclass(frozen=True)
+class AzurePolicy:
+    """Parsed ``[azure]``. ``snp``/``tdx``: the raw hardware tables (typed by their owners)."""
+
+    snp: Mapping[str, Any] = field(default_factory=dict)
+    tdx: Mapping[str, Any] = field(default_factory=dict)
+    pcrs: Mapping[int, PcrRule] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AzurePolicy:
+        """Build from the ``[azure]`` table; ``UsageError`` naming the bad key or PCR."""
+        if not isinstance(data, Mapping):
+            raise UsageError("policy.azure", "must be a table", actual=type(data).__name__)
+        unknown = sorted(set(data) - set(KEYS))
+        if unknown:
+            raise UsageError(
+                f"policy.azure.{unknown[0]}",
+                "unknown key in [azure] (a typo must not silently drop a check)",
+                expected="one of " + ", ".join(KEYS),
+                actual=unknown[0],
+            )
+        for key in ("snp", "tdx"):
+            if key in data and not isinstance(data[key], Mapping):
+                raise UsageError(f"policy.azure.{key}", "must be a table", actual=data[key])
+        if "pcrs" not in data:
+            raise UsageError(
+                "policy.azure.pcrs",
+                "[azure.pcrs] is required: pin the PCR values or skip them explicitly",
+                expected='[azure.pcrs] with "0".."23" / others, or pcrs = { skip = true }',
+                actual="absent",
+            )
+        return cls(
+            snp=dict(data.get("snp", {})),
+            tdx=dict(data.get("tdx", {})),
+            pcrs=parse_pcr_rules(data["pcrs"]),
+        )
+
+    def check_pcrs(self, pcrs: Sequence[bytes], covered: Sequence[int]) -> list[PolicyError]:
+        """Every violation of the PCR rules by the quoted PCRs (``covered``: the quote's)."""
+        violations: list[PolicyError] = []
+        for index in range(PCR_COUNT):
+            rule = self.pcrs[index]
+            if rule.skip:
+                continue
+            if index not in covered:
+                violations.append(
+                    PolicyError(
+                        f"azure.pcr{index}",
+                        "the policy pins this PCR but the quote does not cover it",
+                        expected="covered by the quote",
+                        actual="not selected",
+                    )
+                )
+            elif pcrs[index] not in rule.allowed:
+                violations.append(
+                    PolicyError(
+                        f"azure.pcr{index}",
+                        "PCR value is not one the policy pins",
+                        expected=" or ".join(v.hex() for v in rule.allowed),
+                        actual=pcrs[index],
+                    )
+                )
+        return violations
+
+
+def parse_pcr_rules(value: Any) -> dict[int, PcrRule]:
+    """The 24 PCR rules of ``[azure.pcrs]`` (see module doc)."""
+    if _is_skip(value):
+        return {i: PcrRule(skip=True) for i in range(PCR_COUNT)}
+    if not isinstance(value, Mapping):
+        raise UsageError("policy.azure.pcrs", "must be a table or { skip = true }", actual=value)
+    rules: dict[int, PcrRule] = {}
+    others: PcrRule | None = None
+    for key, rule in value.items():
+        check = f"policy.azure.pcrs.{key}"
+        if key == OTHERS:
+            if not _is_skip(rule):
+                raise UsageError(check, "others can only be skipped", expected="{ skip = true }")
+            others = PcrRule(skip=True)
+            continue
+        if not (isinstance(key, str) and key.isdigit() and int(key) < PCR_COUNT):
+            raise UsageError(check, "not a PCR index", expected="0..23 or others", actual=key)
+        rules[int(key)] = PcrRule(skip=True) if _is_skip(rule) else PcrRule(_values(rule, check))
+    missing = [i for i in range(PCR_COUNT) if i not in rules]
+    if missing and others is None:
+        raise UsageError(
+            "policy.azure.pcrs",
+            "PCRs left unsaid (pin them, skip them, or add others = { skip = true })",
+            expected="a rule for every PCR 0..23",
+            actual="no rule for " + ", ".join(map(str, missing)),
+        )
+    return {i: rules.get(i) or PcrRule(skip=True) for i in range(PCR_COUNT)}
+
+
+def _values(value: Any, check: str) -> tuple[bytes, ...]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise UsageError(
+            check, "a PCR value, a non-empty list, or { skip = true }", actual=repr(value)
+        )
+    out = []
+    for text in values:
+        try:
+            raw = bytes.fromhex(text) if isinstance(text, str) else b""
+        except ValueError:
+            raw = b""
+        if len(raw) != PCR_SIZE:
+            raise UsageError(
+                check, "not a SHA-256 PCR value", expected="64 hex digits", actual=text
+            )
+        out.append(raw)
+    return tuple(out)
+
+
+def _is_skip(value: Any) -> bool:
+    return isinstance(value, Mapping) and dict(value) == {"skip": True}
