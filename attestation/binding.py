@@ -22,6 +22,10 @@ Every other session keeps the five-field form above, unchanged. The contract
 forms apart. A session-less attestation uses ``session_id = b""`` and
 ``contract = b""`` (so the contract digest is SHA-256 of the empty string).
 The same rule holds in simulated mode. See docs/protocol.md.
+
+``report_data_for`` is the one helper that computes the value and
+``check_binding`` the one place that compares it (``attestation.verifier`` calls
+it for every evidence kind).
 """
 
 from __future__ import annotations
@@ -84,21 +88,20 @@ def report_data_for(
     return hashlib.sha512(message).digest()
 
 
-def check_report_data(
-    actual: bytes,
-    *,
-    claims_digest: bytes,
-    contract_digest: bytes,
-    session_id: bytes,
-    nonce: bytes,
-    capability_digest: bytes | None = None,
-) -> None:
-    """Raise ``BindingError(check="report_data")`` unless ``actual`` is the recomputed value."""
-    expected = report_data_for(claims_digest, contract_digest, session_id, nonce, capability_digest)
-    if len(actual) != REPORT_DATA_SIZE or not hmac.compare_digest(expected, bytes(actual)):
+def check_binding(actual: bytes, expected: bytes) -> None:
+    """The one place a verifier compares the bound value with the one it recomputed.
+
+    ``actual``: the 64 bytes the verified evidence carries (SEV-SNP REPORT_DATA, TDX
+    REPORTDATA, or what a kind's verifier returns as its bound value). ``expected``:
+    ``report_data_for(...)`` of the party's own claims, contract, session and nonce (in
+    the form the kind carries it: 64 bytes, its SHA-256 in a short TPM field, or a
+    device's 32-byte SPDM nonce). Constant-time; raises
+    ``BindingError(check="report_data")`` on any difference, length included.
+    """
+    if len(actual) != len(expected) or not hmac.compare_digest(bytes(expected), bytes(actual)):
         raise BindingError(
             "report_data",
             "REPORT_DATA does not bind these claims, contract, session and nonce",
-            expected=expected,
+            expected=bytes(expected),
             actual=bytes(actual),
         )

@@ -1,20 +1,49 @@
-"""Does verified evidence meet the party's reference values? Policy, as data.
+"""The party policy, as data: one strict parser for the whole file, and the SEV-SNP checks.
 
-A policy is a TOML file (see docs/attestation.md):
+A policy is one TOML file (docs/security.md "Policy reference")::
 
-    allow_simulated = false
-    [snp]
+    accept = ["sev-snp"]                 # the evidence kinds this party accepts (required)
+    allow_simulated = false              # true also needs simulated_ark_sha256 = ["<64 hex>"]
+
+    [snp]                                # required when accept names sev-snp
+    allowed_measurements = ["<96 hex>"]  # required: pinned, or { skip = true }
     minimum_tcb = { bootloader = 3, tee = 0, snp = 8, microcode = 115 }
-    allowed_measurements = ["<96 hex>"]
-    [snp.minimum_tcb_by_product.Genoa]
-    snp = 23
+    require_crl = true                   # read AMD's CRL from the party's own KDS cache
+    kds_cache = "kds"                    # that cache (relative to the policy file)
 
-In ``SnpPolicy`` a value of None (or an absent key) means "not checked"; the two
-checks that protect confidentiality by default, debug and migration agent, are
-ON unless the policy explicitly allows them. Unknown keys inside ``[snp]`` are
-refused, so a typo can never silently weaken a policy. ``validate_report``
-reports every violation at once, each as one line naming the check with the
-expected and actual values.
+    [tdx]                                # required when accept names tdx
+    mrtd = ["<96 hex>"]                  # mrtd, rtmr0, rtmr1, rtmr2 required, or { skip = true }
+
+    [model] / [contract]                 # the party layer's tables (tcme.client.policy)
+
+Fail-closed rules, all enforced when the policy is built (never at verify time):
+
+* every unknown table or key, at any level, is an error naming it and the nearest
+  known name (``[SNP]`` -> ``snp``);
+* ``accept`` is required; evidence of a kind it does not name is refused
+  (``attestation.verifier``, check ``tee.accept``); a table for a kind that is
+  not accepted is an error;
+* each accepted kind's launch identity is pinned to a non-empty list, or skipped
+  with the explicit value ``{ skip = true }`` (logged, and listed by ``skipped()``
+  in every summary); an empty list is an error, not a wildcard;
+* ``allow_simulated = true`` needs a pinned ``simulated_ark_sha256``.
+
+Registration point for a new policy table (e.g. ``[azure]``, ``[gpu]``): add one
+``PolicyTable`` row to ``POLICY_TABLES`` and the kinds that need it to
+``REQUIRED_TABLES``. Its ``parse(table, base)`` returns a frozen object (refusing
+unknown keys with ``attestation.policy_values.check_keys``) that has
+``missing_identity() -> list[str]`` (launch-identity keys neither pinned nor
+skipped, each as ``"key: how to pin or skip it"``) and ``skipped() -> list[str]``
+(keys set to ``{ skip = true }``). The parsed table is ``Policy.table(name)``.
+The party layer's own tables (``[model]``, ``[contract]``) come in through
+``parse_policy_document(..., app_tables=...)``, so one loop sees every top-level
+name and refuses unknown ones.
+
+In ``SnpPolicy`` a value of None (an absent key) means "not checked", except the
+launch identity above; the two checks that protect confidentiality by default,
+debug and migration agent, are ON unless the policy explicitly allows them.
+``validate_report`` reports every violation at once, each as one line naming the
+check with the expected and actual values.
 """
 
 from __future__ import annotations
@@ -22,12 +51,26 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from attestation.errors import PolicyError, TcmeError, UsageError
+from attestation.azure.policy import AzurePolicy
+from attestation.errors import PolicyError, UsageError
+from attestation.nvidia.policy import GpuPolicy
+from attestation.policy_values import SKIP as SKIP  # re-exported: the skip value
+from attestation.policy_values import (
+    Skip,
+    check_keys,
+    expect_table,
+    hex_converter,
+    pinned,
+    to_bool,
+    to_int,
+    to_list,
+    unknown_name,
+)
 from attestation.snp.abi import (
     GUEST_POLICY_FLAGS,
     PLATFORM_INFO_FLAGS,
@@ -36,6 +79,8 @@ from attestation.snp.abi import (
     TcbVersion,
 )
 from attestation.snp.verify import SIMULATED_PRODUCT
+from attestation.tdx.policy import TdxPolicy
+from attestation.tee import Tee
 from attestation.text import parse_sha256
 
 log = logging.getLogger(__name__)
@@ -44,15 +89,23 @@ TCB_COMPONENTS = ("fmc", "bootloader", "tee", "snp", "microcode")
 SIGNING_KEYS = ("VCEK", "VLEK")
 # Guest-policy flags with their own, safe-by-default switches.
 _DEDICATED_FLAGS = {"debug": "allow_debug", "migrate_ma": "allow_migration_agent"}
+SNP_MEASURE_HINT = (
+    'allowed_measurements = ["<96 hex>"] (compute it with `tcme measure snp`, or copy it '
+    "from `tcme evidence verify` of a reference launch), or skip the check explicitly with "
+    "allowed_measurements = { skip = true }"
+)
 
 
 @dataclass(frozen=True)
 class SnpPolicy:
-    """Reference values for SEV-SNP reports. None / empty = not checked.
+    """Reference values for SEV-SNP reports. None = not checked (``SKIP``: skipped explicitly).
 
     Byte fields hold the exact length of their report field: measurements and
     id/author key digests 48, host_data 32, family_id/image_id 16, report_data
-    and chip ids 64.
+    and chip ids 64. ``allowed_measurements`` is the launch identity: a policy
+    that accepts ``sev-snp`` must pin it or set it to ``SKIP`` (``Policy`` checks).
+    ``require_crl``: revocation is checked with AMD's CRL read from ``kds_cache``
+    (the party's own ``attestation.kds`` cache), never with one the proxy sent.
     """
 
     minimum_report_version: int | None = None
@@ -64,10 +117,10 @@ class SnpPolicy:
     guest_policy: Mapping[str, bool] = field(default_factory=dict)  # flag -> required value
     minimum_abi: tuple[int, int] | None = None  # guest policy ABI (major, minor)
     platform_info: Mapping[str, bool] = field(default_factory=dict)  # flag -> required value
-    allowed_measurements: tuple[bytes, ...] | None = None
+    allowed_measurements: tuple[bytes, ...] | Skip | None = None
     host_data: bytes | None = None
-    id_key_digests: tuple[bytes, ...] | None = None
-    author_key_digests: tuple[bytes, ...] | None = None
+    id_key_digests: tuple[bytes, ...] | Skip | None = None
+    author_key_digests: tuple[bytes, ...] | Skip | None = None
     family_id: bytes | None = None
     image_id: bytes | None = None
     vmpl: int | None = None
@@ -75,26 +128,36 @@ class SnpPolicy:
     report_data: bytes | None = None
     allowed_products: tuple[str, ...] | None = None
     signing_keys: tuple[str, ...] | None = None
-    allowed_chip_ids: tuple[bytes, ...] | None = None
+    allowed_chip_ids: tuple[bytes, ...] | Skip | None = None
     minimum_firmware: tuple[int, int] | None = None  # CURRENT_MAJOR.CURRENT_MINOR
     minimum_build: int | None = None  # CURRENT_BUILD
+    require_crl: bool = False
+    kds_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.require_crl and self.kds_cache is None:
+            raise UsageError(
+                "policy.snp.kds_cache",
+                "require_crl = true needs the party's own KDS cache to read AMD's CRL from "
+                '(kds_cache = "DIR", relative to the policy file)',
+                expected="kds_cache = DIR",
+                actual="none",
+            )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SnpPolicy:
-        """Build from the ``[snp]`` table; refuses unknown keys and malformed values."""
-        _expect_table(data, "snp")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(
-                f"policy.snp.{unknown[0]}",
-                "unknown key in [snp] (a typo must not silently weaken the policy)",
-                expected="one of " + ", ".join(sorted(known)),
-                actual=", ".join(unknown),
-            )
+    def from_dict(cls, data: Mapping[str, Any], base: Path | None = None) -> SnpPolicy:
+        """Build from the ``[snp]`` table; refuses unknown keys and malformed values.
+
+        ``base``: the folder relative paths (``kds_cache``) resolve against.
+        """
+        expect_table(data, "policy.snp")
+        check_keys(data, [f.name for f in fields(cls)], "policy.snp")
         kw: dict[str, Any] = {}
         for key, value in data.items():
-            kw[key] = _CONVERTERS[key](value, f"policy.snp.{key}")
+            if key == "kds_cache":
+                kw[key] = _path(value, "policy.snp.kds_cache", base)
+            else:
+                kw[key] = _CONVERTERS[key](value, f"policy.snp.{key}")
         return cls(**kw)
 
     def minimum_tcb_for(self, product: str | None) -> dict[str, int]:
@@ -104,89 +167,310 @@ class SnpPolicy:
             merged.update(self.minimum_tcb_by_product.get(product, {}))
         return merged
 
+    def missing_identity(self) -> list[str]:
+        """The launch identity keys neither pinned nor skipped, each with how to set it."""
+        if self.allowed_measurements is None:
+            return [f"allowed_measurements: pin it with {SNP_MEASURE_HINT}"]
+        return []
+
+    def skipped(self) -> list[str]:
+        """Keys this table sets to ``{ skip = true }``."""
+        return [f.name for f in fields(self) if isinstance(getattr(self, f.name), Skip)]
+
+
+@dataclass(frozen=True)
+class PolicyTable:
+    """One registered top-level evidence table: its name, parser and evidence kinds."""
+
+    name: str
+    parse: Callable[[Mapping[str, Any], Path | None], Any]
+    kinds: tuple[Tee, ...]
+
+
+# Registration point for evidence-policy tables (see the module docstring).
+POLICY_TABLES: dict[str, PolicyTable] = {
+    "snp": PolicyTable("snp", SnpPolicy.from_dict, (Tee.SEV_SNP,)),
+    "tdx": PolicyTable("tdx", lambda table, _base: TdxPolicy.from_dict(table), (Tee.TDX,)),
+    "azure": PolicyTable(
+        "azure",
+        lambda table, _base: AzurePolicy.from_dict(table),
+        (Tee.AZ_SNP_VTPM, Tee.AZ_TDX_VTPM),
+    ),
+    "gpu": PolicyTable("gpu", lambda table, _base: GpuPolicy.from_dict(table), (Tee.NVIDIA_GPU,)),
+}
+# The tables each accepted kind needs (a kind missing here cannot be accepted yet).
+REQUIRED_TABLES: dict[Tee, tuple[str, ...]] = {
+    Tee.SEV_SNP: ("snp",),
+    Tee.TDX: ("tdx",),
+    Tee.AZ_SNP_VTPM: ("azure",),
+    Tee.AZ_TDX_VTPM: ("azure",),
+    Tee.NVIDIA_GPU: ("gpu",),
+}
+EVIDENCE_KEYS = ("accept", "allow_simulated", "simulated_ark_sha256")
+
 
 @dataclass(frozen=True)
 class Policy:
-    """A party's whole verification policy.
+    """The evidence part of a party's policy, valid by construction.
 
-    ``allow_simulated`` must be set explicitly to accept simulated evidence; then
-    ``simulated_ark_sha256`` (if non-empty) pins which simulated roots. ``tdx``
-    is the raw ``[tdx]`` table (typed by ``attestation.tdx``); other top-level
-    tables (``[model]``, ``[contract]``, ...) belong to other layers and are kept
-    untouched in ``extra``.
+    ``accept``: the evidence kinds the party accepts (evidence of any other kind is
+    refused). ``tables``: the parsed evidence tables by name (``snp``, ``tdx``, ...),
+    each required for the kinds ``REQUIRED_TABLES`` says. ``allow_simulated`` needs a
+    non-empty ``simulated_ark_sha256`` (the pinned simulated roots). Construction
+    raises ``UsageError`` on any rule of the module docstring, so no code path can
+    build a policy that silently accepts more than it names.
+
+    ``authenticity_only`` marks ``Policy.unsafe_authenticity_only()``: signatures and
+    chains are checked, reference values are not (``tcme evidence verify`` without a
+    policy); a party never uses it.
     """
 
+    accept: tuple[Tee, ...]
+    tables: Mapping[str, Any] = field(default_factory=dict)
     allow_simulated: bool = False
     simulated_ark_sha256: tuple[str, ...] = ()
-    snp: SnpPolicy = field(default_factory=SnpPolicy)
-    tdx: Mapping[str, Any] = field(default_factory=dict)
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    authenticity_only: bool = False
+
+    def __post_init__(self) -> None:
+        _check_accept(self.accept)
+        for name in self.tables:
+            spec = POLICY_TABLES.get(name)
+            if spec is None:
+                raise unknown_name("policy", name, POLICY_TABLES, what="table")
+            if not set(spec.kinds) & set(self.accept):
+                kinds = " or ".join(repr(k.value) for k in spec.kinds)
+                raise UsageError(
+                    f"policy.{name}",
+                    f"[{name}] configures {kinds}, which accept does not name: add it to "
+                    f"accept, or remove the [{name}] table",
+                    expected=f"accept including {kinds}",
+                    actual="accept = [" + ", ".join(f'"{k.value}"' for k in self.accept) + "]",
+                )
+        for tee in self.accept:
+            for name in REQUIRED_TABLES.get(tee, ()):
+                table = self.tables.get(name)
+                if table is None and self.authenticity_only:
+                    continue
+                if table is None:
+                    raise UsageError(
+                        f"policy.{name}",
+                        f"accept names {tee.value!r}, so the policy needs a [{name}] table "
+                        "pinning its launch identity",
+                        expected=f"[{name}] with " + _identity_hint(name),
+                        actual=f"no [{name}] table",
+                    )
+                missing = [] if self.authenticity_only else table.missing_identity()
+                if missing:
+                    key, _, how = missing[0].partition(": ")
+                    raise UsageError(
+                        f"policy.{name}.{key}",
+                        f"the launch identity of {tee.value} is not pinned (nothing absent "
+                        f"means 'anything'): {how}",
+                        expected="a non-empty list, or { skip = true }",
+                        actual="absent",
+                    )
+        if self.allow_simulated:
+            if not self.simulated_ark_sha256:
+                raise UsageError(
+                    "policy.simulated_ark_sha256",
+                    "allow_simulated = true needs the simulated root pinned, or anyone could "
+                    "impersonate the enclave with a chain of their own; the enclave operator "
+                    "publishes it (`tcme enclave serve --simulated` logs it, `tcme sim snp` "
+                    "writes it)",
+                    expected='simulated_ark_sha256 = ["<64 hex>"]',
+                    actual="none",
+                )
+        elif self.simulated_ark_sha256:
+            raise UsageError(
+                "policy.simulated_ark_sha256",
+                "a simulated root is pinned but allow_simulated is not true: say which you mean",
+                expected="allow_simulated = true, or no simulated_ark_sha256",
+                actual="allow_simulated = false",
+            )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
-        """Build from a parsed TOML document. Raises ``UsageError`` on malformed policy."""
-        _expect_table(data, "policy")
-        extra: dict[str, Any] = {}
-        kw: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "allow_simulated":
-                kw[key] = _to_bool(value, "policy.allow_simulated")
-            elif key == "simulated_ark_sha256":
-                values = [value] if isinstance(value, str) else value
-                kw[key] = tuple(
-                    parse_sha256(v, f"policy.{key}").hex()
-                    for v in _to_list(values, f"policy.{key}")
-                )
-            elif key == "snp":
-                kw[key] = SnpPolicy.from_dict(value)
-            elif key == "tdx":
-                _expect_table(value, "tdx")
-                kw[key] = dict(value)
-            elif isinstance(value, Mapping):
-                extra[key] = value
-            else:
-                raise UsageError(
-                    f"policy.{key}",
-                    "unknown top-level key",
-                    expected="allow_simulated, simulated_ark_sha256 or a [table]",
-                    actual=key,
-                )
-        policy = cls(extra=extra, **kw)
-        if policy.allow_simulated:
-            log.warning("policy allows SIMULATED evidence (allow_simulated = true)")
-        return policy
+    def unsafe_authenticity_only(cls, **tables: Any) -> Policy:
+        """Accept every kind, checking only authenticity (signatures, chains, and the safe
+        defaults of each table: no debug, no migration agent, an up-to-date TDX TCB; Azure
+        PCRs and GPU RIMs unchecked). No launch identity is checked: never use it to
+        release a secret."""
+        return cls(accept=tuple(REQUIRED_TABLES), tables=tables, authenticity_only=True)
+
+    @property
+    def snp(self) -> SnpPolicy:
+        """The ``[snp]`` table (its defaults when the policy does not accept SEV-SNP)."""
+        table = self.tables.get("snp")
+        return table if isinstance(table, SnpPolicy) else SnpPolicy()
+
+    @property
+    def tdx(self) -> TdxPolicy:
+        """The ``[tdx]`` table (its defaults when the policy does not accept TDX)."""
+        table = self.tables.get("tdx")
+        return table if isinstance(table, TdxPolicy) else TdxPolicy()
+
+    def table(self, name: str) -> Any:
+        """A registered table by name (None when the policy has none)."""
+        return self.tables.get(name)
+
+    def skipped(self, tee: Tee | None = None) -> list[str]:
+        """``table.key`` of every reference value skipped with ``{ skip = true }``
+        (only the tables of ``tee`` when given); ``authenticity_only`` shows as ``*``."""
+        if self.authenticity_only:
+            return ["* (no policy: no reference value checked)"]
+        names = REQUIRED_TABLES.get(tee, ()) if tee is not None else tuple(self.tables)
+        out: list[str] = []
+        for name in names:
+            table = self.tables.get(name)
+            if table is not None:
+                out += [f"{name}.{key}" for key in table.skipped()]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base: Path | None = None) -> Policy:
+        """Build from a parsed TOML document with only evidence keys and tables."""
+        return parse_policy_document(data, base=base)[0]
 
     @classmethod
     def load(cls, path: Path) -> Policy:
-        """Read a TOML policy file. Raises ``UsageError`` when missing or malformed."""
-        try:
-            text = Path(path).read_bytes().decode("utf-8")
-        except OSError as err:
-            raise UsageError("policy.file", f"cannot read {path}: {err.strerror}") from err
-        except UnicodeDecodeError as err:
-            raise UsageError("policy.file", f"{path} is not UTF-8 text") from err
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise UsageError("policy.toml", f"{path}: {err}") from err
-        return cls.from_dict(data)
+        """Read a TOML policy file with only evidence keys and tables."""
+        return cls.from_dict(read_policy_toml(path), base=Path(path).parent)
+
+
+def parse_policy_document(
+    data: Mapping[str, Any],
+    *,
+    base: Path | None = None,
+    app_tables: Mapping[str, Callable[[Any, Path | None], Any]] | None = None,
+) -> tuple[Policy, dict[str, Any]]:
+    """The one parser of a party policy file: every top-level name goes through here.
+
+    ``app_tables``: the tables of the layer above (``[model]``, ``[contract]``), each
+    parsed by its function; their results come back in the second value. Raises
+    ``UsageError`` naming the first unknown or malformed table or key.
+    """
+    expect_table(data, "policy")
+    app_tables = dict(app_tables or {})
+    known = {*EVIDENCE_KEYS, *POLICY_TABLES, *app_tables}
+    kw: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
+    apps: dict[str, Any] = {}
+    for key in sorted(data):
+        value = data[key]
+        if key not in known:
+            what = "table" if isinstance(value, Mapping) else "key"
+            raise unknown_name("policy", key, known, what=what)
+        if key == "accept":
+            items = value if isinstance(value, list) else to_list(value, "policy.accept")
+            kw["accept"] = tuple(Tee.parse(v, f"policy.accept[{i}]") for i, v in enumerate(items))
+        elif key == "allow_simulated":
+            kw[key] = to_bool(value, "policy.allow_simulated")
+        elif key == "simulated_ark_sha256":
+            kw[key] = tuple(
+                parse_sha256(v, f"policy.{key}[{i}]").hex()  # sha256:<hex> or bare hex
+                for i, v in enumerate(to_list(value, f"policy.{key}"))
+            )
+        elif key in POLICY_TABLES:
+            tables[key] = POLICY_TABLES[key].parse(expect_table(value, f"policy.{key}"), base)
+        else:
+            apps[key] = app_tables[key](value, base)
+    if "accept" not in kw:
+        raise UsageError(
+            "policy.accept",
+            "the policy must name the evidence kinds it accepts and pin each one's launch "
+            'identity, e.g. accept = ["sev-snp"] with [snp] ' + SNP_MEASURE_HINT,
+            expected="accept = [" + ", ".join(f'"{t.value}"' for t in REQUIRED_TABLES) + "]",
+            actual="absent",
+        )
+    policy = Policy(tables=tables, **kw)
+    if policy.allow_simulated:
+        log.warning("policy allows SIMULATED evidence (allow_simulated = true)")
+    for name in policy.skipped():
+        log.warning("policy skips the %s check ({ skip = true })", name)
+    return policy, apps
+
+
+def read_policy_toml(path: Path) -> dict[str, Any]:
+    """A policy file's TOML document. Raises ``UsageError`` when missing or malformed."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as err:
+        raise UsageError("policy.file", f"cannot read {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise UsageError("policy.file", f"{path} is not UTF-8 text") from err
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError("policy.toml", f"{path}: {err}") from err
+
+
+def simulated_policy(ark_sha256: str, measurement: bytes) -> dict[str, Any]:
+    """The evidence part of a policy that accepts one simulated enclave, and only it."""
+    return {
+        "accept": [Tee.SEV_SNP.value],
+        "allow_simulated": True,
+        "simulated_ark_sha256": [ark_sha256],
+        "snp": {"allowed_measurements": [measurement.hex()]},
+    }
+
+
+def _check_accept(accept: Iterable[Tee]) -> None:
+    accept = tuple(accept)
+    if not accept:
+        raise UsageError(
+            "policy.accept",
+            "an empty accept list accepts nothing: name the evidence kinds this party accepts",
+            expected='e.g. accept = ["sev-snp"]',
+            actual="[]",
+        )
+    seen: set[Tee] = set()
+    for tee in accept:
+        if not isinstance(tee, Tee):
+            raise UsageError("policy.accept", "not an evidence kind", actual=repr(tee))
+        if tee in seen:
+            raise UsageError("policy.accept", "named twice", actual=tee.value)
+        seen.add(tee)
+        if tee not in REQUIRED_TABLES:
+            raise UsageError(
+                "policy.accept",
+                f"{tee.value} evidence is not supported by this verifier yet",
+                expected="one of " + ", ".join(t.value for t in REQUIRED_TABLES),
+                actual=tee.value,
+            )
+    if all(t.is_device for t in accept):
+        raise UsageError(
+            "policy.accept",
+            "device evidence only accompanies a CPU-TEE evidence: name a CPU TEE too",
+            actual=[t.value for t in accept],
+        )
+
+
+def _identity_hint(name: str) -> str:
+    if name == "snp":
+        return SNP_MEASURE_HINT
+    if name == "tdx":
+        return "mrtd, rtmr0, rtmr1, rtmr2 pinned (`tcme measure tdx --from-quote`), or skipped"
+    return "its launch identity pinned, or skipped with { skip = true }"
+
+
+def _path(value: Any, check: str, base: Path | None) -> Path:
+    if not isinstance(value, str) or not value:
+        raise UsageError(check, "must be a folder path", actual=repr(value))
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or base is None else base / path
 
 
 def validate_report(
     report: AttestationReport,
     policy: SnpPolicy,
     *,
-    expected_report_data: bytes | None = None,
-    report_data_check: Callable[[bytes], None] | None = None,
     product: str | None = None,
 ) -> None:
     """Check a (signature-verified) report against ``policy``; report every violation.
 
     ``product``: the product line the verified chain is for (default: the one the
-    report's CPUID names). ``expected_report_data``: exact REPORT_DATA, in
-    addition to the policy's. ``report_data_check``: called with REPORT_DATA,
-    raises (preferably a ``TcmeError``) to reject. Raises ``PolicyError`` whose
-    ``violations`` list every failed check.
+    report's CPUID names). The REPORT_DATA binding is not checked here: the
+    verifier checks it, in one place, for every kind (``attestation.binding``).
+    Raises ``PolicyError`` whose ``violations`` list every failed check.
     """
     v = _Violations()
     product = product or report.cpuid_product
@@ -282,14 +566,6 @@ def validate_report(
         )
 
     _check_equal(v, "report_data", report.report_data, policy.report_data)
-    _check_equal(v, "report_data", report.report_data, expected_report_data)
-    if report_data_check is not None:
-        try:
-            report_data_check(report.report_data)
-        except TcmeError as err:
-            v.add(err.check, err.detail, expected=err.expected, actual=err.actual)
-        except Exception as err:  # a failing caller check is a rejection
-            v.add("report_data.check", f"{type(err).__name__}: {err}")
     v.raise_if_any()
 
 
@@ -331,9 +607,11 @@ def _check_equal(v: _Violations, check: str, actual: bytes, expected: bytes | No
 
 
 def _check_one_of(
-    v: _Violations, check: str, actual: bytes, allowed: Sequence[bytes] | None
+    v: _Violations, check: str, actual: bytes, allowed: Sequence[bytes] | Skip | None
 ) -> None:
-    if allowed is not None and actual not in allowed:
+    if allowed is None or isinstance(allowed, Skip):
+        return
+    if actual not in allowed:
         shown = ", ".join(a.hex() for a in allowed) if allowed else "(empty allow-list)"
         v.add(
             check, "value not in the allowed list", expected=f"one of {shown}", actual=actual.hex()
@@ -347,78 +625,30 @@ def _ver(value: tuple[int, int]) -> str:
 # -- converters from TOML values ---------------------------------------------------------
 
 
-def _expect_table(value: Any, name: str) -> None:
-    if not isinstance(value, Mapping):
-        raise UsageError(f"policy.{name}", "must be a table", actual=type(value).__name__)
-
-
-def _to_bool(value: Any, check: str) -> bool:
-    if not isinstance(value, bool):
-        raise UsageError(check, "must be true or false", actual=repr(value))
-    return value
-
-
-def _to_int(value: Any, check: str, lo: int = 0, hi: int = 2**64 - 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise UsageError(check, "must be an integer", expected=f"{lo}..{hi}", actual=repr(value))
-    return value
-
-
-def _to_list(value: Any, check: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise UsageError(check, "must be a list", actual=type(value).__name__)
-    return value
-
-
-def _to_bytes(value: Any, check: str, size: int) -> bytes:
-    if not isinstance(value, str) or not re.fullmatch(r"(?:[0-9a-fA-F]{2})*", value.strip()):
-        raise UsageError(
-            check, "must be a hex string", expected=f"{2 * size} hex digits", actual=repr(value)
-        )
-    raw = bytes.fromhex(value.strip())
-    if len(raw) != size:
-        raise UsageError(
-            check, "wrong length", expected=f"{size} bytes", actual=f"{len(raw)} bytes"
-        )
-    return raw
-
-
 def _bytes_conv(size: int) -> Callable[[Any, str], bytes]:
-    return lambda value, check: _to_bytes(value, check, size)
+    return hex_converter(size)
 
 
-def _bytes_list_conv(size: int) -> Callable[[Any, str], tuple[bytes, ...]]:
-    return lambda value, check: tuple(
-        _to_bytes(item, f"{check}[{i}]", size) for i, item in enumerate(_to_list(value, check))
-    )
+def _pinned_conv(size: int) -> Callable[[Any, str], tuple[bytes, ...] | Skip]:
+    return lambda value, check: pinned(value, check, hex_converter(size))
 
 
 def _tcb_conv(value: Any, check: str) -> dict[str, int]:
-    _expect_table(value, check.removeprefix("policy."))
+    expect_table(value, check)
     out: dict[str, int] = {}
     for key, svn in value.items():
         if key not in TCB_COMPONENTS:
-            raise UsageError(
-                f"{check}.{key}",
-                "unknown TCB component",
-                expected="one of " + ", ".join(TCB_COMPONENTS),
-                actual=key,
-            )
-        out[key] = _to_int(svn, f"{check}.{key}", 0, 255)
+            raise unknown_name(check, key, TCB_COMPONENTS, what="TCB component")
+        out[key] = to_int(svn, f"{check}.{key}", 0, 255)
     return out
 
 
 def _tcb_by_product_conv(value: Any, check: str) -> dict[str, dict[str, int]]:
-    _expect_table(value, check.removeprefix("policy."))
+    expect_table(value, check)
     out: dict[str, dict[str, int]] = {}
     for product, table in value.items():
         if product not in (*PRODUCTS, SIMULATED_PRODUCT):
-            raise UsageError(
-                f"{check}.{product}",
-                "unknown product",
-                expected="one of " + ", ".join(PRODUCTS),
-                actual=product,
-            )
+            raise unknown_name(check, product, (*PRODUCTS, SIMULATED_PRODUCT), what="product")
         out[product] = _tcb_conv(table, f"{check}.{product}")
     return out
 
@@ -427,7 +657,7 @@ def _flags_conv(
     known: Mapping[str, int], forbidden: Mapping[str, str]
 ) -> Callable[[Any, str], dict[str, bool]]:
     def convert(value: Any, check: str) -> dict[str, bool]:
-        _expect_table(value, check.removeprefix("policy."))
+        expect_table(value, check)
         out: dict[str, bool] = {}
         for key, flag in value.items():
             if key in forbidden:
@@ -438,13 +668,10 @@ def _flags_conv(
                     actual=key,
                 )
             if key not in known:
-                raise UsageError(
-                    f"{check}.{key}",
-                    "unknown flag",
-                    expected="one of " + ", ".join(k for k in known if k not in forbidden),
-                    actual=key,
+                raise unknown_name(
+                    check, key, [k for k in known if k not in forbidden], what="flag"
                 )
-            out[key] = _to_bool(flag, f"{check}.{key}")
+            out[key] = to_bool(flag, f"{check}.{key}")
         return out
 
     return convert
@@ -459,7 +686,7 @@ def _version_conv(value: Any, check: str) -> tuple[int, int]:
 
 def _choices_conv(choices: Sequence[str]) -> Callable[[Any, str], tuple[str, ...]]:
     def convert(value: Any, check: str) -> tuple[str, ...]:
-        items = _to_list(value, check)
+        items = to_list(value, check)
         for item in items:
             if item not in choices:
                 raise UsageError(
@@ -474,27 +701,28 @@ def _choices_conv(choices: Sequence[str]) -> Callable[[Any, str], tuple[str, ...
 
 
 _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
-    "minimum_report_version": lambda v, c: _to_int(v, c, 2, 255),
+    "minimum_report_version": lambda v, c: to_int(v, c, 2, 255),
     "minimum_tcb": _tcb_conv,
     "minimum_tcb_by_product": _tcb_by_product_conv,
     "minimum_launch_tcb": _tcb_conv,
-    "allow_debug": _to_bool,
-    "allow_migration_agent": _to_bool,
+    "allow_debug": to_bool,
+    "allow_migration_agent": to_bool,
     "guest_policy": _flags_conv(GUEST_POLICY_FLAGS, _DEDICATED_FLAGS),
     "minimum_abi": _version_conv,
     "platform_info": _flags_conv(PLATFORM_INFO_FLAGS, {}),
-    "allowed_measurements": _bytes_list_conv(48),
+    "allowed_measurements": lambda v, c: pinned(v, c, hex_converter(48), how="tcme measure snp"),
     "host_data": _bytes_conv(32),
-    "id_key_digests": _bytes_list_conv(48),
-    "author_key_digests": _bytes_list_conv(48),
+    "id_key_digests": _pinned_conv(48),
+    "author_key_digests": _pinned_conv(48),
     "family_id": _bytes_conv(16),
     "image_id": _bytes_conv(16),
-    "vmpl": lambda v, c: _to_int(v, c, 0, 3),
-    "minimum_guest_svn": lambda v, c: _to_int(v, c, 0, 2**32 - 1),
+    "vmpl": lambda v, c: to_int(v, c, 0, 3),
+    "minimum_guest_svn": lambda v, c: to_int(v, c, 0, 2**32 - 1),
     "report_data": _bytes_conv(64),
     "allowed_products": _choices_conv((*PRODUCTS, SIMULATED_PRODUCT)),
     "signing_keys": _choices_conv(SIGNING_KEYS),
-    "allowed_chip_ids": _bytes_list_conv(64),
+    "allowed_chip_ids": _pinned_conv(64),
     "minimum_firmware": _version_conv,
-    "minimum_build": lambda v, c: _to_int(v, c, 0, 255),
+    "minimum_build": lambda v, c: to_int(v, c, 0, 255),
+    "require_crl": to_bool,
 }

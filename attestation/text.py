@@ -6,7 +6,8 @@ accepted everywhere:
 
 - a SHA-256 digest is printed ``sha256:<64 hex digits>`` and read with or
   without the ``sha256:`` prefix (upper- or lowercase hex);
-- a time is RFC 3339; a time without a zone is taken as UTC.
+- a time is RFC 3339; a time without a zone is taken as UTC;
+- a JSON object may not name a key twice (two readers could disagree on its value).
 
 The error class is the caller's: ``UsageError`` for what a person typed (the
 default), ``ParseError`` for bytes that arrived from elsewhere.
@@ -14,10 +15,11 @@ default), ``ParseError`` for bytes that arrived from elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from attestation.errors import TcmeError, UsageError
+from attestation.errors import ParseError, TcmeError, UsageError
 
 SHA256_PREFIX = "sha256:"
 SHA256_SIZE = 32
@@ -81,6 +83,26 @@ def parse_time(text: str, check: str, *, error: type[TcmeError] = UsageError) ->
             actual=_quote(text),
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def no_duplicate_keys(
+    check: str, *, error: type[TcmeError] = ParseError
+) -> Callable[[Sequence[tuple[str, Any]]], dict[str, Any]]:
+    """A ``json.loads`` ``object_pairs_hook`` that refuses a key given twice."""
+
+    def hook(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise error(
+                    check,
+                    "a key appears twice (two readers could disagree on its value)",
+                    actual=_quote(key),
+                )
+            out[key] = value
+        return out
+
+    return hook
 
 
 def _quote(value: Any) -> str:

@@ -48,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = vectors_root()
     if root is None:
-        print("TDX bench skipped: vectors not found (set TCME_VECTORS or ../shared/vectors)")
-        return 0
+        # A benchmark that should run and cannot is a failure, never a quiet skip.
+        print(
+            "TDX bench cannot run: vectors not found (set TCME_VECTORS or ../shared/vectors)",
+            file=sys.stderr,
+        )
+        return 1
     tdx = root / "tdx"
     anchor = intel_sgx_root_ca_der()
     policy = TdxPolicy()

@@ -180,7 +180,7 @@ def load_rows(model: Path, keys: tuple[Path, Path], repeat: int) -> list[str]:
         return Llama(model_path=str(model), verbose=False)
 
     def verified(signature: Path) -> Callable[[], object]:
-        return lambda: load_verified_model(model, signature, verifier)
+        return lambda: load_verified_model(model, signature, verifier, verbose=False)
 
     def close(loaded: object) -> None:  # untimed, for both contenders
         loaded.close()  # type: ignore[attr-defined]

@@ -12,7 +12,6 @@ page new bytes in under llama.cpp's mapping either.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,17 +135,3 @@ def load_verified_model(
         gguf_name=gguf,
         _memfd=memfd,
     )
-
-
-def memfd_contents_digest(memfd: SealedMemfd) -> str:
-    """SHA-256 of what the memfd holds now (re-read through its own path; for tests and audits)."""
-    import hashlib
-
-    hasher = hashlib.sha256()
-    fd = os.open(memfd.path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        while chunk := os.read(fd, 1 << 20):
-            hasher.update(chunk)
-    finally:
-        os.close(fd)
-    return hasher.hexdigest()

@@ -6,29 +6,34 @@ metadata ``error``, ``detail``, ``expected``, ``actual``: only those that are
 set, each cut to a fixed size). Messages come from ``TcmeError.message()``,
 which never quotes an input value.
 
-The servicer decodes requests itself (``tcme_handler``), so bytes that are not
+The servicer decodes requests itself (``decoding_handler``), so bytes that are not
 a valid message get INVALID_ARGUMENT (``request.malformed``) like any other
 bad request, and it checks the size of every identifier before anything can
-quote it. ``CallGate`` keeps the server answering under load: calls that can
-run long share all but ``RESERVED_WORKERS`` of the worker threads (Attest,
-GetSession and health always find one), and only a few GetResult calls wait
-at a time; the others answer "pending" at once.
+quote it. ``CallGate`` keeps the server answering under load: only a few
+GetResult calls wait at a time (the others answer "pending" at once), calls
+that can run long share what is left but ``RESERVED_WORKERS`` threads, and
+Attest, GetSession and health always find a worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError, UsageError
 from attestation.providers.base import Evidence
+from attestation.tee import Tee
 from enclave.inference import InferenceError
 from enclave.runtime import Enclave, EnclaveDraining
 from enclave.session import (
@@ -59,6 +64,9 @@ WAIT_SLICE = 0.25
 RETRY_AFTER_MS = 500
 # Worker threads that only cheap calls (Attest, GetSession, health) may use.
 RESERVED_WORKERS = 8
+# CreateSession calls that may parse and check contracts at once: contract checks are
+# CPU work under the interpreter lock, and a stranger can send them without end.
+CONCURRENT_CREATES = 2
 # Longest party name a contract allows (tcme.contract.fields.PARTY_NAME).
 MAX_PARTY_NAME = 32
 
@@ -87,10 +95,10 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
 )
 
 _TEE = {
-    "sev-snp": evidence_pb2.TEE_TYPE_SEV_SNP,
-    "tdx": evidence_pb2.TEE_TYPE_TDX,
-    "az-snp-vtpm": evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
-    "az-tdx-vtpm": evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
+    Tee.SEV_SNP: evidence_pb2.TEE_TYPE_SEV_SNP,
+    Tee.TDX: evidence_pb2.TEE_TYPE_TDX,
+    Tee.AZ_SNP_VTPM: evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
+    Tee.AZ_TDX_VTPM: evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
 }
 _STATE = {
     State.OPEN: tcme_pb2.SESSION_STATE_OPEN,
@@ -127,18 +135,24 @@ def status_for(error: TcmeError) -> grpc.Status:
 class CallGate:
     """Admission for calls that can run long, so cheap calls always find a worker.
 
-    ``long_call`` admits at most ``workers - RESERVED_WORKERS`` calls at once
-    and refuses the rest at once (RESOURCE_EXHAUSTED, ``server.busy``);
-    ``wait_slot`` grants at most ``workers // 4`` GetResult waits at once
-    (a call without a slot answers "pending" without waiting).
+    The worker threads split three ways: ``wait_slot`` grants at most
+    ``workers // 4`` GetResult waits at once (a GetResult without a slot
+    answers at once, "pending" or its result, like any cheap call);
+    ``long_call`` admits CreateSession, SubmitInput and AbortSession up to what
+    is left after the waits and ``RESERVED_WORKERS`` (and ``create_call`` at
+    most ``CONCURRENT_CREATES`` CreateSession), and refuses the rest at once
+    (RESOURCE_EXHAUSTED, ``server.busy``, safe to retry: nothing ran);
+    the reserved threads are for cheap calls (Attest, GetSession, health,
+    GetResult without a wait), which are never refused.
     """
 
     def __init__(self, workers: int) -> None:
-        if workers <= RESERVED_WORKERS:
-            raise ValueError(f"workers must be more than {RESERVED_WORKERS}")
-        self.long_limit = workers - RESERVED_WORKERS
         self.wait_limit = max(1, workers // 4)
+        self.long_limit = workers - RESERVED_WORKERS - self.wait_limit
+        if self.long_limit < 1:
+            raise ValueError(f"too few workers ({workers}) for the reserved and waiting calls")
         self._long = threading.BoundedSemaphore(self.long_limit)
+        self._creates = threading.BoundedSemaphore(CONCURRENT_CREATES)
         self._waits = threading.BoundedSemaphore(self.wait_limit)
         self._lock = threading.Lock()
         self._running = 0
@@ -175,6 +189,21 @@ class CallGate:
         finally:
             self._count("_running", -1)
             self._long.release()
+
+    @contextmanager
+    def create_call(self) -> Iterator[None]:
+        """A long-call slot that is also one of the ``CONCURRENT_CREATES`` contract checks."""
+        if not self._creates.acquire(blocking=False):
+            raise ServerBusy(
+                "server.busy",
+                "the enclave is busy opening sessions; retry later",
+                expected=f"at most {CONCURRENT_CREATES} CreateSession calls at once",
+            )
+        try:
+            with self.long_call():
+                yield
+        finally:
+            self._creates.release()
 
     @contextmanager
     def wait_slot(self) -> Iterator[bool]:
@@ -218,7 +247,7 @@ def _pending(state: int = tcme_pb2.SESSION_STATE_OPEN) -> tcme_pb2.GetResultResp
     return tcme_pb2.GetResultResponse(state=state, retry_after_ms=RETRY_AFTER_MS)
 
 
-def _wait_seconds(context: grpc.ServicerContext) -> float:
+def _wait_seconds(context: CallContext) -> float:
     """How long this GetResult may wait: its deadline less a margin, at most MAX_RESULT_WAIT.
 
     grpc-python reports "no deadline" as None or a huge number; either means
@@ -238,11 +267,11 @@ class TcmeServicer:
         self.gate = CallGate(workers)
 
     def CreateSession(
-        self, request: tcme_pb2.CreateSessionRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.CreateSessionRequest, context: CallContext
     ) -> tcme_pb2.CreateSessionResponse:
         """Validate the contract and open a session."""
         self._enclave.check_accepting()
-        with self.gate.long_call():
+        with self.gate.create_call():
             session = self._enclave.sessions.create(request.contract)
         return tcme_pb2.CreateSessionResponse(
             session_id=session.session_id,
@@ -251,7 +280,7 @@ class TcmeServicer:
         )
 
     def GetSession(
-        self, request: tcme_pb2.GetSessionRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.GetSessionRequest, context: CallContext
     ) -> tcme_pb2.GetSessionResponse:
         """The session's contract bytes and progress."""
         check_session_id(request.session_id)
@@ -265,7 +294,7 @@ class TcmeServicer:
         )
 
     def Attest(
-        self, request: tcme_pb2.AttestRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.AttestRequest, context: CallContext
     ) -> tcme_pb2.AttestResponse:
         """Fresh evidence binding claims, contract, session and the caller's nonce."""
         check_session_id(request.session_id, optional=True)
@@ -279,7 +308,7 @@ class TcmeServicer:
         )
 
     def SubmitInput(
-        self, request: tcme_pb2.SubmitInputRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.SubmitInputRequest, context: CallContext
     ) -> tcme_pb2.SubmitInputResponse:
         """One party's sealed, signed input."""
         check_session_id(request.session_id)
@@ -293,7 +322,7 @@ class TcmeServicer:
         )
 
     def GetResult(
-        self, request: tcme_pb2.GetResultRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.GetResultRequest, context: CallContext
     ) -> tcme_pb2.GetResultResponse:
         """This party's share once the session ended; "pending" after a bounded wait.
 
@@ -304,7 +333,7 @@ class TcmeServicer:
         """
         check_session_id(request.session_id)
         check_party(request.party)
-        with self.gate.long_call(), self.gate.wait_slot() as may_wait:
+        with self.gate.wait_slot() as may_wait:
             wait = _wait_seconds(context) if may_wait else 0.0
             until = time.monotonic() + wait
             while True:
@@ -335,7 +364,7 @@ class TcmeServicer:
         )
 
     def AbortSession(
-        self, request: tcme_pb2.AbortSessionRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.AbortSessionRequest, context: CallContext
     ) -> tcme_pb2.AbortSessionResponse:
         """End the session for everyone at a party's signed request."""
         check_session_id(request.session_id)
@@ -355,29 +384,60 @@ def _state_name(err: SessionStateError) -> State | None:
         return None
 
 
-def tcme_handler(servicer: TcmeServicer) -> grpc.GenericRpcHandler:
-    """``tcme.v1.Tcme`` for a ``grpc.Server``, decoding and mapping errors itself.
+def decoding_handler(
+    service: ServiceDescriptor, servicer: object, pool: Executor
+) -> grpc.GenericRpcHandler:
+    """Every (unary) method of ``service`` for a ``grpc.aio`` server, run on ``pool``.
 
-    Requests arrive as bytes: a message that does not parse gets
-    INVALID_ARGUMENT (``request.malformed``) with an ErrorInfo, as every
-    other malformed request does, instead of grpc's INTERNAL.
+    The servicer's method of each name runs on a ``pool`` thread once the
+    request has arrived in full and decoded. Bytes that do not parse get
+    INVALID_ARGUMENT (``request.malformed``) with an ErrorInfo, as every other
+    malformed request does, instead of grpc's INTERNAL; a ``TcmeError`` becomes
+    its status (``status_for``).
     """
     handlers = {}
-    for method in SERVICE.methods:
-        request_cls = getattr(tcme_pb2, method.input_type.name)
-        response_cls = getattr(tcme_pb2, method.output_type.name)
+    for method in service.methods:
+        request_cls = message_factory.GetMessageClass(method.input_type)
+        response_cls = message_factory.GetMessageClass(method.output_type)
         body = getattr(servicer, method.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _decoding(method.name, request_cls, body),
+            _decoding(method.name, request_cls, body, pool),
             response_serializer=response_cls.SerializeToString,
         )
-    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+class CallContext:
+    """What a servicer method on a pool thread may ask about its call.
+
+    ``is_active`` turns False as soon as the caller cancels or the deadline
+    passes (the serving loop cancels the call's coroutine), so a waiting
+    method can give its thread back.
+    """
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context = context
+        self._active = threading.Event()
+        self._active.set()
+
+    def time_remaining(self) -> float | None:
+        """Seconds to the deadline, None without one."""
+        return self._context.time_remaining()
+
+    def is_active(self) -> bool:
+        """False once the call ended on the network side."""
+        return self._active.is_set()
+
+    def end(self) -> None:
+        """The call is over (cancelled, timed out or answered)."""
+        self._active.clear()
 
 
 def _decoding(
-    name: str, request_cls: Any, body: Callable[[Any, grpc.ServicerContext], T]
-) -> Callable[[bytes, grpc.ServicerContext], T]:
-    def handle(raw: bytes, context: grpc.ServicerContext) -> T:
+    name: str, request_cls: Any, body: Callable[[Any, Any], T], pool: Executor
+) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[T]]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> T:
+        call = CallContext(context)
         try:
             try:
                 request = request_cls.FromString(raw)
@@ -387,12 +447,15 @@ def _decoding(
                     f"the request is not a valid {request_cls.DESCRIPTOR.full_name}",
                     actual=f"{len(raw)} bytes",
                 ) from None
-            return body(request, context)
+            running = asyncio.get_running_loop()
+            return await running.run_in_executor(pool, body, request, call)
         except TcmeError as err:
             code = status_code_for(err)
             log.info("%s -> %s %s", name, code.name, err.check)
-            context.abort_with_status(status_for(err))
+            await context.abort_with_status(status_for(err))
             raise AssertionError("abort_with_status returned") from None  # pragma: no cover
+        finally:
+            call.end()
 
     return handle
 

@@ -6,6 +6,11 @@ no key, and it passes every enclave status code and its details back unchanged.
 Only responses that have a registered hook (Attest, to attach cached
 collateral) are decoded on the way back.
 
+Which enclave a call goes to is the router's answer (``host.router``): with
+one backend, every call; with a fleet, the enclave named by the session id's
+route tag, or the least-loaded one for a new session. The only bytes read
+from a request are its session id.
+
 Forwarding is asynchronous: a call waiting on the enclave (a GetResult long
 poll, a slow CreateSession) or on its own caller (a stream that sent headers
 and nothing more) is a coroutine, not a worker thread, so no number of such
@@ -22,7 +27,12 @@ from typing import Any
 
 import grpc
 
+from host.backends import Backend, State
+from host.route import MalformedRequest, Route
+from host.router import NoBackend, Router
 from host.services import MethodShape
+from tcme.serving.status import error_status
+from tcme.wire.requests import error_info
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +62,27 @@ def _forwardable(metadata: Iterable[tuple[str, Any]] | None, *, trailing: bool) 
 
 
 class ForwardingHandler(grpc.GenericRpcHandler):
-    """Serves each known method path by replaying it on the enclave channel.
+    """Serves each known method path by replaying it on the chosen enclave's channel.
 
-    ``channel`` is a ``grpc.aio.Channel`` on the serving loop. Every method of
-    the API is unary; a streaming method is refused when the proxy is built.
+    ``router`` picks the backend per call and owns the ``grpc.aio`` channels
+    (on the serving loop). Every method of the API is unary; a streaming method
+    is refused when the proxy is built. ``on_unavailable(target, detail)`` hears
+    of each backend a call found unreachable.
     """
 
     def __init__(
         self,
-        channel: grpc.aio.Channel,
+        router: Router,
         methods: Sequence[MethodShape],
         *,
-        enclave_target: str,
         response_hooks: Mapping[str, ResponseHook] | None = None,
         max_call_seconds: float | None = None,
-        on_unavailable: Callable[[], None] | None = None,
+        on_unavailable: Callable[[str, str], None] | None = None,
     ) -> None:
         streaming = [m.path for m in methods if m.client_streaming or m.server_streaming]
         if streaming:
             raise ValueError(f"the proxy forwards unary methods only; streaming: {streaming}")
-        self._channel = channel
-        self._target = enclave_target
+        self._router = router
         self._hooks = dict(response_hooks or {})
         self._max_call_seconds = max_call_seconds
         self._on_unavailable = on_unavailable
@@ -106,14 +116,26 @@ class ForwardingHandler(grpc.GenericRpcHandler):
         return remaining
 
     async def _fail(
-        self, context: grpc.aio.ServicerContext, path: str, err: grpc.aio.AioRpcError
+        self,
+        context: grpc.aio.ServicerContext,
+        path: str,
+        err: grpc.aio.AioRpcError,
+        backend: Backend,
+        route: Route,
     ) -> None:
         code = err.code()
         details = err.details() or ""
-        if code == grpc.StatusCode.UNAVAILABLE:
-            details = f"enclave at {self._target} is unavailable: {details}"
+        if code == grpc.StatusCode.CANCELLED and backend.state is State.GONE:
+            # We cancelled it: the prober found the enclave gone while the call waited.
+            code, details = grpc.StatusCode.UNAVAILABLE, self._router.gone_message(backend, route)
+        elif code == grpc.StatusCode.UNAVAILABLE and error_info(err) is None:
+            # The transport failed (no ErrorInfo: the enclave did not answer this call).
             if self._on_unavailable is not None:
-                self._on_unavailable()
+                self._on_unavailable(backend.target, details)
+            if self._router.fleet and not route.new:
+                details = self._router.gone_message(backend, route)
+            else:
+                details = f"enclave at {backend.target} is unavailable: {details}"
         log.info("forward %s -> %s", path, code.name)
         kept = _forwardable(err.trailing_metadata(), trailing=True)
         if kept:
@@ -137,18 +159,53 @@ class ForwardingHandler(grpc.GenericRpcHandler):
             raise  # unreachable: abort raises
 
     def _method_handler(self, path: str) -> grpc.RpcMethodHandler:
-        remote = self._channel.unary_unary(path)
-
         async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             timeout = await self._timeout(context)
             metadata = _forwardable(context.invocation_metadata(), trailing=False)
-            # Cancelling this coroutine (the party went away) cancels the enclave call.
-            call = remote(request, timeout=timeout, metadata=metadata)
             try:
-                response = await call
-            except grpc.aio.AioRpcError as err:
-                await self._fail(context, path, err)
-                raise
+                route = self._router.route(path, request)
+            except MalformedRequest as err:
+                # The same answer the enclave gives bad bytes: INVALID_ARGUMENT + ErrorInfo.
+                await context.abort_with_status(
+                    error_status(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "request.malformed",
+                        f"request.malformed: {err}",
+                        error="MalformedRequest",
+                        actual=f"{len(request)} bytes",
+                    )
+                )
+                raise  # unreachable: abort raises
+            tried: list[str] = []
+            while True:
+                try:
+                    backend = self._router.backend_for(route, tried)
+                except NoBackend as err:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+                    raise  # unreachable: abort raises
+                tried.append(backend.target)
+                remote = self._router.channel(backend.target).unary_unary(path)
+                # Cancelling this coroutine (the party went away) cancels the enclave call.
+                call = remote(request, timeout=timeout, metadata=metadata)
+                self._router.track(backend.target, call)
+                try:
+                    response = await call
+                except asyncio.CancelledError:
+                    if not self._router.cancelled_by_router(call):
+                        raise  # the party went away
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE, self._router.gone_message(backend, route)
+                    )
+                    raise  # unreachable: abort raises
+                except grpc.aio.AioRpcError as err:
+                    if self._router.retry_elsewhere(route, err) and self._router.has_other(tried):
+                        log.info("forward %s: %s refused, trying another", path, backend.target)
+                        continue
+                    await self._fail(context, path, err, backend, route)
+                    raise
+                finally:
+                    self._router.untrack(backend.target, call)
+                break
             kept = _forwardable(await call.trailing_metadata(), trailing=True)
             if kept:
                 context.set_trailing_metadata(tuple(kept))

@@ -66,7 +66,9 @@ echo "   signer            $SIGNER"
 step "2. Simulated hardware: a local SIMULATED ARK -> ASK -> VCEK chain (not AMD)"
 tcme sim snp --out "$WORK/sim" >/dev/null
 ARK_PIN=$("$PY" -c 'import sys,tomllib; print(tomllib.load(open(sys.argv[1],"rb"))["simulated_ark_sha256"][0])' "$WORK/sim/simulated-policy.toml")
+MEASUREMENT=$("$PY" -c 'import sys,tomllib; print(tomllib.load(open(sys.argv[1],"rb"))["snp"]["allowed_measurements"][0])' "$WORK/sim/simulated-policy.toml")
 echo "   simulated ARK sha256 $ARK_PIN (the parties pin this root)"
+echo "   launch measurement   $MEASUREMENT (and this guest)"
 
 step "3. Parties: keys, and the contract both agree to (examples/millionaires)"
 for party in alice bob; do
@@ -80,9 +82,13 @@ echo "   alice and bob each send one integer; the output 'richer' (first/second/
 echo "   goes to both; greedy decoding (temperature 0, seed 42) constrained to those words"
 for party in alice bob; do
     cat >"$WORK/$party.toml" <<EOF
-# $party's own policy: what it checks before releasing its input.
+# $party's own policy: what it checks before releasing its input (docs/security.md).
+accept = ["sev-snp"]                      # only SEV-SNP evidence
 allow_simulated = true                    # demo only: SIMULATED evidence proves nothing
-simulated_ark_sha256 = ["$ARK_PIN"]
+simulated_ark_sha256 = ["$ARK_PIN"]       # ...and only from this simulated root
+
+[snp]
+allowed_measurements = ["$MEASUREMENT"]   # the launch identity of the (simulated) guest
 
 [model]
 root_digest = "$ROOT_DIGEST"

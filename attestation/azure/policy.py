@@ -11,6 +11,9 @@
     "7" = "<64 hex>"            # a single value is a one-element list
     "11" = { skip = true }      # deliberately not checked
     others = { skip = true }    # every PCR not named above, skipped explicitly
+    [azure.vm_configuration]    # optional: exact values of the runtime data's claims
+    "secure-boot" = true
+    "console-enabled" = false
 
 Fail closed: a party that has no ``[azure]`` table accepts no Azure evidence,
 and ``[azure.pcrs]`` must say something about every PCR 0..23 (a value, a
@@ -31,7 +34,7 @@ from attestation.errors import PolicyError, UsageError
 PCR_COUNT = 24
 PCR_SIZE = 32
 OTHERS = "others"
-KEYS = ("snp", "tdx", "pcrs")
+KEYS = ("snp", "tdx", "pcrs", "vm_configuration")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class AzurePolicy:
     snp: Mapping[str, Any] = field(default_factory=dict)
     tdx: Mapping[str, Any] = field(default_factory=dict)
     pcrs: Mapping[int, PcrRule] = field(default_factory=dict)
+    vm_configuration: Mapping[str, bool | str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AzurePolicy:
@@ -73,11 +77,47 @@ class AzurePolicy:
                 expected='[azure.pcrs] with "0".."23" / others, or pcrs = { skip = true }',
                 actual="absent",
             )
+        vm_configuration = data.get("vm_configuration", {})
+        if not isinstance(vm_configuration, Mapping) or not all(
+            isinstance(v, bool | str) for v in vm_configuration.values()
+        ):
+            raise UsageError(
+                "policy.azure.vm_configuration",
+                "a table of exact true/false or string values",
+                actual=repr(vm_configuration)[:80],
+            )
         return cls(
             snp=dict(data.get("snp", {})),
             tdx=dict(data.get("tdx", {})),
             pcrs=parse_pcr_rules(data["pcrs"]),
+            vm_configuration=dict(vm_configuration),
         )
+
+    def missing_identity(self) -> list[str]:
+        """None: ``from_dict`` already requires every PCR pinned or skipped (the identity)."""
+        return []
+
+    def skipped(self) -> list[str]:
+        """The PCRs skipped with ``{ skip = true }``, as ``pcrs.N`` (for every summary)."""
+        if self.pcrs and all(rule.skip for rule in self.pcrs.values()):
+            return ["pcrs"]
+        return [f"pcrs.{index}" for index, rule in sorted(self.pcrs.items()) if rule.skip]
+
+    def check_vm_configuration(self, claims: Mapping[str, Any]) -> list[PolicyError]:
+        """Every ``[azure.vm_configuration]`` value the runtime data does not carry exactly."""
+        violations = []
+        for key, expected in self.vm_configuration.items():
+            actual = claims.get(key, "absent")
+            if type(actual) is not type(expected) or actual != expected:
+                violations.append(
+                    PolicyError(
+                        f"azure.vm_configuration.{key}",
+                        "the paravisor's VM configuration differs",
+                        expected=expected,
+                        actual=actual,
+                    )
+                )
+        return violations
 
     def check_pcrs(self, pcrs: Sequence[bytes], covered: Sequence[int]) -> list[PolicyError]:
         """Every violation of the PCR rules by the quoted PCRs (``covered``: the quote's)."""

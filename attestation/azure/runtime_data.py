@@ -27,6 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from attestation.errors import ParseError
+from attestation.text import no_duplicate_keys
 
 AK_KID = "HCLAkPub"
 EK_KID = "HCLEkPub"
@@ -76,7 +77,9 @@ def parse_runtime_data(data: bytes) -> RuntimeData:
             actual=len(data),
         )
     try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        doc = json.loads(
+            data.decode("utf-8"), object_pairs_hook=no_duplicate_keys("runtime_data.duplicate_key")
+        )
     except UnicodeDecodeError as err:
         raise ParseError("runtime_data.utf8", "runtime data is not UTF-8", actual=str(err)) from err
     except json.JSONDecodeError as err:
@@ -157,16 +160,3 @@ def _user_data(value: Any) -> bytes | None:
     if not isinstance(value, str) or not _HEX.match(value):
         raise ParseError("runtime_data.user_data", "not hex", actual=repr(value)[:40])
     return bytes.fromhex(value)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ParseError(
-                "runtime_data.duplicate_key",
-                "a key appears twice (two readers could disagree on its value)",
-                actual=key,
-            )
-        out[key] = value
-    return out

@@ -13,8 +13,9 @@ signature → its PCR digest and qualifying data. Steps, tagged in the code:
 (3) runtime data: the hardware REPORT_DATA is hash(runtime data) then zeros;
 (4) quote: the AK signs the quote, and the PCR digest covers the PCR values;
 (5) policy: ``[azure.snp]`` / ``[azure.tdx]`` on the hardware report (the rules
-    of ``[snp]`` / ``[tdx]``), VMPL 0 on SEV-SNP, ``[azure.pcrs]``; every
-    violation at once;
+    of ``[snp]`` / ``[tdx]``), VMPL 0 on SEV-SNP, ``[azure.pcrs]``, and
+    ``[azure.vm_configuration]`` on the runtime data's claims; every violation
+    at once;
 (6) binding: the quote's qualifying data is the party's REPORT_DATA binding
     (or its SHA-256; docs/protocol.md), or the ``--nonce``; v2 evidence also
     carries it at the start of the runtime data's ``user-data``.
@@ -123,7 +124,7 @@ def parse_parts(evidence: bytes) -> tuple[AzureEvidence, HclReport, RuntimeData,
 
 def evidence_kind(evidence: bytes) -> str:
     """ "az-snp-vtpm" or "az-tdx-vtpm", from the HCL report's report type (parses strictly)."""
-    _parts, hcl, _runtime, _attest = parse_parts(evidence)
+    hcl = parse_hcl_report(parse_azure_evidence(evidence).hcl_report)
     return TEE_AZ_SNP if hcl.report_type == REPORT_TYPE_SNP else TEE_AZ_TDX
 
 
@@ -178,7 +179,7 @@ def verify_azure_evidence(
     signature = verify_quote_signature(attest, parts.quote_signature, runtime.ak)
     verify_pcr_digest(attest, parts.pcrs, signature)
     # (5) policy, every violation at once
-    validate_azure(tee, hardware, attest, parts, azure_policy)
+    validate_azure(tee, hardware, attest, parts, azure_policy, runtime)
     # (6) binding
     bound = expected_report_data if expected_report_data is not None else nonce
     if expected_report_data is not None:
@@ -219,7 +220,8 @@ def _verify_snp_hardware(
             expected="VCEK PEM/DER",
             actual="none",
         )
-    trusted = core._trusted_roots(load_cert_bundle(bytes(chain_certs)), policy)
+    # Shared with attestation.verifier until its per-TEE inputs are public (issue 12).
+    trusted = core._trusted_roots(load_cert_bundle(bytes(chain_certs)), policy)  # noqa: SLF001
     options = VerifyOptions(now=when, trusted_arks=trusted, crl=crl, product=product)
     chain = verify_attestation(report, bytes(chain_certs), options)  # (2)
     if chain.simulated:
@@ -246,7 +248,11 @@ def _verify_tdx_hardware(
 ) -> tuple[Any, dict[str, Any]]:
     quote = parse_tdx_quote(parts.td_quote)  # (1)
     verified = verify_tdx_quote(
-        quote, TdxVerifyOptions(collateral=core._tdx_collateral(collateral, quote), now=when)
+        quote,
+        TdxVerifyOptions(
+            collateral=core._tdx_collateral(collateral, quote),  # noqa: SLF001 (as above)
+            now=when,
+        ),
     )  # (2)
     if product is not None and product != "TDX":
         raise PolicyError("product", "wrong product", expected=product, actual="TDX")
@@ -341,9 +347,15 @@ def check_user_data(runtime: RuntimeData, bound: bytes) -> None:
 
 
 def validate_azure(
-    tee: str, hardware: Any, attest: Attest, parts: AzureEvidence, policy: AzurePolicy
+    tee: str,
+    hardware: Any,
+    attest: Attest,
+    parts: AzureEvidence,
+    policy: AzurePolicy,
+    runtime: RuntimeData,
 ) -> None:
-    """Step (5): ``[azure.snp]``/``[azure.tdx]``, VMPL 0 and ``[azure.pcrs]``; all violations."""
+    """Step (5): ``[azure.snp]``/``[azure.tdx]``, VMPL 0, ``[azure.pcrs]`` and
+    ``[azure.vm_configuration]``; every violation at once."""
     violations: list[PolicyError] = []
     if tee == TEE_AZ_SNP:
         from attestation.policy import SnpPolicy, validate_report
@@ -364,6 +376,7 @@ def validate_azure(
         _collect(violations, lambda: validate_quote(hardware, TdxPolicy.from_dict(policy.tdx)))
     covered = attest.pcr_selections[0].pcrs if attest.pcr_selections else ()
     violations.extend(policy.check_pcrs(parts.pcrs, covered))
+    violations.extend(policy.check_vm_configuration(runtime.vm_configuration))
     if len(violations) == 1:
         raise violations[0]
     if violations:

@@ -60,6 +60,8 @@ REQUEST = struct.Struct("<BBBB32sB")  # 37 bytes
 RESPONSE_HEADER = struct.Struct("<BBBBB3s")  # 8 bytes: ..., NumberOfBlocks, RecordLength u24
 BLOCK_HEADER = struct.Struct("<BBH")
 DMTF_HEADER = struct.Struct("<BH")
+# One whole block: index, spec, size, then the DMTF value: type, size, SHA-384.
+BLOCK = struct.Struct("<BBHBH48s")
 OPAQUE_LENGTH = struct.Struct("<H")
 TLV_HEADER = struct.Struct("<HH")
 # The first four request bytes every NVIDIA report starts with.
@@ -67,7 +69,7 @@ _MAGIC = bytes(
     (SPDM_VERSION_1_1, GET_MEASUREMENTS, REQUEST_PARAM1_SIGNATURE, REQUEST_PARAM2_ALL_BLOCKS)
 )
 _HEX = re.compile(rb"\A(?:[0-9a-fA-F]{2})+\Z")
-assert REQUEST.size == 37 and RESPONSE_HEADER.size == 8 and BLOCK_SIZE == 55
+assert REQUEST.size == 37 and RESPONSE_HEADER.size == 8 and BLOCK_SIZE == BLOCK.size == 55
 
 
 class OpaqueType(IntEnum):
@@ -132,7 +134,7 @@ class SpdmRequest:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MeasurementBlock:
     """One DMTF measurement block; ``index`` is 1-based (RIM index + 1)."""
 
@@ -356,7 +358,10 @@ def parse_report(data: bytes) -> NvidiaReport:
             expected=f"NumberOfBlocks ({count}) x {BLOCK_SIZE} = {count * BLOCK_SIZE}",
             actual=record_length,
         )
-    blocks = tuple(_parse_block(reader, i + 1) for i in range(count))
+    record = reader.take(record_length, "nvidia.response.measurement_record")
+    blocks = tuple(
+        _parse_block(i + 1, *fields) for i, fields in enumerate(BLOCK.iter_unpack(record))
+    )
     responder_nonce = reader.take(NONCE_SIZE, "nvidia.response.nonce")
     (opaque_length,) = reader.unpack(OPAQUE_LENGTH, "nvidia.response.opaque_length")
     opaque_raw = reader.take(opaque_length, "nvidia.response.opaque_data")
@@ -385,15 +390,26 @@ def parse_report(data: bytes) -> NvidiaReport:
     )
 
 
-def _parse_block(reader: _Reader, expected_index: int) -> MeasurementBlock:
-    check = f"nvidia.measurement[{expected_index}]"
-    index, spec, size = reader.unpack(BLOCK_HEADER, check)
-    _expect(f"{check}.index", expected_index, index)
-    _expect(f"{check}.spec", MEASUREMENT_SPEC_DMTF, spec)
-    _expect(f"{check}.size", DMTF_VALUE_SIZE, size)
-    value_type, value_size = reader.unpack(DMTF_HEADER, check)
-    _expect(f"{check}.value_size", DMTF_DIGEST_SIZE, value_size)
-    value = reader.take(DMTF_DIGEST_SIZE, check)
+def _parse_block(
+    expected_index: int,
+    index: int,
+    spec: int,
+    size: int,
+    value_type: int,
+    value_size: int,
+    value: bytes,
+) -> MeasurementBlock:
+    if (index, spec, size, value_size) != (
+        expected_index,
+        MEASUREMENT_SPEC_DMTF,
+        DMTF_VALUE_SIZE,
+        DMTF_DIGEST_SIZE,
+    ):
+        check = f"nvidia.measurement[{expected_index}]"
+        _expect(f"{check}.index", expected_index, index)
+        _expect(f"{check}.spec", MEASUREMENT_SPEC_DMTF, spec)
+        _expect(f"{check}.size", DMTF_VALUE_SIZE, size)
+        _expect(f"{check}.value_size", DMTF_DIGEST_SIZE, value_size)
     return MeasurementBlock(index=index, spec=spec, value_type=value_type, value=value)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -56,7 +57,7 @@ class VerifiedChain:
     @property
     def leaf_key(self) -> ec.EllipticCurvePublicKey:
         """The leaf's P-384 public key."""
-        key = self.leaf.public_key()
+        key = _public_key(self.leaf)
         assert isinstance(key, ec.EllipticCurvePublicKey)  # checked in verify_chain
         return key
 
@@ -89,6 +90,39 @@ def verify_chain(
     Raises ``SignatureError`` whose ``check`` is ``<check>.length``, ``.root``,
     ``.link``, ``.ca``, ``.algorithm`` or ``.validity``.
     """
+    chain = _verify_links(tuple(certs), root, check)
+    return _valid_at(chain, root, at, check)
+
+
+def verify_chain_pem(
+    pem: bytes, *, root: x509.Certificate, at: datetime, check: str
+) -> VerifiedChain:
+    """``verify_chain`` for PEM bytes, the signatures checked once per (chain, root).
+
+    The links (names, ECDSA signatures, CA flags, key types) do not depend on the
+    time, so a device's chain is verified once per process and cached by its
+    bytes; validity at ``at`` is checked on every call. A failing chain is never
+    cached (it raises every time).
+    """
+    chain = _linked_pem(bytes(pem), root.public_bytes(Encoding.DER), check)
+    return _valid_at(chain, root, at, check)
+
+
+@lru_cache(maxsize=256)
+def _linked_pem(pem: bytes, root_der: bytes, check: str) -> tuple[x509.Certificate, ...]:
+    root = x509.load_der_x509_certificate(root_der)
+    return _verify_links(tuple(load_chain(pem)), root, check)
+
+
+def clear_chain_cache() -> None:
+    """Forget every verified chain and parsed key (benchmarks measure the cold path)."""
+    for cached in (_linked_pem, _public_key, leaf_fwid, ueid, _fingerprint, _window):
+        cached.cache_clear()
+
+
+def _verify_links(
+    certs: tuple[x509.Certificate, ...], root: x509.Certificate, check: str
+) -> tuple[x509.Certificate, ...]:
     root_der = root.public_bytes(Encoding.DER)
     root_sha256 = hashlib.sha256(root_der).hexdigest()
     chain = list(certs)
@@ -129,7 +163,15 @@ def verify_chain(
         _verify_link(cert, issuer, position, check)
         if position > 0:
             _require_ca(cert, position, check)
-        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+    return tuple(chain)
+
+
+def _valid_at(
+    chain: tuple[x509.Certificate, ...], root: x509.Certificate, at: datetime, check: str
+) -> VerifiedChain:
+    for position, cert in enumerate(chain):
+        not_before, not_after = _window(cert)
+        if not not_before <= at <= not_after:
             raise SignatureError(
                 f"{check}.validity",
                 f"certificate {position} ({common_name(cert.subject)}) is not valid at this time",
@@ -137,7 +179,17 @@ def verify_chain(
                 f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}",
                 actual=f"{at:%Y-%m-%dT%H:%M:%SZ}",
             )
-    return VerifiedChain(certificates=tuple(chain), root_sha256=root_sha256, verified_at=at)
+    return VerifiedChain(certificates=chain, root_sha256=_fingerprint(root), verified_at=at)
+
+
+@lru_cache(maxsize=1024)
+def _window(cert: x509.Certificate) -> tuple[datetime, datetime]:
+    return cert.not_valid_before_utc, cert.not_valid_after_utc
+
+
+@lru_cache(maxsize=64)
+def _fingerprint(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
 def _verify_link(
@@ -189,6 +241,15 @@ def _require_ca(cert: x509.Certificate, position: int, check: str) -> None:
         )
 
 
+@lru_cache(maxsize=256)
+def _public_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
+    # Certificates hash and compare by their DER; a parsed key is reused by later calls.
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
+
+
+@lru_cache(maxsize=256)
 def leaf_fwid(leaf: x509.Certificate) -> tuple[bytes, str]:
     """(48-byte FWID, the extension OID it came from) of a device leaf certificate.
 
@@ -251,6 +312,7 @@ def _tlvs(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
+@lru_cache(maxsize=256)
 def ueid(leaf: x509.Certificate) -> str:
     """The leaf's serial number in decimal: NVIDIA's "ueid" claim for the device."""
     return str(leaf.serial_number)

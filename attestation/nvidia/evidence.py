@@ -22,7 +22,7 @@ from typing import Any
 
 from attestation.errors import PolicyError, UsageError
 from attestation.nvidia.abi import decode_report_input, looks_like_report
-from attestation.nvidia.policy import GpuPolicy, validate_system
+from attestation.nvidia.policy import validate_system
 from attestation.nvidia.rim import match_measurements, verify_rim
 from attestation.nvidia.verify import (
     DeviceEvidence,
@@ -91,12 +91,12 @@ def verify_nvidia_gpu(
                 expected="equal to a golden value",
                 actual=f"SPDM blocks {list(match.mismatched)} differ",
             )
-    table = getattr(policy, "extra", {}).get("gpu")
-    if table is not None and device.kind == "gpu":
+    gpu_policy = policy.table("gpu")  # typed when the policy loaded (attestation.policy)
+    if gpu_policy is not None and device.kind == "gpu":
         system = VerifiedSystem(gpus=(device,), switches=(), protected_pcie=False)
         validate_system(
             system,
-            GpuPolicy.from_dict(table),
+            gpu_policy,
             matches=[match],
             claimed={"cc_mode": "on", "devtools": False},  # not in SPDM; stated by the enclave
         )

@@ -95,6 +95,8 @@ class GpuPolicy:
         if table.get("debug", False) is not False:
             raise UsageError("policy.gpu.debug", "debug GPUs are never accepted", expected=False)
         rims = _rims(table.get("rims"))
+        if table.get("require_fwid") is False:
+            log.warning("[gpu] require_fwid = false: reports without a FWID are accepted")
         if rims is None:
             log.warning("[gpu] rims = { skip = true }: GPU firmware measurements are NOT checked")
         count = table.get("count")
@@ -120,6 +122,14 @@ class GpuPolicy:
             rim_files=tuple(rims["files"]) if rims else (),
             rim_sha384=tuple(rims["sha384"]) if rims else (),
         )
+
+    def missing_identity(self) -> list[str]:
+        """None: ``rims`` (the firmware identity) defaults to required, or is skipped."""
+        return []
+
+    def skipped(self) -> list[str]:
+        """``["rims"]`` when firmware measurements are skipped with ``{ skip = true }``."""
+        return [] if self.rims_required else ["rims"]
 
 
 def validate_system(

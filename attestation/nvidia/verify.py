@@ -30,6 +30,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
@@ -38,12 +39,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from attestation.errors import BindingError, PolicyError, SignatureError, TcmeError
+from attestation.errors import BindingError, ParseError, PolicyError, SignatureError, TcmeError
 from attestation.nvidia.abi import NONCE_SIZE, NvidiaReport, OpaqueType, parse_report
-from attestation.nvidia.chain import VerifiedChain, leaf_fwid, load_chain, ueid, verify_chain
+from attestation.nvidia.chain import (
+    VerifiedChain,
+    leaf_fwid,
+    ueid,
+    verify_chain_pem,
+)
 from attestation.nvidia.ocsp import check_ocsp
 from attestation.nvidia.roots import device_identity_ca
-from attestation.snp._x509 import common_name
+from attestation.snp._x509 import common_name, split_certificates
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +149,8 @@ def verify_device_evidence(
     # (1) parse
     report = parse_report(evidence.report)
     # (2) chain to the pinned NVIDIA Device Identity CA (or, only if allowed, a SIMULATED one)
-    certs = load_chain(evidence.certs)
-    root, simulated = _trusted_root(certs, allow_simulated)
-    chain = verify_chain(certs, root=root, at=when, check="nvidia.chain")
+    root, simulated = _trusted_root(_last_certificate(evidence.certs), allow_simulated)
+    chain = verify_chain_pem(evidence.certs, root=root, at=when, check="nvidia.chain")
     # (3) a device leaf: its FWID
     cert_fwid, fwid_oid = leaf_fwid(chain.leaf)
     # (4) the report signature
@@ -176,10 +181,24 @@ def verify_device_evidence(
     )
 
 
-def _trusted_root(
-    certs: list[x509.Certificate], allow_simulated: bool
-) -> tuple[x509.Certificate, bool]:
-    last = certs[-1]
+@lru_cache(maxsize=256)
+def _last_certificate(pem: bytes) -> x509.Certificate:
+    """The chain's last certificate, to choose the root (parsed once per distinct DER)."""
+    ders = split_certificates(bytes(pem))
+    if not ders:
+        raise ParseError("nvidia.certs", "no certificates", expected="PEM chain", actual="none")
+    return _load_der(ders[-1])
+
+
+@lru_cache(maxsize=256)
+def _load_der(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as err:
+        raise ParseError("nvidia.certs", f"not a valid X.509 certificate: {err}") from err
+
+
+def _trusted_root(last: x509.Certificate, allow_simulated: bool) -> tuple[x509.Certificate, bool]:
     if common_name(last.subject) != SIMULATED_ROOT_NAME or last.issuer != last.subject:
         return device_identity_ca(), False
     if not allow_simulated:

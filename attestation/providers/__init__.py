@@ -1,0 +1,1 @@
+"""Attestation evidence providers: the only code that talks to TEE devices."""

@@ -13,7 +13,7 @@ hardware's own interfaces. Per request this provider:
    (docs/protocol.md "Azure vTPM binding");
 4. reads the PCR values and checks they are the ones quoted (a PCR extended in
    between means another try);
-5. returns the CoCo/Trustee JSON (v1) as ``Evidence.raw``.
+5. returns the CoCo/Trustee JSON (v1, with the VCEK when known) as ``Evidence.raw``.
 
 The TPM is reached through ``attestation.providers.tpm2`` (``/dev/tpmrm0`` on
 Azure; a Unix socket to ``swtpm`` in tests). SEV-SNP certificates (VCEK, ASK,
@@ -134,17 +134,20 @@ class AzureVtpmProvider:
             self._td_quote(hcl.hardware_report) if hcl.report_type != REPORT_TYPE_SNP else None
         )
         message, signature, pcrs = self._quote(bytes(report_data))
+        certs = self._certs if self._certs is not None else b""
+        if not certs and hcl.report_type == REPORT_TYPE_SNP:
+            certs = self._imds_amd_certs()
         evidence = AzureEvidence(
             version=1,
             hcl_report=hcl.raw,
             quote_message=message,
             quote_signature=signature,
             pcrs=tuple(pcrs),
+            # The VCEK inside the JSON, as the CoCo attester writes it, so Trustee reads
+            # tcme's evidence as its own; the whole chain also goes in Evidence.certs.
+            vcek=_first_certificate(certs) if certs else None,
             td_quote=td_quote,
         )
-        certs = self._certs if self._certs is not None else b""
-        if not certs and hcl.report_type == REPORT_TYPE_SNP:
-            certs = self._imds_amd_certs()
         return Evidence(
             tee=self.tee,
             raw=evidence.to_json(),
@@ -217,6 +220,16 @@ def _coco_signature(tpmt_signature: bytes) -> bytes:
     if sig.scheme == TPM_ALG_RSASSA and sig.hash_alg == TPM_ALG_SHA256:
         return sig.signature
     return tpmt_signature
+
+
+def _first_certificate(pem: bytes) -> bytes | None:
+    """The first certificate of a PEM chain, DER (the VCEK: chains list it first)."""
+    from attestation.snp import _x509
+
+    try:
+        return _x509.split_certificates(pem)[0]
+    except (TcmeError, IndexError):
+        return None
 
 
 def _b64url(data: bytes) -> str:

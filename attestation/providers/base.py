@@ -16,7 +16,8 @@ REPORT_DATA_SIZE = 64
 class Evidence:
     """Raw evidence as produced by a provider, not yet verified by anyone.
 
-    ``tee``: "sev-snp" or "tdx". ``raw``: the SNP report (1184 bytes) or TDX quote.
+    ``tee``: the ``attestation.tee.Tee`` kind ("sev-snp" or "tdx").
+    ``raw``: the SNP report (1184 bytes) or TDX quote.
     ``certs``: PEM bytes the verifier needs beside the report (SNP: VEK, then ASK/ASVK,
     then ARK), or empty when the verifier must fetch them (cache/KDS/PCS).
     ``simulated``: True only for the simulated provider; verifiers refuse it unless

@@ -36,12 +36,13 @@ from attestation.providers._blobs import (
 from attestation.providers.base import Evidence
 from attestation.providers.cert_table import parse_cert_table
 from attestation.providers.errors import ProviderError, ProviderUnavailable
+from attestation.tee import Tee
 
 log = logging.getLogger(__name__)
 
 TSM_REPORT_PATH = Path("sys/kernel/config/tsm/report")
 # The kernel's ``provider`` attribute value -> our TEE name.
-PROVIDER_TEE = {"sev_guest": "sev-snp", "tdx_guest": "tdx"}
+PROVIDER_TEE = {"sev_guest": Tee.SEV_SNP, "tdx_guest": Tee.TDX}
 TSM_PRIVLEVEL_MAX = 3  # include/linux/tsm.h
 DEFAULT_ATTEMPTS = 3
 
@@ -279,9 +280,9 @@ class ConfigfsTsmProvider:
             raw = check_snp_report(report.outblob, report_data, source="configfs_tsm")
             table = parse_cert_table(report.auxblob)
             certs = table.chain_pem(vlek=snp_signed_by_vlek(raw))
-            return Evidence(tee="sev-snp", raw=raw, certs=certs, provider=self.name)
+            return Evidence(tee=Tee.SEV_SNP, raw=raw, certs=certs, provider=self.name)
         quote = check_tdx_quote(report.outblob, report_data, source="configfs_tsm")
-        return Evidence(tee="tdx", raw=quote, provider=self.name)
+        return Evidence(tee=Tee.TDX, raw=quote, provider=self.name)
 
 
 def _attr_error(attr: str, op: str, err: OSError) -> ProviderError:

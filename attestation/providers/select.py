@@ -33,6 +33,7 @@ from attestation.providers.configfs_tsm import TSM_REPORT_PATH, ConfigfsTsmProvi
 from attestation.providers.errors import ProviderError, ProviderUnavailable
 from attestation.providers.sev_guest import SEV_GUEST_DEVICE, SevGuestProvider
 from attestation.providers.tdx_guest import TDX_GUEST_DEVICE
+from attestation.tee import Tee
 
 DEFAULT_SIM_DIR = Path("~/.local/state/tcme/simulated")
 
@@ -128,7 +129,7 @@ def _sev_guest_status(root: Path) -> ProviderStatus:
     ok, reason = _device_status(path)
     if not ok:
         reason += " (not an SEV-SNP guest, or the sev-guest module is not loaded)"
-    return ProviderStatus("sev-guest", path, ok, reason, tee="sev-snp" if ok else None)
+    return ProviderStatus("sev-guest", path, ok, reason, tee=Tee.SEV_SNP if ok else None)
 
 
 def _tdx_guest_status(root: Path) -> ProviderStatus:
@@ -145,7 +146,7 @@ def _tdx_guest_status(root: Path) -> ProviderStatus:
         False,
         reason + ", but it only gives a TDREPORT: quotes need configfs-tsm "
         "(Linux >= 6.7 and a quote service on the host)",
-        tee="tdx",
+        tee=Tee.TDX,
     )
 
 

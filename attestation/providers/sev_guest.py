@@ -30,6 +30,7 @@ from attestation.providers._ioctl import IoctlFn, iowr, linux_ioctl
 from attestation.providers.base import Evidence
 from attestation.providers.cert_table import parse_cert_table
 from attestation.providers.errors import ProviderError, ProviderUnavailable
+from attestation.tee import Tee
 
 SEV_GUEST_DEVICE = Path("dev/sev-guest")
 
@@ -128,7 +129,7 @@ class SevGuestProvider:
     """
 
     name = "sev-guest"
-    tee = "sev-snp"
+    tee = Tee.SEV_SNP
     simulated = False
 
     def __init__(

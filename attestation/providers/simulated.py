@@ -7,7 +7,8 @@ from pathlib import Path
 
 from attestation.errors import UsageError
 from attestation.providers.base import REPORT_DATA_SIZE, Evidence
-from attestation.snp.simulate import SimulatedSnp
+from attestation.snp.simulate import DEFAULT_MEASUREMENT, SimulatedSnp
+from attestation.tee import Tee
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ class SimulatedSnpProvider:
     """
 
     name = "simulated-sev-snp"
-    tee = "sev-snp"
+    tee = Tee.SEV_SNP
     simulated = True
 
     def __init__(
@@ -42,6 +43,11 @@ class SimulatedSnpProvider:
     def ark_sha256(self) -> str:
         """Fingerprint of the simulated root, for ``simulated_ark_sha256`` pins."""
         return self._snp.ark_sha256
+
+    @property
+    def measurement(self) -> bytes:
+        """The MEASUREMENT every report carries, for ``[snp] allowed_measurements`` pins."""
+        return self._measurement if self._measurement is not None else DEFAULT_MEASUREMENT
 
     def get_evidence(self, report_data: bytes) -> Evidence:
         """A fresh simulated report over exactly 64 bytes of ``report_data``."""

@@ -1,0 +1,1 @@
+"""AMD SEV-SNP: report ABI, certificate chain and signature verification, simulation."""

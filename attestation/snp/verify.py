@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from attestation._internal.clock import verification_time
 from attestation.errors import ParseError, SignatureError
 from attestation.snp import _x509
 from attestation.snp.abi import AttestationReport
@@ -69,9 +70,7 @@ class VerifyOptions:
 
     def time(self) -> datetime:
         """The verification time, timezone-aware (naive values are taken as UTC)."""
-        if self.now is None:
-            return datetime.now(UTC)
-        return self.now if self.now.tzinfo else self.now.replace(tzinfo=UTC)
+        return verification_time(self.now)
 
     def trusted(self) -> tuple[tuple[str, str], ...]:
         """The trusted ARKs as a hashable, ordered tuple."""

@@ -1,13 +1,13 @@
 """Intel TDX evidence: parse (``abi``), verify with dcap-qvl (``verify``), validate (``policy``).
 
 Collateral (TCB Info, QE Identity, CRLs) is read offline from a file or cache
-(``collateral``); only ``pcs`` fetches, for ``tcme collateral fetch``. ``fake_pcs`` is a
-local stand-in for Intel PCS used by tests. Parties normally call
+(``collateral``); only ``pcs`` fetches, for ``tcme collateral fetch`` (tested against
+a local stand-in for Intel PCS in ``tests/attestation/tdx/fake_pcs.py``). Parties normally call
 ``attestation.verifier.verify_evidence``, which dispatches TDX quotes here::
 
     quote = parse_quote(raw)
     verified = verify_quote(quote, VerifyOptions(collateral=collateral_for_quote(cache, quote)))
-    validate_quote(verified, TdxPolicy.from_dict(policy.tdx), expected_report_data=rd)
+    validate_quote(verified, policy.tdx)  # then the verifier checks the binding
 """
 
 from attestation.tdx.abi import Quote, parse_quote

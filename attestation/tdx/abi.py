@@ -227,14 +227,6 @@ class Quote:
         return self.raw[: self.signed_size]
 
 
-def looks_like_tdx_quote(data: bytes) -> bool:
-    """Cheap sniff for evidence-type detection: a v4/v5 header with TEE type TDX."""
-    if len(data) < HEADER_SIZE:
-        return False
-    version, _key_type, tee_type = struct.unpack_from("<HHI", data, 0)
-    return version in SUPPORTED_VERSIONS and tee_type == TEE_TYPE_TDX
-
-
 def parse_quote(data: bytes) -> Quote:
     """Parse a TDX quote; raise ``ParseError`` naming the field on any malformation."""
     data = bytes(data)

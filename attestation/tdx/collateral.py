@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from attestation._internal.files import atomic_write
 from attestation.errors import ParseError, UsageError
 from attestation.tdx.abi import Quote, parse_pem_chain
+from attestation.text import parse_hex
 
 CACHE_SUBDIR = "tdx"
 PCK_CAS = ("platform", "processor")
@@ -170,7 +171,7 @@ class TdxCollateral:
                 raise ParseError(f"collateral.{name}", "expected a string")
             fields[name] = doc[name]
         for name in _DCAP_HEX_FIELDS:
-            fields[name] = _unhex(doc[name], f"collateral.{name}")
+            fields[name] = parse_hex(doc[name], f"collateral.{name}", error=ParseError)
         return cls(**fields, source=source)
 
     # --- what the collateral says (unverified until dcap-qvl has checked it) -----------------
@@ -287,7 +288,9 @@ def split_signed_body(body: str, key: str, *, check: str) -> tuple[str, bytes]:
         start = _skip_ws(body, pos + 1)
         _, end = decoder.raw_decode(body, start)
         if name == key:
-            return body[start:end], _unhex(doc["signature"], f"{check}.signature")
+            return body[start:end], parse_hex(
+                doc["signature"], f"{check}.signature", error=ParseError
+            )
         pos = _skip_ws(body, end)
         if body[pos] != ",":  # json.loads above guarantees the key is present
             raise ParseError(check, f"{key} not found")
@@ -404,7 +407,7 @@ def crl_der(raw: bytes, check: str) -> bytes:
             raise ParseError(check, f"bad PEM CRL: {err}") from err
         return crl.public_bytes(Encoding.DER)
     if _HEX.fullmatch(stripped):
-        return _unhex(stripped.decode(), check)
+        return parse_hex(stripped.decode(), check, error=ParseError)
     _load_crl(raw, check)
     return raw
 
@@ -449,15 +452,6 @@ def _skip_ws(text: str, pos: int) -> int:
     if pos >= len(text):
         raise ParseError("collateral.json", "unexpected end of JSON")
     return pos
-
-
-def _unhex(value: object, check: str) -> bytes:
-    if not isinstance(value, str):
-        raise ParseError(check, "expected a hex string", actual=type(value).__name__)
-    try:
-        return bytes.fromhex(value)
-    except ValueError as err:
-        raise ParseError(check, f"not hex: {err}") from err
 
 
 def _text(raw: bytes, check: str) -> str:

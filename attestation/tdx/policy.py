@@ -6,14 +6,17 @@ advisories from the collateral, the TD's measurements (MRTD, RTMR0-3), the TDX m
 and XFAM, and REPORT_DATA. ``validate_quote`` checks every rule and reports every violation
 at once.
 
-Policy file (the ``[tdx]`` table of the reference-values TOML)::
+Policy file (the ``[tdx]`` table of the party policy, parsed by ``attestation.policy``)::
 
     [tdx]
     accepted_tcb_statuses = ["UpToDate"]        # default: UpToDate only
     forbidden_advisory_ids = ["INTEL-SA-00837"]  # default: none
     min_tcb_evaluation_data_number = 17          # default: not checked
-    mrtd   = ["<48-byte hex>", ...]              # allowed values; absent = not checked
-    rtmr0  = [...]                               # rtmr0 .. rtmr3, likewise
+    mrtd   = ["<48-byte hex>", ...]              # launch identity: required, or { skip = true }
+    rtmr0  = [...]                               # rtmr0 .. rtmr2 likewise required
+    rtmr1  = [...]
+    rtmr2  = [...]
+    rtmr3  = [...]                               # optional: absent = not checked
     mrseam = [...]
     mrconfigid = [...]
     mrowner = [...]
@@ -23,8 +26,12 @@ Policy file (the ``[tdx]`` table of the reference-values TOML)::
     xfam = ["<8-byte hex>", ...]
     report_data = "<64-byte hex>"                # expected exact value; absent = not checked
 
-A list field also takes a single string. Unknown keys are an error, so a misspelt
-measurement name never silently turns a check off.
+Every list is a non-empty list, or ``{ skip = true }`` (an empty list is an error, not a
+wildcard). Unknown keys are an error naming the nearest known key, so a misspelt
+measurement name never silently turns a check off. The launch identity (MRTD, RTMR0-2)
+must be pinned or skipped when the policy accepts ``tdx``: ``attestation.policy.Policy``
+checks that through ``missing_identity()``. The REPORT_DATA binding is checked by the
+verifier, in one place for every kind, not here.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from attestation.errors import BindingError, PolicyError, UsageError
+from attestation.errors import PolicyError, UsageError
+from attestation.policy_values import Skip, check_keys, hex_converter, pinned
 from attestation.tdx.abi import ATTRIBUTES_SIZE, MEASUREMENT_SIZE, REPORT_DATA_SIZE
 from attestation.tdx.verify import TCB_STATUS_REVOKED, VerifiedQuote
 
@@ -50,6 +58,11 @@ KNOWN_TCB_STATUSES = (
     TCB_STATUS_REVOKED,
 )
 DEFAULT_TCB_STATUSES = ("UpToDate",)
+# The TD's launch identity: what a policy accepting TDX must pin or skip explicitly.
+LAUNCH_IDENTITY = ("mrtd", "rtmr0", "rtmr1", "rtmr2")
+TDX_MEASURE_HINT = (
+    "`tcme measure tdx --from-quote QUOTE` prints the [tdx] values of a reference launch"
+)
 
 # policy key -> (TdQuoteBody attribute, size in bytes)
 _MEASUREMENTS: dict[str, tuple[str, int]] = {
@@ -69,35 +82,30 @@ _MEASUREMENTS: dict[str, tuple[str, int]] = {
 
 @dataclass(frozen=True)
 class TdxPolicy:
-    """Reference values for TDX quotes. A ``None`` allow-list means "not checked"."""
+    """Reference values for TDX quotes. ``None`` = not checked, ``SKIP`` = skipped explicitly."""
 
     accepted_tcb_statuses: tuple[str, ...] = DEFAULT_TCB_STATUSES
     forbidden_advisory_ids: tuple[str, ...] = ()
     min_tcb_evaluation_data_number: int | None = None
-    mrtd: tuple[bytes, ...] | None = None
-    rtmr0: tuple[bytes, ...] | None = None
-    rtmr1: tuple[bytes, ...] | None = None
-    rtmr2: tuple[bytes, ...] | None = None
-    rtmr3: tuple[bytes, ...] | None = None
-    mrseam: tuple[bytes, ...] | None = None
-    mrconfigid: tuple[bytes, ...] | None = None
-    mrowner: tuple[bytes, ...] | None = None
-    mrownerconfig: tuple[bytes, ...] | None = None
-    td_attributes: tuple[bytes, ...] | None = None
+    mrtd: tuple[bytes, ...] | Skip | None = None
+    rtmr0: tuple[bytes, ...] | Skip | None = None
+    rtmr1: tuple[bytes, ...] | Skip | None = None
+    rtmr2: tuple[bytes, ...] | Skip | None = None
+    rtmr3: tuple[bytes, ...] | Skip | None = None
+    mrseam: tuple[bytes, ...] | Skip | None = None
+    mrconfigid: tuple[bytes, ...] | Skip | None = None
+    mrowner: tuple[bytes, ...] | Skip | None = None
+    mrownerconfig: tuple[bytes, ...] | Skip | None = None
+    td_attributes: tuple[bytes, ...] | Skip | None = None
     allow_debug: bool = False
-    xfam: tuple[bytes, ...] | None = None
+    xfam: tuple[bytes, ...] | Skip | None = None
     report_data: bytes | None = None
 
     @classmethod
     def from_dict(cls, table: Mapping[str, Any] | None) -> TdxPolicy:
         """Build from the ``[tdx]`` TOML table (None or empty: the defaults); UsageError if bad."""
         table = dict(table or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise UsageError(
-                "policy.tdx", "unknown keys in [tdx]", expected=sorted(known), actual=unknown
-            )
+        check_keys(table, [f.name for f in fields(cls)], "policy.tdx")
         values: dict[str, Any] = {}
         if "accepted_tcb_statuses" in table:
             statuses = _strings(table["accepted_tcb_statuses"], "accepted_tcb_statuses")
@@ -133,9 +141,8 @@ class TdxPolicy:
             values["min_tcb_evaluation_data_number"] = number
         for key, (_, size) in _MEASUREMENTS.items():
             if key in table:
-                values[key] = tuple(_hex(v, key, size) for v in _strings(table[key], key))
-                if not values[key]:
-                    raise UsageError(f"policy.tdx.{key}", "an empty allow-list rejects everything")
+                how = TDX_MEASURE_HINT if key in LAUNCH_IDENTITY else ""
+                values[key] = pinned(table[key], f"policy.tdx.{key}", hex_converter(size), how=how)
         if "allow_debug" in table:
             if not isinstance(table["allow_debug"], bool):
                 raise UsageError(
@@ -150,20 +157,28 @@ class TdxPolicy:
 
     def unchecked(self) -> list[str]:
         """Names of the reference values this policy leaves unchecked (for display)."""
-        names = [key for key in _MEASUREMENTS if getattr(self, key) is None]
+        names = [key for key in _MEASUREMENTS if not isinstance(getattr(self, key), tuple)]
         if self.report_data is None:
             names.append("report_data")
         return names
 
+    def missing_identity(self) -> list[str]:
+        """Launch-identity keys neither pinned nor skipped, each with how to set it."""
+        return [
+            f'{key}: pin it with {key} = ["<96 hex>"] ({TDX_MEASURE_HINT}), or skip the check '
+            f"explicitly with {key} = {{ skip = true }}"
+            for key in LAUNCH_IDENTITY
+            if getattr(self, key) is None
+        ]
 
-def validate_quote(
-    verified: VerifiedQuote,
-    policy: TdxPolicy,
-    *,
-    expected_report_data: bytes | None = None,
-) -> None:
-    """Raise ``PolicyError`` listing every violation, then ``BindingError`` on a REPORT_DATA
-    mismatch with ``expected_report_data`` (the value the caller recomputed)."""
+    def skipped(self) -> list[str]:
+        """Keys this table sets to ``{ skip = true }``."""
+        return [key for key in _MEASUREMENTS if isinstance(getattr(self, key), Skip)]
+
+
+def validate_quote(verified: VerifiedQuote, policy: TdxPolicy) -> None:
+    """Raise ``PolicyError`` listing every violation of ``policy`` (the binding is the
+    verifier's: ``attestation.verifier`` checks REPORT_DATA for every kind in one place)."""
     violations: list[PolicyError] = []
     body = verified.quote.body
 
@@ -210,7 +225,7 @@ def validate_quote(
         )
     for key, (attribute, _) in _MEASUREMENTS.items():
         allowed = getattr(policy, key)
-        if allowed is None:
+        if not isinstance(allowed, tuple):  # None: not checked; SKIP: skipped explicitly
             continue
         actual = _body_field(body, attribute)
         if actual not in allowed:
@@ -233,14 +248,6 @@ def validate_quote(
         )
     if violations:
         raise PolicyError("tdx_policy", violations=violations)
-
-    if expected_report_data is not None and body.report_data != expected_report_data:
-        raise BindingError(
-            "report_data",
-            "REPORT_DATA does not bind the expected claims, contract and nonce",
-            expected=expected_report_data,
-            actual=body.report_data,
-        )
 
 
 def _body_field(body: Any, attribute: str) -> bytes:

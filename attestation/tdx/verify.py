@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from attestation._internal.clock import verification_time
 from attestation.errors import ParseError, PolicyError, SignatureError, TcmeError, UsageError
 from attestation.tdx.abi import Quote, parse_quote
 from attestation.tdx.collateral import TdxCollateral
@@ -51,7 +52,8 @@ class VerifyOptions:
 
     ``collateral``: TCB Info, QE Identity, CRLs and their issuer chains, from the cache or a file.
     ``now``: the verification time (certificate validity, CRL and collateral freshness);
-    None means the current time. ``trusted_root_der``: the anchor; None means the bundled,
+    None means the current time, a naive time is UTC (``attestation._internal.clock``).
+    ``trusted_root_der``: the anchor; None means the bundled,
     fingerprint-pinned Intel SGX Root CA (the only sane choice outside tests).
     """
 
@@ -111,9 +113,7 @@ def verify_quote(evidence: bytes | Quote, options: VerifyOptions) -> VerifiedQuo
     # (0) parse
     quote = evidence if isinstance(evidence, Quote) else parse_quote(evidence)
     root = options.trusted_root_der if options.trusted_root_der is not None else _bundled_root()
-    now = options.now if options.now is not None else datetime.now(UTC)
-    if now.tzinfo is None:
-        raise TypeError("VerifyOptions.now must be timezone-aware")
+    now = verification_time(options.now)  # the one time rule: naive = UTC
 
     # (1) the quote's own copy of the root must be the anchor we trust
     chain = quote.signature_data.certification.pck_cert_chain

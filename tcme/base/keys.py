@@ -157,7 +157,8 @@ class PartyKeys:
         body = {
             "type": "tcme/v1/party-keys",
             "signing_key": b64(self.signing_key.private_bytes_raw()),
-            "hpke_seed": b64(self.hpke_key._seed),
+            # The hpke package keeps the seed private and offers no export of it.
+            "hpke_seed": b64(self.hpke_key._seed),  # noqa: SLF001
         }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from attestation.errors import TcmeError
 from tcme.cli.exitcodes import (
@@ -61,7 +61,7 @@ EPILOG = (
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with a one-line message (never a traceback)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     token = reset_contacted()
     try:
+        if getattr(args, "config_parser", None) is not None:
+            from tcme.cli.config import apply_config
+
+            apply_config(args, sys.argv[1:] if argv is None else list(argv))
         return int(handler(args))
     except KeyboardInterrupt:
         return 130

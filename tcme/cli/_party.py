@@ -106,14 +106,38 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
         ("model signer", f"{s['model_signer']} ({s['model_signing_method']})"),
         ("runtime", s["runtime"]),
         ("session", s["session_id"] or "none (enclave only)"),
-        ("contract digest", s["contract_digest"] or "none (no session)"),
+        (
+            "contract digest",
+            format_sha256(s["contract_digest"]) if s["contract_digest"] else "none (no session)",
+        ),
     ]
     if s.get("capability"):
         rows.append(("capability score", f"{s['capability']} tests passed"))
+    gpus = s.get("gpus")
+    if gpus:
+        for position, gpu in enumerate(gpus["gpus"]):
+            simulated = "  [SIMULATED]" if gpu["simulated"] else ""
+            rows.append(
+                (
+                    f"GPU {position}",
+                    f"{gpu['arch']} {gpu['hwmodel']}, driver {gpu['driver_version']}, "
+                    f"VBIOS {gpu['vbios_version']}, ueid {gpu['ueid']}{simulated}",
+                )
+            )
+        if gpus["switches"]:
+            rows.append(("NVSwitches", f"{len(gpus['switches'])} (protected PCIe)"))
     root = s.get("evidence_root_sha256")
     if s["simulated"] and root:
         # What a party pins as `simulated_ark_sha256` (docs/usage.md says where it comes from).
         rows.append(("simulated root", f"ARK sha256 {root}"))
+    # Every check the policy skips, on every summary (docs/security.md "Fail-closed rules").
+    skipped = s.get("skipped") or []
+    rows.append(
+        (
+            "skipped checks",
+            ", ".join(skipped) + "  ({ skip = true } in the policy)" if skipped else "none",
+        )
+    )
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{prefix}{key:<{width}}  {value}", file=out)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attestation.errors import UsageError
+from attestation.text import format_sha256
 from tcme.cli.exitcodes import EXIT_OK
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def _print(report: dict[str, Any]) -> None:
         ("kind", report["kind"] + (f"  ({report['title']})" if report["title"] else "")),
     ]
     if report["digest"]:
-        rows.append(("digest", report["digest"]))
+        rows.append(("digest", format_sha256(report["digest"])))
     else:
         missing = ", ".join(report["template_parties_without_keys"])
         rows.append(

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from attestation.errors import UsageError
+from tcme.cli.config import add_config_option
 
 log = logging.getLogger("tcme.enclave")
 
@@ -28,17 +29,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve tcme.v1.Tcme: attest, sessions, inputs, results",
         description=(
             "Verify the signed model, load it, create in-memory keys and serve sessions. "
-            "Only the host proxy should reach ADDR (127.0.0.1, a Unix socket, or vsock)."
+            "Only the host proxy should reach ADDR (127.0.0.1, a Unix socket, or vsock). "
+            "--listen, --model, --signature and one trust option are required, on the "
+            "command line or in --config."
         ),
     )
-    serve.add_argument(
-        "--listen", required=True, metavar="ADDR", help="HOST:PORT (port 0 picks one) or unix:PATH"
+    serve.add_argument("--listen", metavar="ADDR", help="HOST:PORT (port 0 picks one) or unix:PATH")
+    serve.add_argument("--model", type=Path, help="GGUF file (or model directory)")
+    serve.add_argument("--signature", type=Path, help="OpenSSF model signature bundle")
+    who = serve.add_argument_group(
+        "whom to trust for the model (exactly one; on the command line or in --config)"
     )
-    serve.add_argument("--model", required=True, type=Path, help="GGUF file (or model directory)")
-    serve.add_argument(
-        "--signature", required=True, type=Path, help="OpenSSF model signature bundle"
-    )
-    who = serve.add_mutually_exclusive_group(required=True)
     who.add_argument("--public-key", type=Path, metavar="PEM", help="verify a key-signed model")
     who.add_argument(
         "--certificate-chain",
@@ -72,6 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--gpu-count", type=int, default=1, metavar="N", help="with --gpu simulated: N GPUs"
     )
+    serve.add_argument(
+        "--n-gpu-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="offload N model layers (-1: all) to the attested GPU; needs a CUDA build of "
+        "llama-cpp-python (docs/gpu.md) and --gpu nvml: a model is never offloaded to a GPU "
+        "the parties cannot verify",
+    )
     serve.add_argument("--n-ctx", type=int, default=2048, help="model context size (tokens)")
     serve.add_argument("--max-sessions", type=int, default=64)
     serve.add_argument(
@@ -94,12 +104,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--ready-file", type=Path, help="write the bound address here once serving (for scripts)"
     )
+    add_config_option(serve, required=("listen", "model", "signature"))
     serve.set_defaults(handler=_serve)
 
 
 def _verifier(args: argparse.Namespace):  # noqa: ANN202 - tcme.model.ModelVerifier
     from tcme.model import ModelVerifier
 
+    chosen = [
+        flag
+        for flag, value in (
+            ("--public-key", args.public_key),
+            ("--certificate-chain", args.certificate_chain),
+            ("--sigstore-identity", args.sigstore_identity),
+        )
+        if value
+    ]
+    if len(chosen) != 1:
+        raise UsageError(
+            "enclave.trust",
+            "name exactly one of --public-key, --certificate-chain, --sigstore-identity",
+            actual=", ".join(chosen) or "none",
+        )
     if args.public_key is not None:
         return ModelVerifier.public_key(args.public_key)
     if args.certificate_chain:
@@ -110,8 +136,16 @@ def _verifier(args: argparse.Namespace):  # noqa: ANN202 - tcme.model.ModelVerif
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.n_gpu_layers and args.gpu != "nvml":
+        raise UsageError(
+            "enclave.n_gpu_layers",
+            "offloading to a GPU needs an attested GPU in CC mode (--gpu nvml)",
+            expected="--gpu nvml",
+            actual=f"--gpu {args.gpu}",
+        )
     if args.sim_dir is not None and not args.simulated:
         raise UsageError("enclave.sim_dir", "--sim-dir only makes sense with --simulated")
+    verifier = _verifier(args)  # every usage error before anything is created
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -119,6 +153,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from attestation.providers.nvidia_gpu import select_gpu_provider
     from attestation.providers.select import select_provider
+    from attestation.providers.simulated import SimulatedSnpProvider
     from enclave.fleet import drain
     from enclave.inference import Inference
     from enclave.model_loader import load_verified_model
@@ -131,13 +166,29 @@ def _serve(args: argparse.Namespace) -> int:
     if gpu_provider is not None:
         log.info("GPU evidence from %s", gpu_provider.name)
     if provider.simulated:
+        from attestation.providers.select import DEFAULT_SIM_DIR
+
+        where = (args.sim_dir or DEFAULT_SIM_DIR).expanduser()
+        root = getattr(provider, "ark_sha256", None)
+        pin = f'; parties pin its root with simulated_ark_sha256 = ["{root}"]' if root else ""
         print(
             "tcme enclave: SIMULATED mode: evidence is signed by a local simulated chain and "
-            "proves nothing about hardware",
+            f"proves nothing about hardware. The chain and its private keys are in {where}" + pin,
             file=sys.stderr,
             flush=True,
         )
-    loaded = load_verified_model(args.model, args.signature, _verifier(args), n_ctx=args.n_ctx)
+    if isinstance(provider, SimulatedSnpProvider):
+        # What a party pins to accept this simulated enclave, and only it (docs/security.md).
+        print(
+            'tcme enclave: party policy: accept = ["sev-snp"], allow_simulated = true, '
+            f'simulated_ark_sha256 = ["{provider.ark_sha256}"], '
+            f'[snp] allowed_measurements = ["{provider.measurement.hex()}"]',
+            file=sys.stderr,
+            flush=True,
+        )
+    loaded = load_verified_model(
+        args.model, args.signature, verifier, n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers
+    )
     try:
         enclave = Enclave(
             provider=provider,

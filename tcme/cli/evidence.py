@@ -69,7 +69,12 @@ def register(subparsers: Any) -> None:
         help="TDX (required): dcap-qvl collateral JSON, a `tcme collateral` cache, or a folder "
         "of Intel PCS responses; read offline, never fetched",
     )
-    verify.add_argument("--policy", type=Path, help="policy TOML (default: built-in defaults)")
+    verify.add_argument(
+        "--policy",
+        type=Path,
+        help="party policy TOML (docs/security.md); without it only authenticity is checked "
+        "(signatures, chain, no debug) and the output says no reference values were checked",
+    )
     verify.add_argument("--at", help="verification time, RFC 3339 (default: now)")
     verify.add_argument("--crl", type=Path, help="AMD CRL (DER or PEM) to check revocation")
     verify.add_argument(
@@ -91,15 +96,23 @@ def run_verify(args: argparse.Namespace) -> int:
     from attestation.inputs import read_certs, read_input
     from attestation.policy import Policy
     from attestation.text import parse_hex, parse_time
-    from attestation.verifier import verify_evidence
+    from attestation.verifier import (
+        NO_REFERENCE_VALUES,
+        AzureInputs,
+        GpuInputs,
+        SnpInputs,
+        TdxInputs,
+        verify_evidence,
+    )
+    from tcme.client.policy import load_evidence_policy
 
     evidence = read_input(args.file, "evidence")
     certs = read_certs(args.certs) if args.certs else None
-    policy = Policy.load(args.policy) if args.policy else Policy()
+    policy = load_evidence_policy(args.policy) if args.policy else Policy.unsafe_authenticity_only()
     crl = read_input(args.crl, "crl") if args.crl else None
     expected = parse_hex(args.report_data, "--report-data", size=64) if args.report_data else None
     at = parse_time(args.at, "--at") if args.at else None
-    collateral: Any = args.collateral
+    rims: list[bytes] = []
     nonce = None
     if args.nonce and not args.rim and looks_like_azure_evidence(evidence):
         nonce = parse_hex(args.nonce, "--nonce")  # the TPM quote's qualifying data
@@ -115,23 +128,34 @@ def run_verify(args: argparse.Namespace) -> int:
                 actual="other",
             )
         expected = parse_hex(args.nonce, "--nonce", size=32) if args.nonce else None
-        collateral = [read_input(path, "rim") for path in args.rim]
+        rims = [read_input(path, "rim") for path in args.rim]
     result = verify_evidence(
         evidence,
-        certs=certs,
         policy=policy,
+        inputs=(
+            SnpInputs(certs=certs, crl=crl, product=args.product),
+            TdxInputs(collateral=args.collateral),
+            AzureInputs(nonce=nonce),
+            GpuInputs(certs=certs, rims=rims),
+        ),
         at=at,
         expected_report_data=expected,
-        crl=crl,
-        product=args.product,
-        collateral=collateral,
-        nonce=nonce,
     )
     if args.json:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(_describe(result))
+        print(_reference_values_line(result, NO_REFERENCE_VALUES))
     return EXIT_OK
+
+
+def _reference_values_line(result: VerifiedEvidence, no_policy: str) -> str:
+    """One line: were reference values checked, and which did the policy skip?"""
+    if not result.reference_values_checked:
+        return no_policy
+    if result.skipped:
+        return "  SKIPPED by the policy ({ skip = true }): " + ", ".join(result.skipped)
+    return "  reference values: every value the policy pins matched"
 
 
 def run_show(args: argparse.Namespace) -> int:

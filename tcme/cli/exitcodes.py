@@ -15,7 +15,7 @@ their first network call so the boundary can tell the two apart.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from attestation.errors import ParseError, TcmeError, UnreachableError, UsageError
 
@@ -32,14 +32,14 @@ def mark_contacted() -> None:
     _contacted.set(True)
 
 
-def reset_contacted() -> object:
+def reset_contacted() -> Token[bool]:
     """Start a command with no service contacted; returns a token for :func:`restore`."""
     return _contacted.set(False)
 
 
-def restore(token: object) -> None:
+def restore(token: Token[bool]) -> None:
     """Undo :func:`reset_contacted` (in-process callers such as tests run many commands)."""
-    _contacted.reset(token)  # type: ignore[arg-type]
+    _contacted.reset(token)
 
 
 def contacted() -> bool:

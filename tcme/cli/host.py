@@ -8,11 +8,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from attestation.errors import UnreachableError, UsageError
+from tcme.cli.config import add_config_option
 from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, mark_contacted
+from tcme.serving.limits import ListenerLimits
 
 # Trailing metadata key in which the proxy says why it is not serving: host.health.REASON_KEY
 # (not imported: `tcme --help` must not load grpc).
@@ -34,20 +37,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     serve = sub.add_parser(
         "serve",
-        help="forward tcme.v1 RPCs from LISTEN to the enclave",
-        description="Serve until SIGINT/SIGTERM, then shut down gracefully.",
+        help="forward tcme.v1 RPCs from LISTEN to the enclave (or a fleet of them)",
+        description=(
+            "Serve until SIGINT/SIGTERM, then shut down gracefully. With several enclaves "
+            "(--enclave repeated, --enclave-dns), CreateSession goes to a SERVING enclave "
+            "with the fewest live sessions and every later call of a session to the enclave "
+            "whose route tag starts its session id, so any number of proxies can front one "
+            "fleet with no shared state. Backend state changes are logged. --listen and "
+            "--enclave (or --enclave-dns) are required, on the command line or in --config."
+        ),
     )
     serve.add_argument(
         "--listen",
-        required=True,
         metavar="ADDR",
         help="host:port (port 0 picks a free port) or unix:/path",
     )
     serve.add_argument(
         "--enclave",
-        required=True,
+        action="append",
+        default=[],
         metavar="TARGET",
-        help="enclave gRPC target: host:port, unix:/path, or vsock:CID:PORT (Linux)",
+        help=(
+            "enclave gRPC target: host:port, unix:/path, or vsock:CID:PORT (Linux); repeat "
+            "it for a fleet. With one target and no --enclave-dns every call goes to it"
+        ),
+    )
+    serve.add_argument(
+        "--enclave-dns",
+        action="append",
+        default=[],
+        metavar="NAME:PORT",
+        help=(
+            "a DNS name whose every address is an enclave (e.g. a Kubernetes headless "
+            "Service), re-resolved every --resolve-seconds; repeatable"
+        ),
+    )
+    serve.add_argument(
+        "--resolve-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how often --enclave-dns names are resolved again (default 5)",
+    )
+    serve.add_argument(
+        "--probe-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help=(
+            "how often each enclave is asked for its health, route and load (default 1); "
+            "a session's calls fail with UNAVAILABLE within about this long after its "
+            "enclave dies"
+        ),
     )
     serve.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate chain")
     serve.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
@@ -78,7 +119,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=32,
         metavar="N",
-        help="concurrent calls (each waiting GetResult holds one; default 32)",
+        help="threads for blocking work such as collateral reads (default 32); "
+        "waiting calls hold none",
+    )
+    serve.add_argument(
+        "--max-calls-per-peer",
+        type=int,
+        default=ListenerLimits.calls_per_peer,
+        metavar="N",
+        help="calls one peer address may have in flight; more are refused "
+        f"(RESOURCE_EXHAUSTED server.peer_busy; default {ListenerLimits.calls_per_peer})",
+    )
+    serve.add_argument(
+        "--peer-call-rate",
+        type=float,
+        default=ListenerLimits.call_rate_per_peer,
+        metavar="N",
+        help="calls per second one peer address may start after a burst of twice as many; "
+        f"faster ones wait their turn (default {ListenerLimits.call_rate_per_peer:g}; "
+        "raise it when many parties share one address)",
+    )
+    serve.add_argument(
+        "--max-connection-age",
+        type=float,
+        default=ListenerLimits.connection_age_seconds,
+        metavar="S",
+        help="close each connection after S seconds (clients reconnect); calls still open "
+        "on it, such as streams that sent only headers, end "
+        f"{ListenerLimits.connection_age_grace_seconds:g} s later "
+        f"(default {ListenerLimits.connection_age_seconds:g})",
     )
     serve.add_argument(
         "--port-file",
@@ -86,6 +155,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the bound port here once listening (useful with port 0)",
     )
+    # --enclave or --enclave-dns: checked in _serve (either one, from flags or the file).
+    add_config_option(serve, required=("listen",))
     serve.set_defaults(handler=_serve)
 
     health = sub.add_parser(
@@ -107,12 +178,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+
     from host.server import TlsConfig, create_server
+
+    if not logging.getLogger().handlers:
+        # Backend state changes (found, SERVING, draining, gone, dropped) are logged here.
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("host.tls", "--tls-cert and --tls-key go together")
     if args.workers <= 0:
         raise UsageError("host.workers", "must be positive", actual=args.workers)
+    for flag, value in (
+        ("max_calls_per_peer", args.max_calls_per_peer),
+        ("peer_call_rate", args.peer_call_rate),
+        ("max_connection_age", args.max_connection_age),
+    ):
+        if value <= 0:
+            raise UsageError(f"host.{flag}", "must be positive", actual=value)
+    limits = ListenerLimits(
+        calls_per_peer=args.max_calls_per_peer,
+        call_rate_per_peer=args.peer_call_rate,
+        call_burst_per_peer=max(1, round(2 * args.peer_call_rate)),
+        connection_age_seconds=args.max_connection_age,
+    )
     if args.max_message_bytes <= 0:
         raise UsageError(
             "host.max_message_bytes", "must be positive", actual=args.max_message_bytes
@@ -123,20 +215,35 @@ def _serve(args: argparse.Namespace) -> int:
             tls = TlsConfig.from_files(args.tls_cert, args.tls_key)
         except OSError as err:
             raise UsageError("host.tls", f"cannot read TLS files: {err}") from err
+    if not args.enclave and not args.enclave_dns:
+        raise UsageError(
+            "config.required",
+            "give --enclave or --enclave-dns on the command line or in --config",
+            actual="neither",
+        )
+    for seconds, name in ((args.resolve_seconds, "resolve"), (args.probe_seconds, "probe")):
+        if not seconds > 0:
+            raise UsageError(f"host.{name}_seconds", "must be positive", actual=seconds)
     if args.collateral_dir is not None and not args.collateral_dir.is_dir():
         raise UsageError("host.collateral_dir", "not a directory", actual=args.collateral_dir)
     try:
         proxy, port = create_server(
             args.listen,
             args.enclave,
+            enclave_dns=args.enclave_dns,
+            resolve_interval=args.resolve_seconds,
+            health_interval=args.probe_seconds,
             tls=tls,
             max_message_bytes=args.max_message_bytes,
             collateral_dir=args.collateral_dir,
             max_call_seconds=args.max_call_seconds,
             workers=args.workers,
+            limits=limits,
         )
     except OSError as err:
         raise UsageError("host.listen", str(err)) from err
+    except ValueError as err:  # a malformed --enclave-dns
+        raise UsageError("host.enclave_dns", str(err)) from err
 
     stop = threading.Event()
 
@@ -151,7 +258,7 @@ def _serve(args: argparse.Namespace) -> int:
     where = args.listen if args.listen.startswith("unix:") else f"port {port}"
     print(
         f"tcme host: listening on {where} ({'TLS' if tls else 'plaintext'}), "
-        f"forwarding to enclave {args.enclave}",
+        f"forwarding to {proxy.backends.describe()}",
         flush=True,
     )
     while not stop.wait(0.5):
@@ -217,8 +324,8 @@ def _health(args: argparse.Namespace) -> int:
     return EXIT_OK if serving else EXIT_REJECT
 
 
-def _reason(metadata: object) -> str:
-    for key, value in metadata or ():  # type: ignore[attr-defined]
+def _reason(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    for key, value in metadata or ():
         if key == HEALTH_REASON_KEY:
             return value if isinstance(value, str) else value.decode("utf-8", "replace")
     return ""

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from attestation.errors import UsageError
+from attestation.tee import Tee
 from tcme.cli.exitcodes import EXIT_OK
 
 # Guest feature bits sev-snp-measure defaults to (SNPActive); QEMU's default.
@@ -57,8 +58,10 @@ How to obtain them
      published firmware reference values/endorsements for MRTD (Google's
      gce-tcb-verifier), and pin RTMR1/RTMR2 from your own image.
 
-Then load the file as (part of) the party's policy: tcme evidence verify
---policy reference.toml. Unpinned registers are not checked.
+The file is a complete evidence policy (accept = ["tdx"] and [tdx]): check a quote
+with tcme evidence verify QUOTE --policy reference.toml, and append [model] and
+[contract] to make it a party policy. MRTD and RTMR0-2 must be pinned or skipped
+explicitly ({ skip = true }); RTMR3 and the other registers are optional.
 """
 
 
@@ -81,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Computes MEASUREMENT for a QEMU/EC2/GCE SEV-SNP guest booted with this OVMF and "
             "(optionally) direct-boot kernel, initrd and command line, and writes "
-            "[snp] allowed_measurements to a reference-values TOML."
+            'accept = ["sev-snp"] and [snp] allowed_measurements to a policy TOML (complete as '
+            "written; append [model] and [contract] for a party policy)."
         ),
     )
     snp.add_argument("--ovmf", type=Path, required=True, metavar="FILE", help="OVMF (AmdSev) image")
@@ -314,12 +318,20 @@ def _measure_tdx(args: argparse.Namespace) -> int:
 # -- output ----------------------------------------------------------------------------
 
 
+_TABLE_KIND = {"snp": Tee.SEV_SNP.value, "tdx": Tee.TDX.value}
+
+
 def reference_values_toml(table: str, values: dict[str, list[str]], provenance: list[str]) -> str:
-    """A small reference-values TOML: provenance comments, then ``[table]`` with hex lists."""
+    """A complete evidence policy: provenance comments, ``accept``, then ``[table]`` (hex lists).
+
+    The file loads as it is (``tcme evidence verify --policy FILE``); a party policy is
+    this file with ``[model]`` and ``[contract]`` appended (docs/security.md).
+    """
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [f"# Reference values written by `tcme measure {table}` at {stamp}."]
     lines += [f"#   {line}" for line in provenance]
-    lines += ["", f"[{table}]"]
+    lines += ["# Append [model] and [contract] to make this a party policy (docs/security.md)."]
+    lines += ["", f'accept = ["{_TABLE_KIND[table]}"]', "", f"[{table}]"]
     for key, items in values.items():
         quoted = ", ".join(f'"{item}"' for item in items)
         lines.append(f"{key} = [{quoted}]")

@@ -13,8 +13,9 @@ the signed receipt. Prints each party's verified outputs.
 
 Inputs come from the example's ``inputs.toml``, else a generated case
 (``cases.py``, or ``--generate SEED``), else values drawn from the input
-constraints. Nothing of the inputs is printed; outputs are printed only to
-show what each party itself received.
+constraints. The inputs are example test data, not secrets: they are printed
+beside each party's verified outputs, with the expected answer when a
+generated case knows it. Long phases show their progress on stderr.
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from attestation.errors import UsageError
+from attestation.text import format_sha256
+from tcme.cli.exitcodes import EXIT_OK
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +55,71 @@ class PartyRun:
 
 @dataclass(frozen=True)
 class LocalRun:
-    """A finished local session."""
+    """A finished local session.
+
+    ``inputs`` are the values each party submitted: example test data, shown so
+    the answer can be checked; ``expected`` is the known answer of a generated
+    case, else None.
+    """
 
     contract: Any
     session_id: bytes
     inputs_source: str
     capability: Any
     parties: dict[str, PartyRun]
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    expected: dict[str, str] | None = None
+
+
+Phase = Callable[[str], contextlib.AbstractContextManager[None]]
+
+
+@contextlib.contextmanager
+def _quiet_phase(_name: str) -> Iterator[None]:
+    yield
+
+
+class PhaseProgress:
+    """Each phase of ``tcme run`` on stderr; one still running after a second shows its time.
+
+    On a terminal the line counts up every second; otherwise a line every
+    ``NOTE_EVERY`` seconds says it is still running.
+    """
+
+    NOTE_EVERY = 10
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream or sys.stderr
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        """Show ``name`` while the block runs, then how long it took."""
+        start = time.monotonic()
+        done = threading.Event()
+        self._write(f"  {name} ...", end="" if self._tty else "\n")
+
+        def tick() -> None:
+            while not done.wait(1.0):
+                elapsed = int(time.monotonic() - start)
+                if self._tty:
+                    self._write(f"\r  {name} ... {elapsed} s", end="")
+                elif elapsed % self.NOTE_EVERY == 0:
+                    self._write(f"  {name}: still running ({elapsed} s)")
+
+        ticker = threading.Thread(target=tick, name="tcme-run-progress", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
+            took = time.monotonic() - start
+            prefix = f"\r  {name} ... " if self._tty else f"  {name}: "
+            self._write(f"{prefix}done in {took:.1f} s")
+
+    def _write(self, text: str, end: str = "\n") -> None:
+        print(text, end=end, file=self._stream, flush=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -127,13 +190,16 @@ def run_local(
     generate: int | None = None,
     min_score: float | None = None,
     n_ctx: int = 2048,
+    phase: Phase = _quiet_phase,
 ) -> LocalRun:
     """Run one session of the example in ``directory``; return what every party verified.
 
     ``loaded`` reuses an already loaded model (``enclave.model_loader.LoadedModel``,
     as tests do); otherwise ``model`` (or the default) is signed and loaded here.
-    Raises the first party's ``TcmeError`` when any party rejects.
+    Raises the first party's ``TcmeError`` when any party rejects. ``phase``
+    wraps each long step (``PhaseProgress`` shows them on a terminal).
     """
+    from attestation.policy import simulated_policy
     from attestation.providers.simulated import SimulatedSnpProvider
     from enclave.inference import Inference
     from enclave.runtime import Enclave
@@ -142,7 +208,7 @@ def run_local(
     from host.server import create_server as create_host_server
     from tcme.client import Party, PartyPolicy, TcmeClient
     from tcme.contract import find_contract_file, load_contract
-    from tcme.contract.example import example_inputs, read_inputs
+    from tcme.contract.example import ExampleCase, example_case, read_inputs
     from tcme.wire import PartyKeys
 
     template = load_contract(find_contract_file(directory))
@@ -151,16 +217,18 @@ def run_local(
     contract = loaded_contract.contract
     assert loaded_contract.raw is not None
     if inputs is not None:
-        values, source = {k: dict(v) for k, v in inputs.items()}, "given by the caller"
+        case = ExampleCase({k: dict(v) for k, v in inputs.items()}, "given by the caller")
     elif inputs_file is not None:
-        values, source = read_inputs(inputs_file, contract), f"from {inputs_file}"
+        case = ExampleCase(read_inputs(inputs_file, contract), f"from {inputs_file}")
     else:
-        values, source = example_inputs(template.path.parent, contract, seed=generate)
+        case = example_case(template.path.parent, contract, seed=generate)
+    values = case.values
     with tempfile.TemporaryDirectory(prefix="tcme-run-") as tmp:
         work = Path(tmp)
         own_model = loaded is None
         if own_model:
-            loaded = load_signed_model(model or default_model(), work, n_ctx=n_ctx)
+            with phase("signing the model with a throwaway key, verifying and loading it"):
+                loaded = load_signed_model(model or default_model(), work, n_ctx=n_ctx)
         provider = SimulatedSnpProvider(work / "sim")
         enclave = Enclave(
             provider=provider, model=loaded.identity, runner=Inference(loaded.llama).run
@@ -177,8 +245,7 @@ def run_local(
                 contract_table["min_capability_score"] = min_score
             policy = PartyPolicy.from_dict(
                 {
-                    "allow_simulated": True,
-                    "simulated_ark_sha256": [provider.ark_sha256],
+                    **simulated_policy(provider.ark_sha256, provider.measurement),
                     "model": {
                         "root_digest": loaded.identity.root_digest,
                         "signer": loaded.identity.signer,
@@ -187,9 +254,19 @@ def run_local(
                 }
             )
             with TcmeClient(f"127.0.0.1:{proxy_port}", timeout=RESULT_TIMEOUT) as client:
-                session = client.create_session(loaded_contract.raw)
+                creating = "creating the session" + (
+                    " (the enclave runs the contract's capability tests)"
+                    if contract.capability_tests
+                    else ""
+                )
+                with phase(creating):
+                    session = client.create_session(loaded_contract.raw)
                 parties = [Party(name, keys[name], policy, client) for name in keys]
-                with ThreadPoolExecutor(max_workers=len(parties)) as pool:
+                running = phase(
+                    "every party: attest, seal and submit its input, wait for the model, "
+                    "verify the receipt"
+                )
+                with running, ThreadPoolExecutor(max_workers=len(parties)) as pool:
                     futures = {
                         party.name: pool.submit(
                             party.run, session.session_id, values.get(party.name, {})
@@ -220,12 +297,14 @@ def run_local(
     return LocalRun(
         contract=contract,
         session_id=session.session_id,
-        inputs_source=source,
+        inputs_source=case.source,
         capability=capability,
         parties={
             name: PartyRun(party=name, outputs=dict(result.outputs), receipt=result.receipt)
             for name, (_attestation, result) in results.items()
         },
+        inputs=values,
+        expected=case.expected,
     )
 
 
@@ -246,36 +325,72 @@ def _run(args: argparse.Namespace) -> int:
         generate=args.generate,
         min_score=args.min_score,
         n_ctx=args.n_ctx,
+        phase=_quiet_phase if args.json else PhaseProgress(),
     )
-    report = _report(run)
     if args.json:
-        print(json.dumps(report, indent=2, sort_keys=True), flush=True)
-        return 0
+        print(json.dumps(_report(run), indent=2, sort_keys=True), flush=True)
+        return EXIT_OK
+    _print_run(run)
+    return EXIT_OK
+
+
+def _print_run(run: LocalRun) -> None:
     contract = run.contract
-    print(
-        f"contract   {contract.kind}  {contract.digest.hex()}"
-        + (f"  ({contract.title})" if contract.title else "")
-    )
-    print(f"session    {run.session_id.hex()}")
-    print(f"inputs     {run.inputs_source} (each party sealed its own; none printed)")
+    rows: list[tuple[str, str]] = [
+        (
+            "contract",
+            f"{contract.kind}  {format_sha256(contract.digest)}"
+            + (f"  ({contract.title})" if contract.title else ""),
+        ),
+        ("session", run.session_id.hex()),
+        ("inputs", f"{run.inputs_source}; example test data, shown to check the answer"),
+    ]
+    for party, values in run.inputs.items():
+        for name, value in values.items():
+            rows.append(("", f"{party}.{name} = {_short(value)}"))
+    if run.expected is not None:
+        rows.append(("expected", ", ".join(f"{k} = {v}" for k, v in run.expected.items())))
     if run.capability is not None:
-        print(
-            f"capability {run.capability.passed}/{run.capability.total} agreed tests passed "
-            "(measured by the enclave, bound into the evidence and the receipt)"
+        rows.append(
+            (
+                "capability",
+                f"{run.capability.passed}/{run.capability.total} agreed tests passed "
+                "(measured by the enclave, bound into the evidence and the receipt)",
+            )
         )
-    width = max(len(name) for name in run.parties)
     for name, party in run.parties.items():
-        shown = (
-            ", ".join(f"{k} = {v}" for k, v in party.outputs.items()) or "(no outputs: by contract)"
+        rows.append((name, _outputs_text(party.outputs, run.expected)))
+    rows.append(
+        (
+            "verified",
+            "every party: evidence (simulated root), model digest and signer, contract "
+            "digest, receipt signature and commitments; receipt states: "
+            + ", ".join(next(iter(run.parties.values())).receipt.stateless or ("erased",)),
         )
-        print(f"{name:<{width}}  {shown}")
-    print(
-        "verified   every party: evidence (simulated root), model digest and signer, contract "
-        "digest, receipt signature and commitments; receipt states: "
-        + ", ".join(next(iter(run.parties.values())).receipt.stateless or ("erased",))
     )
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
     sys.stdout.flush()
-    return 0
+
+
+def _outputs_text(outputs: Mapping[str, str], expected: Mapping[str, str] | None) -> str:
+    if not outputs:
+        return "(no outputs: by contract)"
+    shown = []
+    for name, value in outputs.items():
+        text = f"{name} = {_short(value)}"
+        if expected is not None and name in expected:
+            text += (
+                "  (as expected)" if value == expected[name] else (f"  (expected {expected[name]})")
+            )
+        shown.append(text)
+    return ", ".join(shown)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _report(run: LocalRun) -> dict[str, Any]:
@@ -285,6 +400,8 @@ def _report(run: LocalRun) -> dict[str, Any]:
         "kind": run.contract.kind,
         "session_id": run.session_id.hex(),
         "inputs_source": run.inputs_source,
+        "inputs": run.inputs,
+        "expected": run.expected,
         "capability": (
             {"passed": run.capability.passed, "total": run.capability.total}
             if run.capability is not None

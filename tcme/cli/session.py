@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attestation.errors import UsageError
+from attestation.text import format_sha256
 from tcme.cli import _party
 from tcme.cli.exitcodes import EXIT_OK
 
@@ -169,7 +170,7 @@ def _contract(args: argparse.Namespace) -> int:
     if args.json:
         _party.print_json({"contract": str(args.out), "digest": digest})
     else:
-        print(digest)
+        print(format_sha256(digest))  # as [contract] digest takes it
     return EXIT_OK
 
 

@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 def run_snp(args: argparse.Namespace) -> int:
     """Handler of ``tcme sim snp``."""
-    from attestation.snp.simulate import SimulatedSnp
+    from attestation.snp.simulate import DEFAULT_MEASUREMENT, SimulatedSnp
     from attestation.text import format_sha256, parse_hex
 
     report_data = (
@@ -74,8 +74,11 @@ def run_snp(args: argparse.Namespace) -> int:
         (out / POLICY_FILE).write_text(
             "# Policy that accepts the SIMULATED evidence in this directory, and only it.\n"
             "# SIMULATED evidence proves nothing about hardware: never use this for real secrets.\n"
+            'accept = ["sev-snp"]\n'
             "allow_simulated = true\n"
             f'simulated_ark_sha256 = ["{sim.ark_sha256}"]\n'
+            "\n[snp]\n"
+            f'allowed_measurements = ["{(measurement or DEFAULT_MEASUREMENT).hex()}"]\n'
         )
     except OSError as err:
         raise UsageError("--out", f"cannot write {args.out}: {err.strerror}") from err
@@ -91,6 +94,7 @@ def run_snp(args: argparse.Namespace) -> int:
             "certificates": [str(out / n) for n in ("vcek.pem", "ask.pem", "ark.pem")],
             "policy": str(policy_path),
             "simulated_ark_sha256": format_sha256(sim.ark_sha256),
+            "measurement": (measurement or DEFAULT_MEASUREMENT).hex(),
             "verify_command": verify,
         }
         print(json.dumps(body, indent=2, sort_keys=True))
@@ -98,8 +102,11 @@ def run_snp(args: argparse.Namespace) -> int:
     print(f"SIMULATED SEV-SNP evidence (not from AMD hardware) written to {out}/")
     print(f"  {REPORT_FILE:<22} v{args.version} report, {len(report)} bytes")
     print("  vcek.pem ask.pem ark.pem  SIMULATED chain (private keys in private/)")
-    print(f"  {POLICY_FILE:<22} allow_simulated = true, pinned to the simulated ARK:")
+    print(
+        f"  {POLICY_FILE:<22} allow_simulated = true, pinned to the simulated ARK and MEASUREMENT:"
+    )
     print(f"  simulated_ark_sha256   {format_sha256(sim.ark_sha256)}")
+    print(f"  allowed_measurements   {(measurement or DEFAULT_MEASUREMENT).hex()}")
     print(f"verify: {verify}")
     return EXIT_OK
 

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from attestation.errors import BindingError, UsageError
-from tcme.client.errors import RemoteError
+from tcme.client.errors import BUSY_REASONS, RemoteError
 from tcme.client.policy import PartyPolicy
 from tcme.client.verify import AttestationResult, verify_attestation
 from tcme.v1 import tcme_pb2, tcme_pb2_grpc
@@ -129,10 +129,21 @@ class TcmeClient:
         self.close()
 
     def _call(self, name: str, request: Any, timeout: float | None = None) -> Any:
-        try:
-            return getattr(self._stub, name)(request, timeout=timeout or self.timeout)
-        except grpc.RpcError as err:
-            raise RemoteError.from_rpc(err, name) from None
+        """One RPC; a "busy" refusal (nothing ran) is retried with backoff within ``timeout``."""
+        budget = timeout or self.timeout
+        deadline = time.monotonic() + budget
+        pause = MIN_RETRY_SECONDS
+        while True:
+            left = max(deadline - time.monotonic(), MIN_RETRY_SECONDS)
+            try:
+                return getattr(self._stub, name)(request, timeout=left)
+            except grpc.RpcError as err:
+                error = RemoteError.from_rpc(err, name)
+            if error.check not in BUSY_REASONS or time.monotonic() + pause >= deadline:
+                raise error
+            log.debug("%s refused as busy (%s); retrying in %.2f s", name, error.check, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     # -- session lifecycle -------------------------------------------------------------
 

@@ -43,17 +43,23 @@ class RemoteError(TcmeError):
             info = error_info(err)
         except Exception:  # malformed details from an untrusted proxy: fall back to the text
             info = None
-        if code == grpc.StatusCode.UNAVAILABLE or (not info and code in UNREACHABLE_CODES):
-            return UnreachableRemoteError(f"{what}.{code.name.lower()}", details or "", code=code)
+        busy = bool(info) and info.get("reason") in BUSY_REASONS
+        kind = (
+            UnreachableRemoteError
+            if code == grpc.StatusCode.UNAVAILABLE
+            or (not info and code in UNREACHABLE_CODES)
+            or busy
+            else cls
+        )
         if info:
-            return cls(
+            return kind(
                 info.get("reason") or f"rpc.{code.name.lower()}",
                 info.get("detail") or details or "",
                 code=code,
                 expected=info.get("expected") or None,
                 actual=info.get("actual") or None,
             )
-        return cls(f"{what}.{code.name.lower()}", details or "", code=code)
+        return kind(f"{what}.{code.name.lower()}", details or "", code=code)
 
 
 class UnreachableRemoteError(RemoteError, UnreachableError):
@@ -61,10 +67,14 @@ class UnreachableRemoteError(RemoteError, UnreachableError):
 
     The host is down or unreachable, TLS was used against a plaintext port (or
     the reverse), the proxy could not reach its enclave, or nothing answered
-    before the deadline. Nothing was verified or rejected: the CLI exits 3.
+    before the deadline, or the service stayed busy (``BUSY_REASONS``) until it.
+    Nothing was verified or rejected: the CLI exits 3.
     """
 
 
+# Refusals made before any work (enclave.service.CallGate, the proxy's per-peer lanes):
+# the same request can simply be sent again (the client retries them within its deadline).
+BUSY_REASONS = frozenset({"server.busy", "server.peer_busy"})
 # Statuses that come from the transport (or the proxy's link to its enclave), never
 # from a check the enclave made: the enclave's own errors carry an ErrorInfo.
 UNREACHABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})

@@ -21,6 +21,7 @@ from attestation.nvidia.policy import GpuPolicy, validate_system
 from attestation.nvidia.rim import MeasurementMatch, VerifiedRim, match_measurements, verify_rim
 from attestation.nvidia.verify import DeviceEvidence, VerifiedSystem, verify_system
 from attestation.policy import Policy
+from attestation.tee import Tee
 from tcme.wire import Claims
 
 log = logging.getLogger(__name__)
@@ -43,17 +44,18 @@ def verify_gpus(
     ``rims`` and ``ocsp``: what the host's cache attached (``Collateral.nvidia_*``);
     untrusted, every RIM and answer is verified before it counts.
     """
-    table = policy.extra.get("gpu")
-    if table is None:
-        if claims.has_gpu:
-            raise PolicyError(
-                "gpu.policy",
-                "the enclave attests GPUs but the policy has no [gpu] table",
-                expected="a [gpu] table",
-                actual=f"{len(claims.gpu_devices)} device(s)",
-            )
+    gpu_policy = policy.table("gpu")  # typed when the policy loaded (attestation.policy)
+    if claims.has_gpu and Tee.NVIDIA_GPU not in policy.accept:
+        accepted = ", ".join(t.value for t in policy.accept)
+        raise PolicyError(
+            "tee.accept",
+            f"the enclave attests GPUs (nvidia-gpu evidence), but the policy accepts only "
+            f"{accepted}",
+            expected=f"one of {accepted}",
+            actual=f"nvidia-gpu: {len(claims.gpu_devices)} device(s)",
+        )
+    if gpu_policy is None:
         return None
-    gpu_policy = GpuPolicy.from_dict(table)
     if not claims.has_gpu:
         validate_system(None, gpu_policy)
         return None

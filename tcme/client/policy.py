@@ -1,16 +1,19 @@
-"""A party's whole policy: evidence reference values plus model and contract expectations.
+"""A party's whole policy file: evidence reference values, plus the model and the contract.
 
-One TOML file. The evidence part is ``attestation.policy.Policy`` (``allow_simulated``,
-``[snp]``, ``[tdx]``...); this module reads two more tables from it::
+One TOML file, one parser: ``attestation.policy.parse_policy_document`` reads every
+top-level name (the evidence keys and tables, and the two tables of this module,
+registered through its ``app_tables``) and refuses any it does not know, naming the
+nearest known one. This module types its two tables::
 
     [model]
-    root_digest = "9f0c..."      # required: the OMS subject digest the party accepts
-    signer = "demo-key:3b1a..."  # required: the model signer identity, or
-    # signer = { skip = true }   # deliberately accept any signer of that exact digest
+    root_digest = "sha256:9f0c..."  # required: the OMS subject digest (with or without sha256:)
+    signer = "demo-key:3b1a..."     # required: the model signer identity, or
+    # signer = { skip = true }      # deliberately accept any signer of that exact digest
 
     [contract]
-    file = "contract.json"       # the contract this party agreed to (relative to this file), or
-    digest = "5e2d..."           # its SHA-256
+    file = "contract.json"          # the contract this party agreed to (relative to this file), or
+    digest = "5e2d..."              # its SHA-256
+    min_capability_score = 0.8      # optional: the least share of the contract's tests passed
 
 A session attestation is refused when the policy names no contract: a party
 never releases input under a contract it has not pinned.
@@ -21,12 +24,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from attestation.errors import PolicyError, UsageError
-from attestation.policy import Policy
+from attestation.policy import Policy, parse_policy_document, read_policy_toml
+from attestation.policy_values import check_keys, expect_table, is_skip
 from attestation.text import parse_sha256
 
 log = logging.getLogger(__name__)
@@ -40,23 +44,29 @@ class ModelExpectation:
     signer: str | None  # None only when the policy wrote ``signer = { skip = true }``
 
     @classmethod
-    def from_table(cls, table: Any) -> ModelExpectation:
-        """Parse ``[model]``; raises UsageError when it is missing or incomplete."""
-        if not isinstance(table, Mapping):
-            raise UsageError("policy.model", "the policy needs a [model] table with root_digest")
+    def from_table(cls, table: Any, base: Path | None = None) -> ModelExpectation:
+        """Parse ``[model]``; raises UsageError when it is malformed or incomplete."""
+        del base  # no paths in [model]
+        expect_table(table, "policy.model")
+        check_keys(table, ("root_digest", "signer"), "policy.model")
         # `tcme model verify` prints sha256:<hex>; bare hex is accepted too.
         digest = parse_sha256(table.get("root_digest"), "policy.model.root_digest").hex()
         signer = table.get("signer")
-        if isinstance(signer, Mapping) and signer == {"skip": True}:
+        if is_skip(signer):
             log.warning("policy skips the model signer check: any signer of %s is accepted", digest)
             return cls(root_digest=digest, signer=None)
         if not isinstance(signer, str) or not signer:
             raise UsageError(
                 "policy.model.signer",
-                "name the signer identity, or write signer = { skip = true }",
-                actual=signer,
+                "name the signer identity (`tcme model verify` prints it), "
+                "or write signer = { skip = true }",
+                actual=signer if signer is None else repr(signer),
             )
         return cls(root_digest=digest, signer=signer)
+
+    def skipped(self) -> list[str]:
+        """``["signer"]`` when the signer check is skipped."""
+        return ["signer"] if self.signer is None else []
 
     def check(self, root_digest: str, signer: str) -> None:
         """Raise PolicyError naming every mismatch between the claims and this expectation."""
@@ -81,21 +91,6 @@ class ContractExpectation:
     source: str
 
     @classmethod
-    def from_table(cls, table: Any, base: Path | None) -> ContractExpectation | None:
-        """Parse ``[contract]`` (None when absent); a file is canonicalised, then hashed."""
-        if table is None:
-            return None
-        if not isinstance(table, Mapping) or ("file" in table) == ("digest" in table):
-            raise UsageError("policy.contract", "[contract] needs exactly one of file, digest")
-        if "digest" in table:
-            digest = parse_sha256(table["digest"], "policy.contract.digest")
-            return cls(digest=digest, source="policy digest")
-        path = Path(table["file"])
-        if base is not None and not path.is_absolute():
-            path = base / path
-        return cls.from_file(path)
-
-    @classmethod
     def from_file(cls, path: Path) -> ContractExpectation:
         """The contract file ``path`` (TOML or JSON, the one loader ``tcme.contract.loader``),
         canonicalised exactly as the enclave requires."""
@@ -116,37 +111,109 @@ class ContractExpectation:
 
 
 @dataclass(frozen=True)
+class ContractTable:
+    """The parsed ``[contract]`` table: the pinned contract (if any) and the minimum score."""
+
+    contract: ContractExpectation | None
+    min_capability_score: float | None
+
+    @classmethod
+    def from_table(cls, table: Any, base: Path | None) -> ContractTable:
+        """Parse ``[contract]``; a file is canonicalised, then hashed."""
+        expect_table(table, "policy.contract")
+        check_keys(table, ("file", "digest", "min_capability_score"), "policy.contract")
+        if not table:
+            raise UsageError(
+                "policy.contract",
+                "an empty [contract] pins nothing: give file or digest (and optionally "
+                "min_capability_score), or remove the table",
+                actual="{}",
+            )
+        if "file" in table and "digest" in table:
+            raise UsageError(
+                "policy.contract", "[contract] takes one of file, digest, not both", actual="both"
+            )
+        contract = None
+        if "digest" in table:
+            digest = parse_sha256(table["digest"], "policy.contract.digest")
+            contract = ContractExpectation(digest=digest, source="policy digest")
+        elif "file" in table:
+            if not isinstance(table["file"], str) or not table["file"]:
+                raise UsageError(
+                    "policy.contract.file", "must be a file path", actual=table["file"]
+                )
+            path = Path(table["file"])
+            if base is not None and not path.is_absolute():
+                path = base / path
+            contract = ContractExpectation.from_file(path)
+        minimum = table.get("min_capability_score")
+        if minimum is not None and (
+            isinstance(minimum, bool)
+            or not isinstance(minimum, int | float)
+            or not 0 <= minimum <= 1
+        ):
+            raise UsageError(
+                "policy.contract.min_capability_score", "a number from 0 to 1", actual=minimum
+            )
+        return cls(contract, None if minimum is None else float(minimum))
+
+
+_APP_TABLES = {"model": ModelExpectation.from_table, "contract": ContractTable.from_table}
+
+
+@dataclass(frozen=True)
 class PartyPolicy:
     """Everything a party checks before it releases an input."""
 
     evidence: Policy
     model: ModelExpectation
     contract: ContractExpectation | None
+    min_capability_score: float | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base: Path | None = None) -> PartyPolicy:
         """Build from parsed TOML; relative paths resolve against ``base``."""
-        evidence = Policy.from_dict(dict(data))
+        evidence, tables = parse_policy_document(data, base=base, app_tables=_APP_TABLES)
+        model = tables.get("model")
+        if model is None:
+            raise UsageError(
+                "policy.model",
+                "the policy needs a [model] table: root_digest and signer "
+                "(both printed by `tcme model verify`)",
+                expected="[model]",
+                actual="absent",
+            )
+        contract = tables.get("contract") or ContractTable(None, None)
         return cls(
             evidence=evidence,
-            model=ModelExpectation.from_table(data.get("model")),
-            contract=ContractExpectation.from_table(data.get("contract"), base),
+            model=model,
+            contract=contract.contract,
+            min_capability_score=contract.min_capability_score,
         )
 
     @classmethod
     def load(cls, path: Path) -> PartyPolicy:
-        """Read a policy TOML file; raises UsageError/ParseError on a bad file."""
-        import tomllib
-
+        """Read a policy TOML file; raises UsageError on a bad file."""
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise UsageError("policy.read", f"cannot read {path}: {err.strerror}") from err
-        except tomllib.TOMLDecodeError as err:
-            raise UsageError("policy.toml", f"{path}: {err}") from err
-        return cls.from_dict(data, base=path.parent)
+        return cls.from_dict(read_policy_toml(path), base=path.parent)
 
     def with_contract(self, contract: ContractExpectation) -> PartyPolicy:
         """The same policy pinned to ``contract`` (e.g. a contract file given on the CLI)."""
-        return PartyPolicy(evidence=self.evidence, model=self.model, contract=contract)
+        return replace(self, contract=contract)
+
+    def skipped(self) -> list[str]:
+        """Every reference value this policy skips, as ``table.key``."""
+        return self.evidence.skipped() + [f"model.{k}" for k in self.model.skipped()]
+
+
+def load_evidence_policy(path: Path) -> Policy:
+    """The evidence part of a party policy file (``tcme evidence verify --policy``).
+
+    The whole file is parsed and checked by the same parser; ``[model]`` and
+    ``[contract]`` may be absent (a reference-values file from ``tcme measure``).
+    """
+    path = Path(path)
+    evidence, _ = parse_policy_document(
+        read_policy_toml(path), base=path.parent, app_tables=_APP_TABLES
+    )
+    return evidence

@@ -6,8 +6,9 @@ Steps (tagged in the code):
   (2) parse the claims and the contract (pure, bounds-checked);
   (3) recompute REPORT_DATA from H(claims), H(contract), session id and the
       party's own nonce;
-  (4) verify the evidence: parse, signatures and chain to the party's pinned
-      roots, policy (TCB, measurement, debug, simulated only if allowed), and
+  (4) verify the evidence: a kind the policy accepts, parse, signatures and
+      chain to the party's pinned roots, policy (TCB, measurement, debug,
+      simulated only if allowed, the party's own CRL if required), and
       REPORT_DATA equal to (3);
   (5) the claims' TEE is the TEE that produced the evidence;
   (6) the model root digest and signer are the ones the policy names;
@@ -17,8 +18,8 @@ Steps (tagged in the code):
       policy's ``[contract] min_capability_score`` (tcme.contract.check_capability);
   (9) GPUs (evidence kind ``nvidia-gpu``): every device's evidence in the claims
       verifies over the nonce derived from this binding, as one system, and the
-      ``[gpu]`` policy accepts it (tcme.client.gpu). Claims with GPU evidence and
-      no ``[gpu]`` table are refused: nothing absent means "anything".
+      ``[gpu]`` policy accepts it (tcme.client.gpu). Claims with GPU evidence are
+      refused unless the policy accepts ``nvidia-gpu`` (``tee.accept``).
 
 Only an ``AttestationResult`` (every step passed) hands out the enclave's HPKE
 and signing keys.
@@ -35,7 +36,8 @@ from typing import Any
 from attestation.binding import report_data_for
 from attestation.errors import BindingError, SignatureError, UsageError
 from attestation.nvidia.verify import VerifiedSystem
-from attestation.verifier import VerifiedEvidence, verify_evidence
+from attestation.tee import Tee
+from attestation.verifier import SnpInputs, TdxInputs, VerifiedEvidence, verify_evidence
 from tcme.client.gpu import verify_gpus
 from tcme.client.policy import PartyPolicy
 from tcme.contract.capability import CapabilityRecord, check_capability, session_capability
@@ -59,6 +61,8 @@ class AttestationResult:
     capability: CapabilityRecord | None = None
     # The attested GPUs (claims with GPU evidence only).
     gpus: VerifiedSystem | None = None
+    # Reference values the party's policy skipped with { skip = true } (table.key).
+    skipped: tuple[str, ...] = ()
 
     @property
     def simulated(self) -> bool:
@@ -78,6 +82,7 @@ class AttestationResult:
             "tee": self.claims.tee,
             "simulated": self.simulated,
             "tcb": evidence.pop("tcb", None),
+            "reference_values_checked": evidence.pop("reference_values_checked", True),
             "measurement": _hex(self.evidence.measurement),
             "model_root_digest": self.claims.model_root_digest,
             "model_signer": self.claims.model_signer,
@@ -94,6 +99,8 @@ class AttestationResult:
             out["capability_token_budget"] = self.contract.capability_token_budget
         if self.gpus is not None:
             out["gpus"] = self.gpus.summary()
+        out["skipped"] = list(self.skipped)
+        evidence.pop("skipped", None)  # the evidence's skips are part of self.skipped
         for key, value in evidence.items():
             out.setdefault(f"evidence_{key}", value)
         return out
@@ -161,15 +168,17 @@ def verify_attestation(
     evidence = response.evidence
     collateral = response.collateral
     certs = bytes(evidence.certs_pem) or bytes(collateral.snp_cert_chain_pem) or None
+    inputs = (
+        SnpInputs(certs=certs, crl=bytes(collateral.snp_crl_der) or None),
+        TdxInputs(collateral=bytes(collateral.tdx_collateral_json) or None),
+    )
     try:
         verified = verify_evidence(
             bytes(evidence.report),
-            certs=certs,
             policy=policy.evidence,
+            inputs=inputs,
             at=at,
             expected_report_data=expected,
-            collateral=bytes(collateral.tdx_collateral_json) or None,
-            crl=bytes(collateral.snp_crl_der) or None,
         )
     except UsageError as err:
         # Our policy is well-formed by construction, so "cannot verify" (no VEK sent,
@@ -184,7 +193,7 @@ def verify_attestation(
     policy.model.check(claims.model_root_digest, claims.model_signer)
     # (8) The model's measured score on the contract's tests, if the policy asks.
     if session_id:
-        check_capability(policy.evidence.extra, capability)
+        check_capability(policy.min_capability_score, capability)
     # (9) GPU evidence bound into these claims, under the [gpu] policy.
     gpus = verify_gpus(
         claims,
@@ -208,4 +217,9 @@ def verify_attestation(
         nonce=nonce,
         collateral_source=collateral.source,
         capability=capability,
+        skipped=(
+            tuple(verified.skipped)
+            + (tuple(policy.evidence.skipped(Tee.NVIDIA_GPU)) if gpus is not None else ())
+            + tuple(f"model.{k}" for k in policy.model.skipped())
+        ),
     )

@@ -15,7 +15,7 @@ Public API::
     loaded = load_contract(Path("examples/damage-monitoring"), keys={"reporter": keys, ...})
     loaded.raw, loaded.digest          # canonical bytes and SHA-256 (None for a template)
     contract_flows(loaded.contract)    # every permitted flow, with its ground
-    check_capability(policy.extra, attestation.capability)   # party-side minimum score
+    check_capability(policy.min_capability_score, attestation.capability)  # party side
 
 Modules: ``model`` (the parsed ``Contract`` and its parts, ``ContractKind``),
 ``parse`` (canonical bytes → ``Contract``, one parser per kind: ``enum_decision``,
@@ -36,7 +36,6 @@ from tcme.contract.capability import (
     CapabilityTest,
     CaseOutcome,
     check_capability,
-    min_capability_score,
     parse_record,
     session_capability,
 )
@@ -79,7 +78,6 @@ __all__ = [
     "find_contract_file",
     "load_contract",
     "load_contract_bytes",
-    "min_capability_score",
     "output_labels",
     "parse_contract",
     "parse_record",

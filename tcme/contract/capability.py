@@ -30,7 +30,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from attestation.errors import BindingError, ParseError, PolicyError, TcmeError, UsageError
+from attestation.errors import BindingError, ParseError, PolicyError, TcmeError
 from tcme.base.encoding import canonical_json, parse_canonical_json, require_keys, sha256, unhex
 from tcme.contract.errors import ContractError, OutputValueError
 from tcme.contract.fields import as_list, fields
@@ -385,30 +385,14 @@ def session_capability(
     return record
 
 
-def min_capability_score(policy_extra: Mapping[str, Any]) -> float | None:
-    """``[contract] min_capability_score`` from a party policy (0..1), or None when unset."""
-    table = policy_extra.get("contract")
-    if not isinstance(table, Mapping) or "min_capability_score" not in table:
-        return None
-    value = table["min_capability_score"]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise UsageError(
-            "policy.contract.min_capability_score",
-            "a number from 0 to 1",
-            actual=value,
-        )
-    return float(value)
-
-
-def check_capability(policy_extra: Mapping[str, Any], record: CapabilityRecord | None) -> None:
+def check_capability(minimum: float | None, record: CapabilityRecord | None) -> None:
     """Refuse to submit when the policy's minimum score is not met.
 
-    ``policy_extra`` is the party policy's extra tables (``Policy.extra``); the
-    minimum is ``[contract] min_capability_score``. With a minimum set, a
-    session without capability tests is refused too: the party asked for a
-    measured score and there is none. Raises ``PolicyError``.
+    ``minimum``: the party policy's ``[contract] min_capability_score`` (0..1, typed
+    by ``tcme.client.policy``), None when unset. With a minimum set, a session
+    without capability tests is refused too: the party asked for a measured score
+    and there is none. Raises ``PolicyError``.
     """
-    minimum = min_capability_score(policy_extra)
     if minimum is None:
         return
     if record is None:

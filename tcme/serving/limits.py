@@ -10,6 +10,7 @@ place, with the reason for each default.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,12 +29,20 @@ class ListenerLimits:
       connection is closed after this age (GOAWAY; clients reconnect on their
       own), and calls still open on it (a stream that sent only headers, say)
       are ended after the grace. This is the bound on header-only streams.
+    - ``call_rate_per_peer`` / ``call_burst_per_peer``: how fast one peer
+      address may start ordinary calls; a call over the rate waits its turn
+      (a coroutine, no thread), so an attacker that re-sends every call the
+      moment it ends runs at this rate, not at the speed of its CPU.
     - ``keepalive_seconds``: the server pings idle connections this often and
       drops peers that do not answer within ``keepalive_timeout_seconds``.
     """
 
     streams_per_connection: int = 32
     calls_per_peer: int = 64
+    # Sustained calls per second one peer address may start (ordinary lane), and the
+    # burst it may start at once; calls beyond wait their turn (they hold a coroutine).
+    call_rate_per_peer: float = 50.0
+    call_burst_per_peer: int = 100
     connection_idle_seconds: float = 120.0
     connection_age_seconds: float = 300.0
     # Long enough for the slowest honest call (a CreateSession running capability tests).
@@ -42,7 +51,9 @@ class ListenerLimits:
     keepalive_timeout_seconds: float = 20.0
 
     def __post_init__(self) -> None:
-        for name in ("streams_per_connection", "calls_per_peer"):
+        if self.call_rate_per_peer <= 0:
+            raise ValueError("call_rate_per_peer must be positive")
+        for name in ("streams_per_connection", "calls_per_peer", "call_burst_per_peer"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in (
@@ -131,3 +142,38 @@ class PeerLimiter:
                     self._counts[key] = left
                 else:
                     del self._counts[key]
+
+
+class PeerPacer:
+    """Paces the calls each peer address starts: ``rate`` per second after a ``burst``.
+
+    A generic cell rate algorithm: ``reserve`` books the caller's turn and says
+    how long to wait for it (0 within the burst). Thread-safe; the table drops
+    peers whose bookings are all in the past.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self._interval = 1.0 / rate
+        self._tolerance = burst * self._interval
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+
+    def reserve(self, peer: str, now: float | None = None) -> float:
+        """Book one call for ``peer``; seconds it must wait before it starts."""
+        key = peer_address(peer)
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if len(self._next) > 4096:
+                self._next = {k: t for k, t in self._next.items() if t > now}
+            theoretical = max(self._next.get(key, now), now) + self._interval
+            self._next[key] = theoretical
+            return max(0.0, theoretical - self._tolerance - now)
+
+    def cancel(self, peer: str) -> None:
+        """Give back one booking that will not run (its caller was refused)."""
+        key = peer_address(peer)
+        with self._lock:
+            if key in self._next:
+                self._next[key] -= self._interval

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import ParseError
 from attestation.nvidia.verify import evidence_digest
+from attestation.tee import Tee
 from tcme.base.encoding import (
     b64,
     canonical_json,
@@ -51,7 +52,8 @@ from tcme.base.keys import (
 )
 
 CLAIMS_TYPE = "tcme/v1/claims"
-TEE_TYPES = ("sev-snp", "tdx", "az-snp-vtpm", "az-tdx-vtpm")
+# The CPU kinds an enclave runs on (device kinds travel as GPU evidence in the claims).
+TEE_TYPES = tuple(t.value for t in (Tee.SEV_SNP, Tee.TDX, Tee.AZ_SNP_VTPM, Tee.AZ_TDX_VTPM))
 MAX_GPU_DEVICES = 16  # 8 GPUs + 4 NVSwitches in the largest protected-PCIe system, with room
 
 

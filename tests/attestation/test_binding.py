@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from attestation.binding import check_report_data, report_data_for
+from attestation.binding import check_binding, report_data_for
 from attestation.errors import BindingError
 
 CLAIMS = hashlib.sha256(b"claims").digest()
@@ -61,40 +61,28 @@ def test_sessionless_binding_uses_empty_fields():
     assert value == _independent(CLAIMS, empty_contract, b"", NONCE)
 
 
-def test_check_report_data_accepts_match():
+def test_check_binding_accepts_match():
     actual = report_data_for(CLAIMS, CONTRACT, SESSION, NONCE)
-    check_report_data(
-        actual, claims_digest=CLAIMS, contract_digest=CONTRACT, session_id=SESSION, nonce=NONCE
-    )
+    check_binding(actual, report_data_for(CLAIMS, CONTRACT, SESSION, NONCE))
 
 
-def test_check_report_data_mismatch_fail():
+def test_check_binding_other_nonce_fail():
     actual = report_data_for(CLAIMS, CONTRACT, SESSION, NONCE)
     other_nonce = bytes(32)
+    expected = report_data_for(CLAIMS, CONTRACT, SESSION, other_nonce)
     with pytest.raises(BindingError) as info:
-        check_report_data(
-            actual,
-            claims_digest=CLAIMS,
-            contract_digest=CONTRACT,
-            session_id=SESSION,
-            nonce=other_nonce,
-        )
+        check_binding(actual, expected)
     err = info.value
     assert err.check == "report_data"
     assert err.actual == actual
-    assert err.expected == report_data_for(CLAIMS, CONTRACT, SESSION, other_nonce)
+    assert err.expected == expected
     assert actual.hex() in err.message()
 
 
-def test_check_report_data_wrong_length_fail():
+def test_check_binding_wrong_length_fail():
+    expected = report_data_for(CLAIMS, CONTRACT, SESSION, NONCE)
     with pytest.raises(BindingError, match="report_data"):
-        check_report_data(
-            b"\x00" * 32,
-            claims_digest=CLAIMS,
-            contract_digest=CONTRACT,
-            session_id=SESSION,
-            nonce=NONCE,
-        )
+        check_binding(expected[:32], expected)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from attestation.policy import Policy, SnpPolicy, validate_report
 from attestation.snp.abi import parse_report
 
 FULL_POLICY = """
+accept = ["sev-snp"]
 allow_simulated = false
 
 [snp]
@@ -43,12 +44,6 @@ microcode = 84
 fmc = 1
 snp = 4
 microcode = 81
-
-[tdx]
-mr_td = ["00"]
-
-[model]
-signer = "someone@example.com"
 """
 
 
@@ -68,8 +63,8 @@ def _full_policy_for(report) -> Policy:
 def test_full_policy_accepts_the_genoa_vector(named_vector):
     report = _genoa(named_vector)
     policy = _full_policy_for(report)
-    assert policy.tdx == {"mr_td": ["00"]}
-    assert policy.extra == {"model": {"signer": "someone@example.com"}}
+    assert policy.accept == ("sev-snp",) and set(policy.tables) == {"snp"}
+    assert policy.skipped() == []
     assert policy.snp.minimum_tcb_for("Genoa")["snp"] == 23
     assert policy.snp.minimum_tcb_for("Milan")["snp"] == 8
     validate_report(report, policy.snp, product="Genoa")
@@ -161,23 +156,6 @@ def test_id_and_author_key_digests(snp_sim):
         validate_report(report, SnpPolicy(author_key_digests=()))
 
 
-def test_report_data_callback(snp_sim):
-    report = parse_report(snp_sim.report(b"\x05" * 64))
-    seen = []
-    validate_report(report, SnpPolicy(), report_data_check=seen.append)
-    assert seen == [b"\x05" * 64]
-
-    def reject(data: bytes) -> None:
-        raise ValueError("nonce not found")
-
-    with pytest.raises(PolicyError) as err:
-        validate_report(report, SnpPolicy(), report_data_check=reject)
-    assert err.value.violations[0].check == "report_data.check"
-    assert "nonce not found" in err.value.message()
-    with pytest.raises(PolicyError, match="report_data"):
-        validate_report(report, SnpPolicy(), expected_report_data=b"\x06" * 64)
-
-
 def test_fmc_minimum_applies_only_to_turin_layout(named_vector):
     milan = parse_report(named_vector("ms_milan_v3").report)
     validate_report(milan, SnpPolicy(minimum_tcb={"fmc": 5}))
@@ -234,7 +212,7 @@ def test_product_signing_key_chip_id_firmware(named_vector):
         ('[snp]\nallow_debug = "no"', "policy.snp.allow_debug"),
         ('allow_simulated = "yes"', "policy.allow_simulated"),
         ("allow_simulatd = true", "policy.allow_simulatd"),
-        ('simulated_ark_sha256 = ["00"]', "policy.simulated_ark_sha256"),
+        ('simulated_ark_sha256 = ["00"]', "policy.simulated_ark_sha256[0]"),
         ("snp = 3", "policy.snp"),
     ],
 )
@@ -245,21 +223,23 @@ def test_malformed_policy_fail(toml, check):
 
 
 def test_defaults_are_safe():
-    policy = Policy()
+    policy = Policy.from_dict({"accept": ["sev-snp"], "snp": {"allowed_measurements": ["00" * 48]}})
     assert policy.allow_simulated is False
     assert policy.snp.allow_debug is False and policy.snp.allow_migration_agent is False
-    assert Policy.from_dict({}) == policy
+    assert policy.snp.require_crl is False
 
 
 def test_load_from_file(tmp_path):
     path = tmp_path / "policy.toml"
     fp = hashlib.sha256(b"root").hexdigest()
     path.write_text(
-        f'allow_simulated = true\nsimulated_ark_sha256 = "{fp.upper()}"\n[snp]\nvmpl = 0\n'
+        f'accept = ["sev-snp"]\nallow_simulated = true\nsimulated_ark_sha256 = ["{fp.upper()}"]\n'
+        "[snp]\nvmpl = 0\nallowed_measurements = { skip = true }\n"
     )
     policy = Policy.load(path)
     assert policy.allow_simulated and policy.simulated_ark_sha256 == (fp,)
     assert policy.snp.vmpl == 0
+    assert policy.skipped() == ["snp.allowed_measurements"]
     with pytest.raises(UsageError, match=r"policy\.file"):
         Policy.load(tmp_path / "missing.toml")
     path.write_text("[snp\n")

@@ -9,16 +9,28 @@ import json
 import pytest
 
 from attestation.errors import BindingError, ParseError, PolicyError, SignatureError, UsageError
-from attestation.policy import Policy, SnpPolicy
+from attestation.policy import SKIP, Policy, SnpPolicy
 from attestation.snp.abi import AttestationReport
-from attestation.verifier import detect_evidence_type, verify_evidence
+from attestation.tee import Tee
+from attestation.verifier import SnpInputs, detect_evidence_type, verify_evidence
 
-PERMISSIVE = Policy(snp=SnpPolicy(allow_debug=True))  # gosevguest's report allows debug
+
+def _snp_policy(**snp) -> Policy:
+    """SEV-SNP only, measurement skipped explicitly (the vectors come from many guests)."""
+    return Policy(
+        accept=(Tee.SEV_SNP,), tables={"snp": SnpPolicy(allowed_measurements=SKIP, **snp)}
+    )
+
+
+PERMISSIVE = _snp_policy(allow_debug=True)  # gosevguest's report allows debug
 
 
 def test_every_valid_vector_passes_the_pipeline(snp_vector):
     result = verify_evidence(
-        snp_vector.report, certs=snp_vector.certs, policy=PERMISSIVE, at=snp_vector.at
+        snp_vector.report,
+        policy=PERMISSIVE,
+        at=snp_vector.at,
+        inputs=[SnpInputs(certs=snp_vector.certs)],
     )
     assert result.tee == "sev-snp"
     assert result.simulated is False
@@ -36,15 +48,22 @@ def test_every_valid_vector_passes_the_pipeline(snp_vector):
 def test_default_policy_rejects_the_debug_vector(named_vector):
     vector = named_vector("gosevguest_milan_v2")  # policy 0xB0000: DEBUG set
     with pytest.raises(PolicyError) as err:
-        verify_evidence(vector.report, certs=vector.certs, policy=Policy(), at=vector.at)
+        verify_evidence(
+            vector.report,
+            policy=Policy.unsafe_authenticity_only(),
+            at=vector.at,
+            inputs=[SnpInputs(certs=vector.certs)],
+        )
     assert [v.check for v in err.value.violations] == ["policy.debug"]
 
 
 def test_policy_tcb_rejection_names_the_check(named_vector):
     vector = named_vector("gosevguest_milan_v2")  # REPORTED_TCB snp = 5
-    policy = Policy(snp=SnpPolicy(allow_debug=True, minimum_tcb={"snp": 8}))
+    policy = _snp_policy(allow_debug=True, minimum_tcb={"snp": 8})
     with pytest.raises(PolicyError) as err:
-        verify_evidence(vector.report, certs=vector.certs, policy=policy, at=vector.at)
+        verify_evidence(
+            vector.report, policy=policy, at=vector.at, inputs=[SnpInputs(certs=vector.certs)]
+        )
     assert err.value.message() == "reported_tcb.snp: 5 < required 8 (expected >= 8, got 5)"
 
 
@@ -53,19 +72,19 @@ def test_binding(named_vector):
     report_data = vector.report[0x50:0x90]
     verify_evidence(
         vector.report,
-        certs=vector.certs,
-        policy=Policy(),
+        policy=Policy.unsafe_authenticity_only(),
         at=vector.at,
         expected_report_data=report_data,
+        inputs=[SnpInputs(certs=vector.certs)],
     )
     wrong = bytes([report_data[0] ^ 1]) + report_data[1:]
     with pytest.raises(BindingError) as err:
         verify_evidence(
             vector.report,
-            certs=vector.certs,
-            policy=Policy(),
+            policy=Policy.unsafe_authenticity_only(),
             at=vector.at,
             expected_report_data=wrong,
+            inputs=[SnpInputs(certs=vector.certs)],
         )
     assert err.value.check == "report_data"
     assert err.value.expected == wrong and err.value.actual == report_data
@@ -75,7 +94,12 @@ def test_text_and_hcl_evidence(vectors, named_vector):
     vector = named_vector("azure_genoa_v3")
     hcl = (vector.folder / "hcl_report.bin").read_bytes()
     for evidence in (hcl, vector.report.hex().encode(), base64.b64encode(vector.report)):
-        result = verify_evidence(evidence, certs=vector.certs, policy=Policy(), at=vector.at)
+        result = verify_evidence(
+            evidence,
+            policy=Policy.unsafe_authenticity_only(),
+            at=vector.at,
+            inputs=[SnpInputs(certs=vector.certs)],
+        )
         assert result.product == "Genoa"
 
 
@@ -84,12 +108,21 @@ def test_one_flipped_report_data_bit_fail(named_vector):
     bad = bytearray(vector.report)
     bad[0x50] ^= 0x01
     with pytest.raises(SignatureError, match=r"report\.signature"):
-        verify_evidence(bytes(bad), certs=vector.certs, policy=Policy(), at=vector.at)
+        verify_evidence(
+            bytes(bad),
+            policy=Policy.unsafe_authenticity_only(),
+            at=vector.at,
+            inputs=[SnpInputs(certs=vector.certs)],
+        )
 
 
 def test_missing_certs_is_usage_error(named_vector):
     with pytest.raises(UsageError, match="certs"):
-        verify_evidence(named_vector("ms_milan_v3").report, certs=None, policy=Policy())
+        verify_evidence(
+            named_vector("ms_milan_v3").report,
+            policy=Policy.unsafe_authenticity_only(),
+            inputs=[SnpInputs(certs=None)],
+        )
 
 
 def test_detect_evidence_type(vectors, named_vector):
@@ -111,9 +144,13 @@ def test_detect_evidence_type(vectors, named_vector):
     # Report-sized zeros look like SEV-SNP; the parser then names what is wrong.
     assert detect_evidence_type(bytes(1184)) == "sev-snp"
     with pytest.raises(ParseError, match=r"report\.version"):
-        verify_evidence(bytes(1184), certs=b"x", policy=Policy())
+        verify_evidence(
+            bytes(1184), policy=Policy.unsafe_authenticity_only(), inputs=[SnpInputs(certs=b"x")]
+        )
 
 
 def test_bad_policy_argument_fail(named_vector):
     with pytest.raises(UsageError, match="policy"):
-        verify_evidence(named_vector("ms_milan_v3").report, certs=b"x", policy=None)  # type: ignore[arg-type]
+        verify_evidence(
+            named_vector("ms_milan_v3").report, policy=None, inputs=[SnpInputs(certs=b"x")]
+        )  # type: ignore[arg-type]

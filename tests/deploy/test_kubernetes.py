@@ -157,3 +157,24 @@ def _one_config(objects: list[dict], prefix: str) -> dict:
     ]
     assert len(found) == 1
     return found[0]
+
+
+def test_container_arguments_are_what_tcme_accepts(rendered):
+    """Every enclave/proxy argument list, with $(VARS) filled from its ConfigMap, parses."""
+    import re
+
+    from tcme.cli import build_parser
+
+    _, objects = rendered
+    parser = build_parser()
+    for kind, name, config in (
+        ("StatefulSet", "tcme-enclave", "tcme-enclave-config"),
+        ("Deployment", "tcme-proxy", "tcme-proxy-config"),
+    ):
+        container = _one(objects, kind, name)["spec"]["template"]["spec"]["containers"][0]
+        env = _one_config(objects, config)["data"]
+        args = [
+            re.sub(r"\$\((\w+)\)", lambda m, env=env: env[m.group(1)], a) for a in container["args"]
+        ]
+        parsed = parser.parse_args(args)  # argparse exits (SystemExit) on anything unknown
+        assert parsed.handler is not None

@@ -28,6 +28,8 @@ from typing import Any
 import grpc
 import pytest
 
+from attestation.policy import simulated_policy
+from attestation.snp.simulate import DEFAULT_MEASUREMENT
 from tcme.v1 import tcme_pb2
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,12 +88,13 @@ class Stack:
     target: str
     ark_sha256: str
     identity: Any
+    simdir: Path | None = None  # the simulated chain's folder (a second guest can share it)
+    measurement: bytes = DEFAULT_MEASUREMENT  # the guest's launch measurement
 
     def policy_dict(self, **overrides: Any) -> dict[str, Any]:
         """A party policy accepting this stack (simulated root pinned, model pinned)."""
         policy: dict[str, Any] = {
-            "allow_simulated": True,
-            "simulated_ark_sha256": [self.ark_sha256],
+            **simulated_policy(self.ark_sha256, self.measurement),
             "model": {"root_digest": self.identity.root_digest, "signer": self.identity.signer},
         }
         policy.update(overrides)
@@ -104,13 +107,16 @@ class Stack:
         shutdown(self.enclave_server, self.enclave, grace=0)
 
 
-def _start_stack(identity: Any, runner: Callable[..., Any], simdir: Path) -> Stack:
+def _start_stack(
+    identity: Any, runner: Callable[..., Any], simdir: Path, measurement: bytes | None = None
+) -> Stack:
+    """An enclave (simulated chain in ``simdir``; its launch ``measurement``) and a proxy."""
     from attestation.providers.simulated import SimulatedSnpProvider
     from enclave.runtime import Enclave
     from enclave.server import create_server as create_enclave_server
     from host.server import create_server as create_host_server
 
-    provider = SimulatedSnpProvider(simdir)
+    provider = SimulatedSnpProvider(simdir, measurement=measurement)
     enclave = Enclave(provider=provider, model=identity, runner=runner)
     server, port = create_enclave_server("127.0.0.1:0", enclave)
     server.start()
@@ -125,6 +131,8 @@ def _start_stack(identity: Any, runner: Callable[..., Any], simdir: Path) -> Sta
         target=f"127.0.0.1:{proxy_port}",
         ark_sha256=provider.ark_sha256,
         identity=identity,
+        simdir=simdir,
+        measurement=provider.measurement,
     )
 
 
@@ -166,6 +174,18 @@ def attest_stack(tmp_path_factory) -> Iterator[Stack]:
     tiny.write_bytes(b"GGUF not a real model: only its signed digest is used here\n")
     signed = _sign(tiny, workdir)
     stack = _start_stack(signed.identity, _no_model, tmp_path_factory.mktemp("sim"))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def mitm_stack(attest_stack) -> Iterator[Stack]:
+    """A machine-in-the-middle guest: the same (simulated) hardware root and the same claimed
+    model as ``attest_stack``, but the attacker's own image, so another launch measurement."""
+    assert attest_stack.simdir is not None
+    stack = _start_stack(
+        attest_stack.identity, _no_model, attest_stack.simdir, measurement=b"\x66" * 48
+    )
     yield stack
     stack.stop()
 

@@ -40,8 +40,10 @@ def files(attest_stack, tmp_path, party_keys, contract_factory):
     contract.write_bytes(contract_factory())
     good = root / "good.toml"
     good.write_text(
+        'accept = ["sev-snp"]\n'
         "allow_simulated = true\n"
         f'simulated_ark_sha256 = ["{attest_stack.ark_sha256}"]\n'
+        f'[snp]\nallowed_measurements = ["{attest_stack.measurement.hex()}"]\n'
         f'[model]\nroot_digest = "{attest_stack.identity.root_digest}"\n'
         f"signer = {json.dumps(attest_stack.identity.signer)}\n"
         f'[contract]\nfile = "{contract}"\n'

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -19,7 +20,9 @@ import pytest
 from attestation.errors import BindingError, PolicyError
 from attestation.nvidia.binding import gpu_nonce_for
 from attestation.nvidia.verify import DeviceEvidence
+from attestation.policy import simulated_policy
 from attestation.providers.nvidia_gpu import RecordedGpuStandIn, SimulatedGpuProvider
+from tcme.cli._party import print_summary
 from tcme.client import PartyPolicy, TcmeClient
 from tcme.v1 import tcme_pb2
 from tcme.wire import parse_claims
@@ -55,8 +58,7 @@ def _start(tmp_path: Path, gpu_provider, collateral_dir: Path | None = None) -> 
     )
     proxy.start()
     base = {
-        "allow_simulated": True,
-        "simulated_ark_sha256": [provider.ark_sha256],
+        **simulated_policy(provider.ark_sha256, provider.measurement),
         "model": {"root_digest": identity.root_digest, "signer": identity.signer},
     }
 
@@ -77,6 +79,7 @@ def gpu_stack(tmp_path_factory):
 def _policy(base, contract=None, **gpu):
     data = dict(base)
     if gpu.get("table", True) is not None:
+        data["accept"] = [*base["accept"], "nvidia-gpu"]
         data["gpu"] = {**GPU_TABLE, **{k: v for k, v in gpu.items() if k != "table"}}
     if contract is not None:
         data["contract"] = {"digest": hashlib.sha256(contract).hexdigest()}
@@ -100,15 +103,21 @@ def test_each_party_verifies_cpu_and_gpu_of_one_session(gpu_stack, contract_fact
         )
         assert all(gpu.report.nonce == nonce for gpu in result.gpus.gpus)
         assert result.summary()["gpus"]["gpus"][0]["simulated"] is True
+        printed = io.StringIO()
+        print_summary(result, stream=printed)
+        assert "GPU 1" in printed.getvalue() and "[SIMULATED]" in printed.getvalue()
     # Two parties, two nonces: two different GPU nonces and claims, one identity.
     assert results[0].claims.digest != results[1].claims.digest
 
 
 def test_policy_without_gpu_table_refuses_gpu_claims(gpu_stack):
+    # The policy does not accept nvidia-gpu (and so has no [gpu]): GPUs in the claims are
+    # evidence of a kind it did not name.
     target, base, _ = gpu_stack
     with TcmeClient(target) as client, pytest.raises(PolicyError) as err:
         client.attest(_policy(base, table=None), b"")
-    assert err.value.check == "gpu.policy"
+    assert err.value.check == "tee.accept"
+    assert err.value.actual.startswith("nvidia-gpu")
 
 
 def test_gpu_policy_rules_all_reported(gpu_stack):
@@ -266,3 +275,66 @@ class _Stackish:
 
     def __init__(self, target: str) -> None:
         self.target = target
+
+
+@pytest.mark.model
+def test_whole_session_with_gpus_each_party_verifies(
+    loaded_model, tmp_path, contract_factory, party_keys
+):
+    """A full two-party session on the real model, with (simulated) GPUs attested by each party."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from attestation.providers.simulated import SimulatedSnpProvider
+    from enclave.inference import Inference
+    from enclave.runtime import Enclave
+    from enclave.server import create_server as create_enclave_server
+    from enclave.server import shutdown
+    from host.server import create_server as create_host_server
+    from tcme.client import Party
+
+    provider = SimulatedSnpProvider(tmp_path / "sim")
+    enclave = Enclave(
+        provider=provider,
+        model=loaded_model.identity,
+        runner=Inference(loaded_model.llama).run,
+        gpu_provider=SimulatedGpuProvider(2),
+    )
+    server, port = create_enclave_server("127.0.0.1:0", enclave)
+    server.start()
+    proxy, proxy_port = create_host_server("127.0.0.1:0", f"127.0.0.1:{port}", health_interval=0.2)
+    proxy.start()
+    target = f"127.0.0.1:{proxy_port}"
+    identity = loaded_model.identity
+    base = {
+        **simulated_policy(provider.ark_sha256, provider.measurement),
+        "model": {"root_digest": identity.root_digest, "signer": identity.signer},
+    }
+    try:
+        contract = contract_factory()
+        policy = _policy(base, contract)
+        with TcmeClient(target) as client:
+            session_id = client.create_session(contract).session_id
+        values = {"alice": {"alice_wealth": 3_000_000}, "bob": {"bob_wealth": 5}}
+
+        def one(name):
+            with TcmeClient(target) as client:
+                return Party(name, party_keys[name], policy, client).run(
+                    session_id, values[name], timeout=120
+                )
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {name: pool.submit(one, name) for name in values}
+            results = {name: f.result(timeout=200) for name, f in futures.items()}
+        (alice_att, alice), (bob_att, bob) = results["alice"], results["bob"]
+        for attestation in (alice_att, bob_att):
+            assert attestation.gpus is not None and len(attestation.gpus.gpus) == 2
+        # Each party verified GPU evidence made for its own nonce...
+        assert alice_att.claims.digest != bob_att.claims.digest
+        # ...of one enclave identity, which the one receipt names.
+        assert alice.receipt.raw == bob.receipt.raw
+        assert alice.receipt.claims_digest == alice_att.claims.identity_digest
+        assert alice_att.claims.identity_digest == bob_att.claims.identity_digest
+        assert alice.outputs == bob.outputs
+    finally:
+        proxy.stop(0)
+        shutdown(server, enclave, grace=0)

@@ -124,7 +124,8 @@ def test_swapped_contract_bytes_fail(attest_stack, session, contract_factory, ho
         return response
 
     hostile.responses["Attest"] = swap
-    # Refused on the pinned digest, before the party parses the proxy's bytes.
+    # The party compares the shown contract's digest with its pinned one before it
+    # parses the contract or recomputes the binding, so the swap stops there.
     with TcmeClient(hostile.target) as client, pytest.raises(PolicyError) as info:
         client.attest(policy, session_id)
     assert info.value.check == "contract.digest"
@@ -221,7 +222,7 @@ def test_wrong_model_digest_policy_fail(attest_stack, session, policy_for):
 
 def test_simulated_evidence_refused_without_allow_simulated_fail(attest_stack, session, policy_for):
     session_id, contract, _ = session
-    policy = policy_for(attest_stack, contract, allow_simulated=False)
+    policy = policy_for(attest_stack, contract, allow_simulated=False, simulated_ark_sha256=[])
     with TcmeClient(attest_stack.target) as client, pytest.raises(TcmeError) as info:
         client.attest(policy, session_id)
     assert "simulated" in info.value.message().lower()

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
+from attestation.snp.simulate import DEFAULT_MEASUREMENT
 from tcme.client import Party, RemoteError, TcmeClient
 
 pytestmark = pytest.mark.model
@@ -198,8 +199,10 @@ def _tcme(*args, timeout=300):
 
 def _write_policy(path, stack, contract_file):
     path.write_text(
+        'accept = ["sev-snp"]\n'
         "allow_simulated = true\n"
         f'simulated_ark_sha256 = ["{stack.ark_sha256}"]\n'
+        f'[snp]\nallowed_measurements = ["{DEFAULT_MEASUREMENT.hex()}"]\n'
         "[model]\n"
         f'root_digest = "{stack.identity.root_digest}"\n'
         f"signer = {json.dumps(stack.identity.signer)}\n"
@@ -328,8 +331,10 @@ def test_cli_submit_then_result_with_state_file(model_stack, tmp_path):
 def test_cli_attest_accepts_and_rejects(model_stack, tmp_path):
     policy = tmp_path / "p.toml"
     policy.write_text(
+        'accept = ["sev-snp"]\n'
         "allow_simulated = true\n"
         f'simulated_ark_sha256 = ["{model_stack.ark_sha256}"]\n'
+        f'[snp]\nallowed_measurements = ["{DEFAULT_MEASUREMENT.hex()}"]\n'
         f'[model]\nroot_digest = "{model_stack.identity.root_digest}"\n'
         f"signer = {json.dumps(model_stack.identity.signer)}\n"
     )

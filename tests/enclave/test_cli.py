@@ -13,9 +13,10 @@ import grpc
 import pytest
 
 from attestation.binding import report_data_for
-from attestation.policy import Policy
+from attestation.policy import Policy, simulated_policy
 from attestation.providers.simulated import SimulatedSnpProvider
-from attestation.verifier import verify_evidence
+from attestation.snp.simulate import DEFAULT_MEASUREMENT
+from attestation.verifier import SnpInputs, verify_evidence
 from tcme.v1 import tcme_pb2, tcme_pb2_grpc
 from tcme.wire import parse_claims, sha256
 
@@ -117,9 +118,9 @@ def test_serve_simulated_attests_and_stops(tmp_path, signed_model):
         ark = SimulatedSnpProvider(sim_dir).ark_sha256
         verified = verify_evidence(
             response.evidence.report,
-            certs=response.evidence.certs_pem,
-            policy=Policy(allow_simulated=True, simulated_ark_sha256=(ark,)),
+            policy=Policy.from_dict(simulated_policy(ark, DEFAULT_MEASUREMENT)),
             expected_report_data=report_data_for(claims.digest, sha256(b""), b"", nonce),
+            inputs=[SnpInputs(certs=response.evidence.certs_pem)],
         )
         assert verified.simulated
         proc.send_signal(signal.SIGTERM)

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import pytest
 
+from attestation.policy import simulated_policy
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
 from tcme.base.encoding import canonical_json, lp_join
@@ -92,8 +93,7 @@ def _contract(parties: dict[str, Any]) -> bytes:
 def _policy(sim_provider, digest: bytes) -> PartyPolicy:
     return PartyPolicy.from_dict(
         {
-            "allow_simulated": True,
-            "simulated_ark_sha256": [sim_provider.ark_sha256],
+            **simulated_policy(sim_provider.ark_sha256, sim_provider.measurement),
             "model": {"root_digest": _Identity.root_digest, "signer": _Identity.signer},
             "contract": {"digest": digest.hex()},
         }

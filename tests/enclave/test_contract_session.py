@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from attestation.errors import PolicyError, TcmeError
+from attestation.policy import simulated_policy
 from enclave.inference import Inference
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
@@ -171,8 +172,7 @@ def model_stack(sim_provider, loaded_model):
 def _policy(sim_provider, identity, digest: bytes, **contract: Any) -> PartyPolicy:
     return PartyPolicy.from_dict(
         {
-            "allow_simulated": True,
-            "simulated_ark_sha256": [sim_provider.ark_sha256],
+            **simulated_policy(sim_provider.ark_sha256, sim_provider.measurement),
             "model": {"root_digest": identity.root_digest, "signer": identity.signer},
             "contract": {"digest": digest.hex(), **contract},
         }

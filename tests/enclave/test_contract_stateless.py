@@ -44,6 +44,8 @@ from pathlib import Path
 
 import pytest
 
+from attestation.policy import simulated_policy
+from attestation.snp.simulate import DEFAULT_MEASUREMENT
 from tcme.client import Party, PartyPolicy, TcmeClient
 from tcme.wire import canonical_contract, parse_contract
 
@@ -300,8 +302,7 @@ def test_enclave_writes_no_file_and_logs_no_value(tmp_path, signed_model, sim_pr
         contract = parse_contract(raw)
         policy = PartyPolicy.from_dict(
             {
-                "allow_simulated": True,
-                "simulated_ark_sha256": [ark],
+                **simulated_policy(ark, DEFAULT_MEASUREMENT),
                 "model": {
                     "root_digest": _root_digest(gguf, signature, public),
                     "signer": {"skip": True},

@@ -18,8 +18,8 @@ import pytest
 
 from attestation.binding import report_data_for
 from attestation.errors import BindingError
-from attestation.policy import Policy
-from attestation.verifier import verify_evidence
+from attestation.policy import Policy, simulated_policy
+from attestation.verifier import SnpInputs, verify_evidence
 from enclave.inference import Inference
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
@@ -89,7 +89,7 @@ def model_enclave(sim_provider, loaded_model):
 
 @pytest.fixture(scope="module")
 def policy(sim_provider):
-    return Policy(allow_simulated=True, simulated_ark_sha256=(sim_provider.ark_sha256,))
+    return Policy.from_dict(simulated_policy(sim_provider.ark_sha256, sim_provider.measurement))
 
 
 def _contract(parties, **kwargs):
@@ -111,9 +111,9 @@ def _attest(stub, session_id, policy, agreed_contract: bytes):
     contract = parse_contract(response.contract)
     verified = verify_evidence(
         response.evidence.report,
-        certs=response.evidence.certs_pem,
         policy=policy,
         expected_report_data=report_data_for(claims.digest, contract.digest, session_id, nonce),
+        inputs=[SnpInputs(certs=response.evidence.certs_pem)],
     )
     return claims, contract, verified
 
@@ -346,11 +346,11 @@ def test_evidence_from_another_session_or_nonce_fail(bare, policy, parties):
         with pytest.raises(BindingError):
             verify_evidence(
                 response.evidence.report,
-                certs=response.evidence.certs_pem,
                 policy=policy,
                 expected_report_data=report_data_for(
                     claims.digest, contract.digest, session_id, party_nonce
                 ),
+                inputs=[SnpInputs(certs=response.evidence.certs_pem)],
             )
 
 
@@ -362,11 +362,11 @@ def test_sessionless_attest_and_bad_nonce(bare, policy):
     claims = parse_claims(response.claims)
     verify_evidence(
         response.evidence.report,
-        certs=response.evidence.certs_pem,
         policy=policy,
         expected_report_data=report_data_for(
             claims.digest, hashlib.sha256(b"").digest(), b"", nonce
         ),
+        inputs=[SnpInputs(certs=response.evidence.certs_pem)],
     )
     err = _rpc_error(lambda: stub.Attest(tcme_pb2.AttestRequest(nonce=b"short"), timeout=TIMEOUT))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT

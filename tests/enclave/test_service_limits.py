@@ -11,6 +11,7 @@ cancelled wait gives its slot back.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import grpc
@@ -50,6 +51,7 @@ def served(sim_provider):
     server, port = create_server("127.0.0.1:0", enclave)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    server.target = f"127.0.0.1:{port}"
     yield server, channel, tcme_pb2_grpc.TcmeStub(channel)
     channel.close()
     shutdown(server, enclave, grace=0)
@@ -83,6 +85,13 @@ def test_bytes_that_are_not_protobuf_invalid_argument_every_method(served):
             channel.unary_unary(f"/{TCME.full_name}/{method.name}")(garbage, timeout=TIMEOUT)
         _assert_clean(info.value, "request.malformed")
         assert method.input_type.full_name in info.value.details()
+
+
+def test_garbage_to_the_fleet_service_invalid_argument(served):
+    _, channel, _ = served
+    with pytest.raises(grpc.RpcError) as info:
+        channel.unary_unary("/tcme.v1.Fleet/Status")(b"\xff" * 7, timeout=TIMEOUT)
+    _assert_clean(info.value, "request.malformed")
 
 
 def test_attacker_sized_session_id_not_echoed(served):
@@ -190,15 +199,52 @@ def test_get_result_flood_leaves_attest_served_and_cancel_frees_slots(served, pa
     while gate.waiting and time.monotonic() < deadline:
         time.sleep(0.02)
     assert gate.waiting == 0
-    assert gate.running == 0
 
 
 def test_long_calls_beyond_the_gate_refused_busy_attest_reserved(sim_provider, parties):
     """With every long-call slot taken, one more is RESOURCE_EXHAUSTED; Attest still runs."""
-    gate = service.CallGate(workers=service.RESERVED_WORKERS + 2)
-    with gate.long_call(), gate.long_call(), pytest.raises(service.ServerBusy) as info:
+    gate = service.CallGate(workers=32)
+    assert gate.long_limit + gate.wait_limit + service.RESERVED_WORKERS == 32
+    held = [gate.long_call() for _ in range(gate.long_limit)]
+    for slot in held:
+        slot.__enter__()
+    with pytest.raises(service.ServerBusy) as info:
         gate.long_call().__enter__()
+    for slot in held:
+        slot.__exit__(None, None, None)
     assert service.status_code_for(info.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert info.value.check == "server.busy"
     with gate.long_call():  # slots come back
         assert gate.running == 1
+
+
+def test_header_only_streams_at_the_enclave_hold_no_worker(served):
+    """A stranger that reaches the enclave's own port: 48 silent streams, more than its threads."""
+    server, _, stub = served
+    release = threading.Event()
+
+    def silent():
+        release.wait(60)
+        return
+        yield
+
+    channels = [
+        grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(3)
+    ]
+    calls = [
+        channels[i % 3].stream_unary(f"/{TCME.full_name}/GetResult").future(silent())
+        for i in range(48)
+    ]
+    try:
+        time.sleep(0.3)
+        assert not any(call.done() for call in calls)
+        for _ in range(10):
+            response = stub.Attest(tcme_pb2.AttestRequest(nonce=os.urandom(32)), timeout=TIMEOUT)
+            assert response.evidence.report
+    finally:
+        for call in calls:
+            call.cancel()
+        release.set()
+        for channel in channels:
+            channel.close()

@@ -78,7 +78,14 @@ def test_health_unreachable_proxy_exits_3():
 
 
 @pytest.mark.parametrize(
-    "bad", [["--max-message-bytes", "0"], ["--collateral-dir", "/nonexistent"]]
+    "bad",
+    [
+        ["--max-message-bytes", "0"],
+        ["--collateral-dir", "/nonexistent"],
+        ["--max-calls-per-peer", "0"],
+        ["--peer-call-rate", "-1"],
+        ["--max-connection-age", "0"],
+    ],
 )
 def test_serve_bad_options_exit_2(bad):
     done = _tcme("host", "serve", "--listen", "127.0.0.1:0", "--enclave", "127.0.0.1:9", *bad)

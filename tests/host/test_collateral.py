@@ -146,7 +146,7 @@ def test_tdx_collateral_from_the_per_platform_cache_verifies_the_quote(tmp_path,
 
     from attestation.policy import Policy
     from attestation.tdx.collateral import load_collateral, write_cache
-    from attestation.verifier import verify_evidence
+    from attestation.verifier import TdxInputs, verify_evidence
 
     quote = vector("tdx/tinfoil_v4_agpl/quote.bin").read_bytes()
     fmspc = "90c06f000000"
@@ -157,9 +157,9 @@ def test_tdx_collateral_from_the_per_platform_cache_verifies_the_quote(tmp_path,
     assert blob, "the proxy attached no TDX collateral from the per-platform cache"
     verified = verify_evidence(
         quote,
-        collateral=blob,
-        policy=Policy(),
+        policy=Policy.unsafe_authenticity_only(),
         at=datetime(2026, 2, 1, tzinfo=UTC),
+        inputs=[TdxInputs(collateral=blob)],
     )
     assert verified.tee == "tdx" and verified.tcb["tcb_status"] == "UpToDate"
     assert response.evidence.report == quote

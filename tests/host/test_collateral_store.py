@@ -1,7 +1,7 @@
 """CollateralStore: the host proxy's collateral, fetched from KDS/PCS stand-ins, then offline.
 
 ``collateral_server`` (tests/conftest.py) stands in for AMD KDS and
-``attestation.tdx.fake_pcs`` for Intel PCS; both serve the real certificates
+``tests.attestation.tdx.fake_pcs`` for Intel PCS; both serve the real certificates
 and Intel-signed collateral from the vectors. What the store returns is then
 verified by the real verifiers, which is what a party does offline.
 """
@@ -20,14 +20,14 @@ from attestation.kds import KdsClient, tcb_query
 from attestation.policy import Policy
 from attestation.snp import _x509
 from attestation.snp.abi import parse_report
-from attestation.tdx import fake_pcs
 from attestation.tdx.abi import parse_quote
 from attestation.tdx.collateral import TdxCollateral
 from attestation.tdx.pcs import CollateralService
 from attestation.tdx.verify import VerifyOptions, verify_quote
-from attestation.verifier import verify_evidence
+from attestation.verifier import SnpInputs, verify_evidence
 from host.collateral import CollateralCache
 from host.collateral_store import CollateralStore, CollateralUnavailable
+from tests.attestation.tdx import fake_pcs
 
 TINFOIL_FMSPC = "90c06f000000"
 
@@ -66,7 +66,9 @@ def test_snp_certs_fetched_then_verified_offline(
     assert _x509.split_certificates(pem) == [vcek, *_x509.split_certificates(chain)]
     # A party verifies with exactly what the host ships (and its own pinned roots).
     at = datetime(2027, 1, 1, tzinfo=UTC)
-    verified = verify_evidence(report, certs=pem, policy=Policy(), at=at)
+    verified = verify_evidence(
+        report, policy=Policy.unsafe_authenticity_only(), at=at, inputs=[SnpInputs(certs=pem)]
+    )
     assert verified.product == product
     # The proxy's existing cache reader serves the assembled chain too.
     assert CollateralCache(tmp_path).snp_chain(report) == pem
@@ -83,8 +85,16 @@ def test_v2_report_without_cpuid_tries_products(tmp_path, collateral_server, vec
     pem = store.snp_certs_for(report)
     assert _x509.split_certificates(pem)[0] == vcek
     at = datetime(2025, 1, 1, tzinfo=UTC)
-    debug_ok = Policy.from_dict({"snp": {"allow_debug": True}})  # this VM was launched debuggable
-    assert verify_evidence(report, certs=pem, policy=debug_ok, at=at).product == "Milan"
+    debug_ok = Policy.from_dict(
+        {
+            "accept": ["sev-snp"],
+            "snp": {"allow_debug": True, "allowed_measurements": {"skip": True}},
+        }
+    )  # this VM was launched debuggable
+    assert (
+        verify_evidence(report, policy=debug_ok, at=at, inputs=[SnpInputs(certs=pem)]).product
+        == "Milan"
+    )
 
 
 def test_kds_rate_limit_is_absorbed(tmp_path, collateral_server, vector):
@@ -147,7 +157,9 @@ def test_vlek_comes_from_the_cache_only(tmp_path, vector):
 
     pem = store.snp_certs_for(raw)
     at = datetime(2025, 6, 1, tzinfo=UTC)  # inside the VLEK's one-year validity
-    verified = verify_evidence(raw, certs=pem, policy=Policy(), at=at)
+    verified = verify_evidence(
+        raw, policy=Policy.unsafe_authenticity_only(), at=at, inputs=[SnpInputs(certs=pem)]
+    )
     assert verified.signing_key == "VLEK"
 
 

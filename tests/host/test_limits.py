@@ -182,3 +182,18 @@ def test_reflection_served_under_both_names(proxy, version):
         for raw in described.file_descriptor_response.file_descriptor_proto
     ]
     assert f"grpc.reflection.{version}" in {f.package for f in files}
+
+
+def test_pacer_lets_a_burst_through_then_one_call_per_interval():
+    from tcme.serving.limits import PeerPacer
+
+    pacer = PeerPacer(rate=10.0, burst=3)
+    waits = [pacer.reserve("ipv4:10.0.0.5:1", now=100.0) for _ in range(6)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3:] == pytest.approx([0.1, 0.2, 0.3])
+    # Another address is not slowed by the first one's flood.
+    assert pacer.reserve("ipv4:10.0.0.6:1", now=100.0) == 0.0
+    # A refused call gives its turn back; time refills the burst.
+    pacer.cancel("ipv4:10.0.0.5:7")
+    assert pacer.reserve("ipv4:10.0.0.5:1", now=100.0) == pytest.approx(0.3)
+    assert pacer.reserve("ipv4:10.0.0.5:1", now=200.0) == 0.0

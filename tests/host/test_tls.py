@@ -81,3 +81,24 @@ def test_tls_listener_refuses_plaintext_fail(backend, make_proxy):
         channel.unary_unary(f"/{SERVICE}/Unary")(b"t", timeout=5)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert backend.received == []
+
+
+def test_health_command_across_a_tls_mismatch_exits_3(backend, make_proxy, tmp_path, capsys):
+    """Plaintext against a TLS listener, and TLS with a root that did not sign it: exit 3."""
+    from tcme.cli import EXIT_OK, EXIT_UNREACHABLE, main
+
+    cert, key = _self_signed("tcme-host-test")
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    other, _ = _self_signed("someone-else")
+    (tmp_path / "other.pem").write_bytes(other)
+    tls = TlsConfig.from_files(tmp_path / "cert.pem", tmp_path / "key.pem")
+    _, port = make_proxy(f"127.0.0.1:{backend.port}", tls=tls)
+    target = f"localhost:{port}"
+    assert main(["host", "health", target, "--tls-root", str(tmp_path / "cert.pem")]) == EXIT_OK
+    assert main(["host", "health", target]) == EXIT_UNREACHABLE
+    assert main(["host", "health", target, "--tls-root", str(tmp_path / "other.pem")]) == (
+        EXIT_UNREACHABLE
+    )
+    err = capsys.readouterr().err
+    assert "unreachable:" in err and "Traceback" not in err

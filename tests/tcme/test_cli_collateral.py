@@ -7,7 +7,7 @@ import json
 import pytest
 
 import tcme.cli
-from attestation.tdx import fake_pcs
+from tests.attestation.tdx import fake_pcs
 
 TINFOIL = "tdx/tinfoil_v4_agpl"
 

@@ -125,7 +125,10 @@ def test_real_vector_accept_and_json(vectors, capsys):
 def test_policy_reject_lists_every_violation(vectors, tmp_path, capsys):
     folder = vectors / "snp" / "gosevguest_milan_v2"  # debug on, snp 5
     policy = tmp_path / "p.toml"
-    policy.write_text("[snp]\nminimum_tcb = { snp = 8 }\n")
+    policy.write_text(
+        'accept = ["sev-snp"]\n[snp]\nminimum_tcb = { snp = 8 }\n'
+        "allowed_measurements = { skip = true }\n"
+    )
     argv = [
         "evidence",
         "verify",

@@ -27,7 +27,7 @@ def run(capsys, *args):
 @pytest.fixture
 def policy(tmp_path):
     path = tmp_path / "policy.toml"
-    path.write_text("[azure]\npcrs = { skip = true }\n")
+    path.write_text('accept = ["az-snp-vtpm"]\n[azure]\npcrs = { skip = true }\n')
     return path
 
 
@@ -54,10 +54,21 @@ def test_verify_wrong_nonce_rejects_naming_the_check(capsys, vectors, policy):
     assert "azure.quote.nonce" in err
 
 
-def test_verify_without_azure_table_rejects(capsys, vectors):
+def test_verify_without_policy_checks_authenticity_only_and_says_so(capsys, vectors):
     folder = vectors / "azure" / "trustee_snp_genoa_v3"
-    code, _, err = run(capsys, "evidence", "verify", folder / "evidence.json", "--at", AT)
-    assert code == EXIT_REJECT and "azure.accept" in err
+    code, out, _ = run(capsys, "evidence", "verify", folder / "evidence.json", "--at", AT)
+    assert code == EXIT_OK
+    assert out.splitlines()[-1].startswith("NOTE: no policy given: authenticity only")
+
+
+def test_verify_with_a_policy_that_does_not_accept_azure_rejects(capsys, vectors, tmp_path):
+    folder = vectors / "azure" / "trustee_snp_genoa_v3"
+    snp_only = tmp_path / "snp.toml"
+    snp_only.write_text('accept = ["sev-snp"]\n[snp]\nallowed_measurements = { skip = true }\n')
+    code, _, err = run(
+        capsys, "evidence", "verify", folder / "evidence.json", "--policy", snp_only, "--at", AT
+    )
+    assert code == EXIT_REJECT and "tee.accept" in err
 
 
 def test_tampered_hcl_in_evidence_rejects(capsys, vectors, policy, tmp_path):

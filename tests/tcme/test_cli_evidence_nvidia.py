@@ -112,3 +112,18 @@ def test_nvml_provider_unavailable_is_a_clear_error():
         select_gpu_provider("nvml")
     assert err.value.check.startswith("gpu.")
     assert select_gpu_provider("none") is None
+
+
+def test_offload_to_an_unattested_gpu_is_refused(capsys, tmp_path):
+    # The model must never reach a GPU the parties cannot verify: --n-gpu-layers needs
+    # --gpu nvml, and the check runs before the model is even read.
+    code, out, err = run(
+        capsys,
+        "enclave", "serve", "--listen", "127.0.0.1:0", "--simulated",
+        "--sim-dir", str(tmp_path / "sim"),
+        "--model", str(tmp_path / "m.gguf"), "--signature", str(tmp_path / "m.sig"),
+        "--public-key", str(tmp_path / "k.pem"),
+        "--gpu", "simulated", "--n-gpu-layers", "8",
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert "enclave.n_gpu_layers" in err

@@ -135,9 +135,12 @@ def test_each_tampered_quote_is_rejected(capsys, vector, name, code, check):
 def test_policy_violations_are_all_listed(capsys, vector, tmp_path):
     policy = tmp_path / "policy.toml"
     policy.write_text(
+        'accept = ["tdx"]\n'
         "[tdx]\n"
         f'mrtd = ["{"00" * 48}"]\n'
+        "rtmr0 = { skip = true }\n"
         f'rtmr1 = ["{"11" * 48}"]\n'
+        "rtmr2 = { skip = true }\n"
         'accepted_tcb_statuses = ["UpToDate"]\n'
     )
     code, out, err = verify(

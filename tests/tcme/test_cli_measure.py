@@ -20,7 +20,6 @@ from attestation.errors import PolicyError
 from attestation.policy import Policy, validate_report
 from attestation.snp.abi import parse_report
 from attestation.snp.simulate import SimulatedSnp
-from attestation.tdx.policy import TdxPolicy
 from tcme.cli import main
 
 FOOTER_GUID = "96b582de-1fb2-45f7-baea-a366c55a082d"
@@ -129,7 +128,8 @@ def test_reference_file_feeds_the_policy(boot, tmp_path, capsys):
     assert tomllib.loads(text)["snp"]["allowed_measurements"] == [digest.hex()]
     assert "vmlinuz" in text and "console=ttyS0" in text  # provenance comments
 
-    policy = Policy.load(out)
+    policy = Policy.load(out)  # the file is a complete evidence policy, as written
+    assert policy.accept == ("sev-snp",)
     sim = SimulatedSnp(tmp_path / "sim")
     good = parse_report(sim.report(bytes(64), measurement=digest))
     validate_report(good, policy.snp)
@@ -198,7 +198,9 @@ def test_tdx_from_quote_copies_registers(vector, tmp_path, capsys):
     for i in range(3):
         start = body + 328 + 48 * i
         assert printed[f"rtmr{i}"] == quote[start : start + 48].hex()
-    policy = TdxPolicy.from_dict(Policy.load(out).tdx)
+    loaded = Policy.load(out)  # the file is a complete evidence policy, as written
+    assert loaded.accept == ("tdx",) and loaded.skipped() == []
+    policy = loaded.tdx
     assert policy.mrtd == (bytes.fromhex(printed["mrtd"]),)
     assert policy.rtmr3 is None
 

@@ -1,7 +1,7 @@
 """The Azure vTPM provider against a real software TPM (swtpm), provisioned with tpm2-tools.
 
 The vTPM is real (swtpm); the paravisor and AMD are stood in for by
-``attestation.azure.simulate`` (simulated SNP root) or by a real vector's HCL
+``tests.attestation.azure.simulated_cvm`` (simulated SNP root) or by a real vector's HCL
 report stored in NV. Skips, saying why, when swtpm or tpm2-tools are missing.
 """
 
@@ -21,7 +21,6 @@ from attestation.azure.hcl import REPORT_TYPE_TDX, build_hcl_report, parse_hcl_r
 from attestation.azure.policy import AzurePolicy
 from attestation.azure.quote import verify_pcr_digest, verify_quote_signature
 from attestation.azure.runtime_data import parse_runtime_data
-from attestation.azure.simulate import SimulatedAzureCvm, missing_tools
 from attestation.azure.tpm import parse_attest
 from attestation.azure.verify import parse_parts, verify_azure_evidence
 from attestation.errors import BindingError, SignatureError, UsageError
@@ -29,6 +28,9 @@ from attestation.policy import Policy
 from attestation.providers.azure_vtpm import AzureVtpmProvider
 from attestation.providers.errors import ProviderUnavailable
 from attestation.providers.tpm2 import Tpm, TpmError
+from attestation.snp.verify import load_cert_bundle
+from attestation.tee import Tee
+from tests.attestation.azure.simulated_cvm import SimulatedAzureCvm, missing_tools
 
 pytestmark = pytest.mark.skipif(
     bool(missing_tools()),
@@ -58,7 +60,13 @@ def _provider(cvm, sim, **kw):
 
 def _verify(evidence, certs, **kw):
     kw.setdefault("azure_policy", SKIP_PCRS)
-    return verify_azure_evidence(evidence, policy=Policy(allow_simulated=True), certs=certs, **kw)
+    policy = Policy(
+        accept=(Tee.AZ_SNP_VTPM,),
+        tables={"azure": kw["azure_policy"]},
+        allow_simulated=True,
+        simulated_ark_sha256=(load_cert_bundle(bytes(certs)).root_sha256,),  # this test's root
+    )
+    return verify_azure_evidence(evidence, policy=policy, certs=certs, **kw)
 
 
 def test_quote_through_the_vtpm_verifies(provisioned, sim):
@@ -94,7 +102,7 @@ def test_simulated_root_refused_without_allow_simulated(provisioned, sim):
     with pytest.raises(Exception, match="simulated"):
         verify_azure_evidence(
             evidence.raw,
-            policy=Policy(),
+            policy=Policy.unsafe_authenticity_only(),
             azure_policy=SKIP_PCRS,
             certs=evidence.certs,
             expected_report_data=BINDING,
@@ -155,10 +163,20 @@ def test_quote_by_another_ak_than_the_hcl_names_fail(cvm, vectors, sim):
 
 
 class _Imds(BaseHTTPRequestHandler):
-    """Answers POST /acc/tdquote as Azure's IMDS does, with a fixed TD quote."""
+    """Answers as Azure's IMDS does: POST /acc/tdquote (a fixed TD quote) and
+    GET /metadata/THIM/amd/certification (the AMD certificates, Metadata: true only)."""
 
     quote = b""
+    certs: typing.ClassVar[dict[str, str]] = {}
     seen: typing.ClassVar[list[bytes]] = []
+
+    def do_GET(self):
+        ok = self.path == "/metadata/THIM/amd/certification" and self.headers["Metadata"] == "true"
+        data = json.dumps(self.certs).encode()
+        self.send_response(200 if ok else 400)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -232,3 +250,38 @@ def test_doctor_reports_the_azure_vtpm(tmp_path):
 
     status = {s.name: s for s in diagnose(tmp_path)}["azure-vtpm"]
     assert not status.available and "tpmrm0 does not exist" in status.reason
+
+
+def test_snp_certificates_from_imds(provisioned, sim):
+    vcek, *chain = sim.certs_pem().split(b"-----END CERTIFICATE-----\n")[:3]
+    _Imds.certs = {
+        "vcekCert": (vcek + b"-----END CERTIFICATE-----\n").decode(),
+        "certificateChain": b"-----END CERTIFICATE-----\n".join(chain).decode()
+        + "-----END CERTIFICATE-----\n",
+    }
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        provider = AzureVtpmProvider(
+            provisioned.transport(), imds_url=f"http://127.0.0.1:{server.server_port}"
+        )
+        evidence = provider.get_evidence(BINDING)
+    finally:
+        server.shutdown()
+    assert evidence.certs == sim.certs_pem()
+    _verify(evidence.raw, evidence.certs, expected_report_data=BINDING)
+
+
+def test_no_imds_leaves_certificates_to_the_host(provisioned, sim):
+    provider = AzureVtpmProvider(provisioned.transport(), imds_url="http://127.0.0.1:9")
+    assert provider.get_evidence(BINDING).certs == b""
+
+
+def test_evidence_carries_the_vcek_as_coco_does(provisioned, sim):
+    from attestation.snp import _x509
+
+    evidence = _provider(provisioned, sim).get_evidence(BINDING)
+    parts = parse_azure_evidence(evidence.raw)
+    assert parts.vcek == _x509.split_certificates(sim.certs_pem())[0]
+    doc = json.loads(evidence.raw)
+    assert set(doc) == {"version", "tpm_quote", "hcl_report", "vcek"}  # Trustee's v1 keys

@@ -11,7 +11,7 @@ from attestation.errors import ParseError, SignatureError, TcmeError
 from attestation.policy import Policy
 from attestation.snp.abi import REPORT_SIZE, SIGNED_SIZE, decode_report_input, parse_report
 from attestation.snp.verify import VerifyOptions, verify_attestation, verify_vek_chain
-from attestation.verifier import verify_evidence
+from attestation.verifier import SnpInputs, verify_evidence
 
 
 @pytest.mark.parametrize("name", ["ms_genoa_v3", "ms_turin_v5"])
@@ -52,7 +52,9 @@ def test_random_input_only_raises_parse_errors(data):
 @given(st.binary(min_size=REPORT_SIZE, max_size=REPORT_SIZE))
 def test_random_report_sized_input_is_rejected(data):
     with pytest.raises(TcmeError):
-        verify_evidence(data, certs=b"-", policy=Policy())
+        verify_evidence(
+            data, policy=Policy.unsafe_authenticity_only(), inputs=[SnpInputs(certs=b"-")]
+        )
 
 
 @settings(

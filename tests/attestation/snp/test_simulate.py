@@ -10,15 +10,28 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from attestation.errors import PolicyError, SignatureError, UsageError
-from attestation.policy import Policy
+from attestation.policy import SKIP, Policy, SnpPolicy
 from attestation.providers.base import EvidenceProvider
 from attestation.providers.simulated import SimulatedSnpProvider
 from attestation.snp import _x509
 from attestation.snp.abi import REPORT_SIZE, parse_report
 from attestation.snp.simulate import SimulatedSnp
-from attestation.verifier import verify_evidence
+from attestation.tee import Tee
+from attestation.verifier import SnpInputs, verify_evidence
 
-ALLOW = Policy(allow_simulated=True)
+NOT_PINNED = "00" * 32  # a simulated root no test creates
+
+
+def _allow(*roots: str) -> Policy:
+    """Simulated evidence from ``roots`` only; the measurement is skipped (not under test)."""
+    return Policy(
+        accept=(Tee.SEV_SNP,),
+        tables={"snp": SnpPolicy(allowed_measurements=SKIP)},
+        allow_simulated=True,
+        simulated_ark_sha256=roots,
+    )
+
+
 REPORT_DATA = bytes(range(64))
 
 
@@ -59,7 +72,11 @@ def test_reload_keeps_the_same_chain(snp_sim):
     again = SimulatedSnp(snp_sim.directory)
     assert again.ark_sha256 == snp_sim.ark_sha256
     assert again.certs_pem() == snp_sim.certs_pem()
-    verify_evidence(again.report(REPORT_DATA), certs=snp_sim.certs_pem(), policy=ALLOW)
+    verify_evidence(
+        again.report(REPORT_DATA),
+        policy=_allow(snp_sim.ark_sha256),
+        inputs=[SnpInputs(certs=snp_sim.certs_pem())],
+    )
 
 
 def test_private_keys_are_not_world_readable(snp_sim):
@@ -71,7 +88,10 @@ def test_private_keys_are_not_world_readable(snp_sim):
 def test_accepted_with_allow_simulated(snp_sim, version):
     raw = snp_sim.report(REPORT_DATA, version=version)
     result = verify_evidence(
-        raw, certs=snp_sim.certs_pem(), policy=ALLOW, expected_report_data=REPORT_DATA
+        raw,
+        policy=_allow(snp_sim.ark_sha256),
+        expected_report_data=REPORT_DATA,
+        inputs=[SnpInputs(certs=snp_sim.certs_pem())],
     )
     assert result.simulated is True
     assert result.product == "SIMULATED"
@@ -82,17 +102,25 @@ def test_accepted_with_allow_simulated(snp_sim, version):
 
 def test_rejected_without_allow_simulated_fail(snp_sim):
     with pytest.raises(PolicyError) as err:
-        verify_evidence(snp_sim.report(REPORT_DATA), certs=snp_sim.certs_pem(), policy=Policy())
+        verify_evidence(
+            snp_sim.report(REPORT_DATA),
+            policy=Policy.unsafe_authenticity_only(),
+            inputs=[SnpInputs(certs=snp_sim.certs_pem())],
+        )
     assert err.value.check == "simulated"
     assert "SIMULATED" in err.value.message()
 
 
 def test_pinned_simulated_root(snp_sim, tmp_path):
-    pinned = Policy(allow_simulated=True, simulated_ark_sha256=(snp_sim.ark_sha256,))
-    verify_evidence(snp_sim.report(REPORT_DATA), certs=snp_sim.certs_pem(), policy=pinned)
+    pinned = _allow(snp_sim.ark_sha256)
+    verify_evidence(
+        snp_sim.report(REPORT_DATA), policy=pinned, inputs=[SnpInputs(certs=snp_sim.certs_pem())]
+    )
     other = SimulatedSnp(tmp_path / "other")
     with pytest.raises(PolicyError) as err:
-        verify_evidence(other.report(REPORT_DATA), certs=other.certs_pem(), policy=pinned)
+        verify_evidence(
+            other.report(REPORT_DATA), policy=pinned, inputs=[SnpInputs(certs=other.certs_pem())]
+        )
     assert err.value.check == "simulated_ark_sha256"
 
 
@@ -106,30 +134,45 @@ def test_rejected_against_real_amd_roots_fail(snp_sim, vectors):
     raw = snp_sim.report(REPORT_DATA)
     # Only the simulated VCEK: its issuer is no AMD ASK, so no AMD root is reachable.
     with pytest.raises(SignatureError, match=r"chain\.ask"):
-        verify_evidence(raw, certs=vcek, policy=ALLOW, product="Genoa")
+        verify_evidence(
+            raw, policy=_allow(snp_sim.ark_sha256), inputs=[SnpInputs(certs=vcek, product="Genoa")]
+        )
     # The simulated VCEK presented with AMD's real Genoa ASK and ARK.
     amd = (vectors / "snp" / "amd_chains" / "genoa_vcek_cert_chain.pem").read_bytes()
     with pytest.raises(SignatureError, match=r"chain\.ask"):
-        verify_evidence(raw, certs=vcek + amd, policy=ALLOW)
+        verify_evidence(
+            raw, policy=_allow(snp_sim.ark_sha256), inputs=[SnpInputs(certs=vcek + amd)]
+        )
 
 
 def test_simulated_chain_with_real_ark_swapped_in_fail(snp_sim, vectors):
     vcek, ask, _ = _split(snp_sim.certs_pem())
     amd_ark = (vectors / "snp" / "ms_genoa_v3" / "ark.pem").read_bytes()
     with pytest.raises(SignatureError, match=r"chain\.ark"):
-        verify_evidence(snp_sim.report(REPORT_DATA), certs=vcek + ask + amd_ark, policy=ALLOW)
+        verify_evidence(
+            snp_sim.report(REPORT_DATA),
+            policy=_allow(snp_sim.ark_sha256),
+            inputs=[SnpInputs(certs=vcek + ask + amd_ark)],
+        )
 
 
 def test_simulated_never_claims_a_real_product_fail(snp_sim):
     with pytest.raises(SignatureError, match=r"chain\.product"):
         verify_evidence(
-            snp_sim.report(REPORT_DATA), certs=snp_sim.certs_pem(), policy=ALLOW, product="Genoa"
+            snp_sim.report(REPORT_DATA),
+            policy=_allow(snp_sim.ark_sha256),
+            inputs=[SnpInputs(certs=snp_sim.certs_pem(), product="Genoa")],
         )
 
 
 def test_real_evidence_is_never_reported_simulated(named_vector):
     vector = named_vector("ms_genoa_v3")
-    result = verify_evidence(vector.report, certs=vector.certs, policy=ALLOW, at=vector.at)
+    result = verify_evidence(
+        vector.report,
+        policy=_allow(NOT_PINNED),
+        at=vector.at,
+        inputs=[SnpInputs(certs=vector.certs)],
+    )
     assert result.simulated is False and result.product == "Genoa"
     assert "SIMULATED" not in result.verdict
 
@@ -137,12 +180,22 @@ def test_real_evidence_is_never_reported_simulated(named_vector):
 def test_simulated_crl(snp_sim):
     raw = snp_sim.report(REPORT_DATA)
     certs = snp_sim.certs_pem()
-    verify_evidence(raw, certs=certs, policy=ALLOW, crl=snp_sim.crl_pem())
+    verify_evidence(
+        raw,
+        policy=_allow(snp_sim.ark_sha256),
+        inputs=[SnpInputs(certs=certs, crl=snp_sim.crl_pem())],
+    )
     with pytest.raises(SignatureError, match=r"crl\.revoked"):
-        verify_evidence(raw, certs=certs, policy=ALLOW, crl=snp_sim.crl_pem(revoke_ask=True))
+        verify_evidence(
+            raw,
+            policy=_allow(snp_sim.ark_sha256),
+            inputs=[SnpInputs(certs=certs, crl=snp_sim.crl_pem(revoke_ask=True))],
+        )
     stale = snp_sim.crl_pem(next_update=datetime.now(UTC) - timedelta(hours=1))
     with pytest.raises(SignatureError, match=r"crl\.validity"):
-        verify_evidence(raw, certs=certs, policy=ALLOW, crl=stale)
+        verify_evidence(
+            raw, policy=_allow(snp_sim.ark_sha256), inputs=[SnpInputs(certs=certs, crl=stale)]
+        )
 
 
 def test_crl_from_another_root_fail(snp_sim, tmp_path):
@@ -150,9 +203,8 @@ def test_crl_from_another_root_fail(snp_sim, tmp_path):
     with pytest.raises(SignatureError, match=r"crl\.signature"):
         verify_evidence(
             snp_sim.report(REPORT_DATA),
-            certs=snp_sim.certs_pem(),
-            policy=ALLOW,
-            crl=other.crl_pem(),
+            policy=_allow(snp_sim.ark_sha256),
+            inputs=[SnpInputs(certs=snp_sim.certs_pem(), crl=other.crl_pem())],
         )
 
 
@@ -189,7 +241,10 @@ def test_provider_produces_simulated_evidence(tmp_path, caplog):
     assert evidence.simulated and evidence.tee == "sev-snp"
     assert evidence.provider == "simulated-sev-snp"
     result = verify_evidence(
-        evidence.raw, certs=evidence.certs, policy=ALLOW, expected_report_data=REPORT_DATA
+        evidence.raw,
+        policy=_allow(provider.ark_sha256),
+        expected_report_data=REPORT_DATA,
+        inputs=[SnpInputs(certs=evidence.certs)],
     )
     assert result.measurement == measurement and result.simulated
     with pytest.raises(UsageError, match="report_data"):

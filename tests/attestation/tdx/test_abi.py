@@ -231,9 +231,3 @@ def test_random_byte_flips_never_crash(v4, seed):
     except ParseError:
         return
     assert abi.quote_to_bytes(quote) == bytes(raw)
-
-
-def test_looks_like_tdx_quote(vector, v4):
-    assert abi.looks_like_tdx_quote(v4.raw)
-    assert not abi.looks_like_tdx_quote(b"\x05\x00" + bytes(1182))  # an SNP report starts so
-    assert not abi.looks_like_tdx_quote(v4.raw[:10])

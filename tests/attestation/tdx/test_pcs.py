@@ -1,7 +1,7 @@
 """attestation.tdx.pcs: fetching against a local stand-in for Intel PCS/PCCS (no network).
 
-The stand-in (attestation.tdx.fake_pcs) serves the real Intel-signed responses in the vector
-folders byte for byte, with PCS's paths and URL-encoded issuer-chain headers.
+The stand-in (tests/attestation/tdx/fake_pcs.py) serves the real Intel-signed responses in the
+vector folders byte for byte, with PCS's paths and URL-encoded issuer-chain headers.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from datetime import datetime
 import pytest
 
 from attestation.errors import UsageError
-from attestation.tdx import fake_pcs
 from attestation.tdx.abi import parse_pem_chain, parse_quote
 from attestation.tdx.collateral import collateral_for_quote, load_collateral, write_cache
 from attestation.tdx.pcs import CollateralFetchError, CollateralService, fetch_collateral
 from attestation.tdx.verify import VerifyOptions, verify_quote
+from tests.attestation.tdx import fake_pcs
 
 TINFOIL_FMSPC = "90c06f000000"
 

@@ -34,13 +34,17 @@ def contract_file(tmp_path_factory):
     return path, raw
 
 
+EVIDENCE = {"accept": ["sev-snp"], "snp": {"allowed_measurements": ["00" * 48]}}
+EVIDENCE_TOML = 'accept = ["sev-snp"]\n[snp]\nallowed_measurements = ["' + "00" * 48 + '"]\n'
+
+
 def _policy(**tables):
-    return {"allow_simulated": True, "model": {"root_digest": DIGEST, "signer": "me"}, **tables}
+    return {**EVIDENCE, "model": {"root_digest": DIGEST, "signer": "me"}, **tables}
 
 
 def test_model_table_required_fail():
     with pytest.raises(UsageError) as info:
-        PartyPolicy.from_dict({"allow_simulated": True})
+        PartyPolicy.from_dict(EVIDENCE)
     assert info.value.check == "policy.model"
 
 
@@ -75,7 +79,7 @@ def test_contract_file_relative_to_policy_and_canonicalised(tmp_path, contract_f
     path, raw = contract_file
     policy_path = path.parent / "party.toml"
     policy_path.write_text(
-        f'allow_simulated = true\n[model]\nroot_digest = "{DIGEST}"\nsigner = "me"\n'
+        f'{EVIDENCE_TOML}[model]\nroot_digest = "{DIGEST}"\nsigner = "me"\n'
         f'[contract]\nfile = "{path.name}"\n'
     )
     policy = PartyPolicy.load(policy_path)

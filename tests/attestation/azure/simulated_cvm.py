@@ -1,4 +1,4 @@
-"""A simulated Azure confidential VM: a real software TPM (swtpm) standing in for the vTPM.
+"""Test stand-in for an Azure confidential VM: a real software TPM (swtpm) as the vTPM.
 
 Stands in for hardware, and says so: the paravisor and the AMD secure processor
 are simulated, the TPM is real software. ``SimulatedAzureCvm``:

@@ -1,0 +1,179 @@
+"""host.backends: discovery, health, least-loaded choice and routes over real enclaves.
+
+Three enclave servers (simulated SEV-SNP provider, the stand-in for hardware;
+no model, since no session here gets its inputs) on 127.0.0.1; the pool is the
+real code probing them over gRPC. DNS answers come from an injected resolver,
+since one name cannot resolve to three ports of one loopback address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from enclave.runtime import Enclave
+from enclave.server import create_server, shutdown
+from host.backends import BackendPool, State, split_dns_target
+from tcme.v1 import tcme_pb2, tcme_pb2_grpc
+from tcme.wire import canonical_contract
+from tests.contracts import millionaires_contract
+
+
+@dataclass(frozen=True)
+class _Identity:
+    root_digest: str = "33" * 32
+    signer: str = "no model loaded"
+    issuer: str | None = None
+    method: str = "key"
+    hash_algorithm: str = "sha256"
+
+
+def _never_run(contract, values):
+    raise AssertionError("the model must not run in this test")
+
+
+@dataclass
+class Running:
+    enclave: Enclave
+    server: grpc.Server
+    target: str
+
+    def create_session(self, contract: bytes) -> bytes:
+        with grpc.insecure_channel(self.target) as channel:
+            return (
+                tcme_pb2_grpc.TcmeStub(channel)
+                .CreateSession(tcme_pb2.CreateSessionRequest(contract=contract), timeout=10)
+                .session_id
+            )
+
+
+@pytest.fixture
+def enclaves(sim_provider):
+    running = []
+    for _ in range(3):
+        enclave = Enclave(provider=sim_provider, model=_Identity(), runner=_never_run)
+        server, port = create_server("127.0.0.1:0", enclave)
+        server.start()
+        running.append(Running(enclave, server, f"127.0.0.1:{port}"))
+    yield running
+    for r in running:
+        shutdown(r.server, r.enclave, grace=0)
+
+
+@pytest.fixture
+def contract(parties):
+    return canonical_contract(
+        millionaires_contract(("alice", parties["alice"]), ("bob", parties["bob"]))
+    )
+
+
+def _pool(targets=(), dns=(), **kwargs) -> BackendPool:
+    pool = BackendPool(targets, dns, interval=3600, **kwargs)  # probed by hand: refresh()
+    return pool
+
+
+def test_routes_learned_and_sessions_spread_over_the_least_loaded(enclaves, contract):
+    pool = _pool([e.target for e in enclaves])
+    pool.refresh()
+    by_target = {b.target: b for b in pool.backends()}
+    assert all(by_target[e.target].route == e.enclave.route for e in enclaves)
+    assert all(b.state is State.SERVING for b in by_target.values())
+    # The first enclave already holds two sessions (made without this proxy).
+    enclaves[0].create_session(contract)
+    enclaves[0].create_session(contract)
+    pool.refresh()
+    picks = [pool.choose().target for _ in range(4)]
+    assert enclaves[0].target not in picks[:2]  # the emptier ones first
+    assert sorted(picks) == sorted([enclaves[1].target, enclaves[2].target] * 2)
+    # Any proxy finds a session's enclave from the session id alone.
+    session_id = enclaves[2].create_session(contract)
+    assert pool.by_route(session_id).target == enclaves[2].target
+    assert pool.by_route(b"\xff\xff\xff\xff" + session_id[4:]) is None
+    assert pool.by_route(b"\x01") is None
+
+
+def test_draining_backend_gets_no_new_sessions_but_keeps_its_route(enclaves, contract):
+    pool = _pool([e.target for e in enclaves])
+    session_id = enclaves[0].create_session(contract)
+    enclaves[0].enclave.start_draining()
+    pool.refresh()
+    states = {b.target: b.state for b in pool.backends()}
+    assert states[enclaves[0].target] is State.DRAINING
+    assert all(pool.choose().target != enclaves[0].target for _ in range(6))
+    assert pool.by_route(session_id).target == enclaves[0].target
+
+
+def test_a_dead_backend_is_gone_at_the_next_probe_and_reported(enclaves, contract):
+    gone: list[str] = []
+    pool = _pool([e.target for e in enclaves], on_gone=gone.append)
+    pool.refresh()
+    session_id = enclaves[1].create_session(contract)
+    shutdown(enclaves[1].server, enclaves[1].enclave, grace=0)
+    pool.refresh()
+    assert gone == [enclaves[1].target]
+    backend = pool.by_route(session_id)
+    assert backend.target == enclaves[1].target and backend.state is State.GONE
+    assert all(pool.choose().target != enclaves[1].target for _ in range(6))
+    assert pool.any_serving()
+
+
+def test_nothing_serving_means_no_choice(enclaves):
+    pool = _pool([e.target for e in enclaves])
+    for e in enclaves:
+        e.enclave.start_draining()
+    pool.refresh()
+    assert pool.choose() is None and not pool.any_serving()
+
+
+def test_dns_backends_come_and_go_but_stay_while_they_hold_sessions(enclaves, contract):
+    answer = {"enclaves.test": [enclaves[0].target, enclaves[1].target]}
+    pool = _pool(dns=["enclaves.test:7000"], resolver=lambda name, port: answer[name])
+    pool.refresh()
+    assert sorted(b.target for b in pool.backends()) == sorted(
+        [enclaves[0].target, enclaves[1].target]
+    )
+    # Scale up: the new address appears at the next resolution.
+    answer["enclaves.test"] = [e.target for e in enclaves]
+    pool._next_resolve = 0
+    pool.refresh()
+    assert len(pool.backends()) == 3
+    # enclaves[0] leaves DNS while it still holds a session: kept (a draining pod).
+    session_id = enclaves[0].create_session(contract)
+    answer["enclaves.test"] = [enclaves[1].target, enclaves[2].target]
+    pool._next_resolve = 0
+    pool.refresh()
+    assert pool.by_route(session_id).target == enclaves[0].target
+    # ...and dropped once it holds none.
+    enclaves[0].enclave.sessions.close()
+    pool.refresh()
+    assert enclaves[0].target not in {b.target for b in pool.backends()}
+
+
+def test_failed_dns_lookup_keeps_the_backends(enclaves):
+    calls = {"n": 0}
+
+    def flaky(name, port):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError("temporary failure in name resolution")
+        return [enclaves[0].target]
+
+    pool = _pool(dns=["enclaves.test:7000"], resolver=flaky)
+    pool.refresh()
+    pool._next_resolve = 0
+    pool.refresh()
+    assert [b.target for b in pool.backends()] == [enclaves[0].target]
+
+
+@pytest.mark.parametrize("bad", ["enclaves", "enclaves:", ":7000", "enclaves:http", "e:70000"])
+def test_dns_target_must_be_name_and_port_fail(bad):
+    with pytest.raises(ValueError):
+        split_dns_target(bad)
+
+
+def test_real_dns_resolution_gives_targets():
+    from host.backends import resolve_dns
+
+    assert "127.0.0.1:7000" in resolve_dns("localhost", 7000)
