@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attestation.errors import PolicyError, UsageError
+from attestation.policy_values import check_keys
 
 PCR_COUNT = 24
 PCR_SIZE = 32
@@ -59,17 +60,11 @@ class AzurePolicy:
         """Build from the ``[azure]`` table; ``UsageError`` naming the bad key or PCR."""
         if not isinstance(data, Mapping):
             raise UsageError("policy.azure", "must be a table", actual=type(data).__name__)
-        unknown = sorted(set(data) - set(KEYS))
-        if unknown:
-            raise UsageError(
-                f"policy.azure.{unknown[0]}",
-                "unknown key in [azure] (a typo must not silently drop a check)",
-                expected="one of " + ", ".join(KEYS),
-                actual=unknown[0],
-            )
+        check_keys(data, KEYS, "policy.azure")  # names the nearest key of a typo
         for key in ("snp", "tdx"):
             if key in data and not isinstance(data[key], Mapping):
                 raise UsageError(f"policy.azure.{key}", "must be a table", actual=data[key])
+        _type_hardware_tables(data)
         if "pcrs" not in data:
             raise UsageError(
                 "policy.azure.pcrs",
@@ -145,6 +140,26 @@ class AzurePolicy:
                     )
                 )
         return violations
+
+
+def _type_hardware_tables(data: Mapping[str, Any]) -> None:
+    """``[azure.snp]``/``[azure.tdx]`` obey every rule of ``[snp]``/``[tdx]``, checked when
+    the policy loads (unknown keys, empty lists, malformed values), not at verify time."""
+    from attestation.policy import SnpPolicy  # attestation.policy registers this table
+    from attestation.tdx.policy import TdxPolicy
+
+    try:
+        if "snp" in data:
+            SnpPolicy.from_dict(data["snp"])
+        if "tdx" in data:
+            TdxPolicy.from_dict(data["tdx"])
+    except UsageError as err:
+        raise UsageError(
+            err.check.replace("policy.", "policy.azure.", 1),
+            err.detail.replace("[snp]", "[azure.snp]").replace("[tdx]", "[azure.tdx]"),
+            expected=err.expected,
+            actual=err.actual,
+        ) from err
 
 
 def parse_pcr_rules(value: Any) -> dict[int, PcrRule]:
