@@ -124,7 +124,7 @@ class GpuPolicy:
         )
 
     def missing_identity(self) -> list[str]:
-        """None: ``rims`` (the firmware identity) defaults to required, or is skipped."""
+        """None: ``from_dict`` already refuses a table whose ``rims`` is not explicit."""
         return []
 
     def skipped(self) -> list[str]:
