@@ -61,6 +61,7 @@ bench: venv model
 	$(PY) bench/model_digest.py
 	$(PY) bench/session.py $(BENCH_FLAGS)
 	$(PY) bench/accuracy.py
+	$(PY) bench/fleet.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache tcme/v1/*_pb2*.py tcme/v1/*_pb2*.pyi

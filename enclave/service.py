@@ -6,7 +6,7 @@ metadata ``error``, ``detail``, ``expected``, ``actual``: only those that are
 set, each cut to a fixed size). Messages come from ``TcmeError.message()``,
 which never quotes an input value.
 
-The servicer decodes requests itself (``tcme_handler``), so bytes that are not
+The servicer decodes requests itself (``decoding_handler``), so bytes that are not
 a valid message get INVALID_ARGUMENT (``request.malformed``) like any other
 bad request, and it checks the size of every identifier before anything can
 quote it. ``CallGate`` keeps the server answering under load: only a few
@@ -17,10 +17,12 @@ Attest, GetSession and health always find a worker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -245,7 +247,7 @@ def _pending(state: int = tcme_pb2.SESSION_STATE_OPEN) -> tcme_pb2.GetResultResp
     return tcme_pb2.GetResultResponse(state=state, retry_after_ms=RETRY_AFTER_MS)
 
 
-def _wait_seconds(context: grpc.ServicerContext) -> float:
+def _wait_seconds(context: CallContext) -> float:
     """How long this GetResult may wait: its deadline less a margin, at most MAX_RESULT_WAIT.
 
     grpc-python reports "no deadline" as None or a huge number; either means
@@ -265,7 +267,7 @@ class TcmeServicer:
         self.gate = CallGate(workers)
 
     def CreateSession(
-        self, request: tcme_pb2.CreateSessionRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.CreateSessionRequest, context: CallContext
     ) -> tcme_pb2.CreateSessionResponse:
         """Validate the contract and open a session."""
         self._enclave.check_accepting()
@@ -278,7 +280,7 @@ class TcmeServicer:
         )
 
     def GetSession(
-        self, request: tcme_pb2.GetSessionRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.GetSessionRequest, context: CallContext
     ) -> tcme_pb2.GetSessionResponse:
         """The session's contract bytes and progress."""
         check_session_id(request.session_id)
@@ -292,7 +294,7 @@ class TcmeServicer:
         )
 
     def Attest(
-        self, request: tcme_pb2.AttestRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.AttestRequest, context: CallContext
     ) -> tcme_pb2.AttestResponse:
         """Fresh evidence binding claims, contract, session and the caller's nonce."""
         check_session_id(request.session_id, optional=True)
@@ -306,7 +308,7 @@ class TcmeServicer:
         )
 
     def SubmitInput(
-        self, request: tcme_pb2.SubmitInputRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.SubmitInputRequest, context: CallContext
     ) -> tcme_pb2.SubmitInputResponse:
         """One party's sealed, signed input."""
         check_session_id(request.session_id)
@@ -320,7 +322,7 @@ class TcmeServicer:
         )
 
     def GetResult(
-        self, request: tcme_pb2.GetResultRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.GetResultRequest, context: CallContext
     ) -> tcme_pb2.GetResultResponse:
         """This party's share once the session ended; "pending" after a bounded wait.
 
@@ -362,7 +364,7 @@ class TcmeServicer:
         )
 
     def AbortSession(
-        self, request: tcme_pb2.AbortSessionRequest, context: grpc.ServicerContext
+        self, request: tcme_pb2.AbortSessionRequest, context: CallContext
     ) -> tcme_pb2.AbortSessionResponse:
         """End the session for everyone at a party's signed request."""
         check_session_id(request.session_id)
@@ -382,18 +384,16 @@ def _state_name(err: SessionStateError) -> State | None:
         return None
 
 
-def tcme_handler(servicer: TcmeServicer) -> grpc.GenericRpcHandler:
-    """``tcme.v1.Tcme`` for a ``grpc.Server``, decoding and mapping errors itself."""
-    return decoding_handler(SERVICE, servicer)
+def decoding_handler(
+    service: ServiceDescriptor, servicer: object, pool: Executor
+) -> grpc.GenericRpcHandler:
+    """Every (unary) method of ``service`` for a ``grpc.aio`` server, run on ``pool``.
 
-
-def decoding_handler(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
-    """Every (unary) method of ``service``, served by ``servicer``'s method of that name.
-
-    Requests arrive as bytes: a message that does not parse gets
-    INVALID_ARGUMENT (``request.malformed``) with an ErrorInfo, as every
-    other malformed request does, instead of grpc's INTERNAL; a ``TcmeError``
-    becomes its status (``status_for``).
+    The servicer's method of each name runs on a ``pool`` thread once the
+    request has arrived in full and decoded. Bytes that do not parse get
+    INVALID_ARGUMENT (``request.malformed``) with an ErrorInfo, as every other
+    malformed request does, instead of grpc's INTERNAL; a ``TcmeError`` becomes
+    its status (``status_for``).
     """
     handlers = {}
     for method in service.methods:
@@ -401,16 +401,43 @@ def decoding_handler(service: ServiceDescriptor, servicer: object) -> grpc.Gener
         response_cls = message_factory.GetMessageClass(method.output_type)
         body = getattr(servicer, method.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _decoding(method.name, request_cls, body),
+            _decoding(method.name, request_cls, body, pool),
             response_serializer=response_cls.SerializeToString,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
+class CallContext:
+    """What a servicer method on a pool thread may ask about its call.
+
+    ``is_active`` turns False as soon as the caller cancels or the deadline
+    passes (the serving loop cancels the call's coroutine), so a waiting
+    method can give its thread back.
+    """
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context = context
+        self._active = threading.Event()
+        self._active.set()
+
+    def time_remaining(self) -> float | None:
+        """Seconds to the deadline, None without one."""
+        return self._context.time_remaining()
+
+    def is_active(self) -> bool:
+        """False once the call ended on the network side."""
+        return self._active.is_set()
+
+    def end(self) -> None:
+        """The call is over (cancelled, timed out or answered)."""
+        self._active.clear()
+
+
 def _decoding(
-    name: str, request_cls: Any, body: Callable[[Any, grpc.ServicerContext], T]
-) -> Callable[[bytes, grpc.ServicerContext], T]:
-    def handle(raw: bytes, context: grpc.ServicerContext) -> T:
+    name: str, request_cls: Any, body: Callable[[Any, Any], T], pool: Executor
+) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[T]]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> T:
+        call = CallContext(context)
         try:
             try:
                 request = request_cls.FromString(raw)
@@ -420,12 +447,15 @@ def _decoding(
                     f"the request is not a valid {request_cls.DESCRIPTOR.full_name}",
                     actual=f"{len(raw)} bytes",
                 ) from None
-            return body(request, context)
+            running = asyncio.get_running_loop()
+            return await running.run_in_executor(pool, body, request, call)
         except TcmeError as err:
             code = status_code_for(err)
             log.info("%s -> %s %s", name, code.name, err.check)
-            context.abort_with_status(status_for(err))
+            await context.abort_with_status(status_for(err))
             raise AssertionError("abort_with_status returned") from None  # pragma: no cover
+        finally:
+            call.end()
 
     return handle
 

@@ -238,6 +238,7 @@ class Outcome:
     output: str | None = None
     error: Exception | None = None
     seconds: float = 0.0
+    finished_at: float = 0.0  # time.monotonic() when this party's flow ended
 
     @property
     def ok(self) -> bool:
@@ -296,7 +297,8 @@ class Parties:
                 outcome.error = err
                 if name == "alice" and alice_submitted is not None:
                     alice_submitted.set()
-            outcome.seconds = time.monotonic() - start
+            outcome.finished_at = time.monotonic()
+            outcome.seconds = outcome.finished_at - start
             return outcome
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -381,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
             for o in outcome.values():
                 text = o.output if o.ok else f"{type(o.error).__name__}: {o.error}"
                 _say(f"   {sid.hex()[:12]} on {where} {o.party}: {text}")
-        _say(f"   every party had its answer {time.monotonic() - killed_at:.1f} s after the kill")
+        lost = [o for sid, out in zip(sids, outcomes, strict=True)
+                if fleet.enclave_of(sid) == victim for o in out.values()]  # fmt: skip
+        waited = max(o.finished_at for o in lost) - killed_at
+        _say(f"   the killed enclave's parties had their UNAVAILABLE {waited:.1f} s after the kill")
+        status |= not all(o.error is not None for o in lost)
         sid = parties.create(p0)
         outcome = parties.run(fleet, sid, {"alice": p1, "bob": p0})
         _say(f"   a new session afterwards ({fleet.enclave_of(sid)}): "

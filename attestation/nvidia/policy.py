@@ -89,6 +89,8 @@ class GpuPolicy:
         if table.get("debug", False) is not False:
             raise UsageError("policy.gpu.debug", "debug GPUs are never accepted", expected=False)
         rims = _rims(table.get("rims"))
+        if table.get("require_fwid") is False:
+            log.warning("[gpu] require_fwid = false: reports without a FWID are accepted")
         if rims is None:
             log.warning("[gpu] rims = { skip = true }: GPU firmware measurements are NOT checked")
         count = table.get("count")
@@ -116,7 +118,7 @@ class GpuPolicy:
         )
 
     def missing_identity(self) -> list[str]:
-        """None: ``rims`` (the firmware identity) defaults to required, or is skipped."""
+        """None: ``from_dict`` already refuses a table whose ``rims`` is not explicit."""
         return []
 
     def skipped(self) -> list[str]:

@@ -25,10 +25,6 @@ SNP_SIGNING_KEY_VLEK = 1
 TDX_QUOTE_HEADER_SIZE = 48
 TDX_BODY_REPORT_DATA_OFFSET = 520
 TDX_QUOTE_MIN_SIZE = TDX_QUOTE_HEADER_SIZE + 584 + 4  # header + TD10 body + signature length
-# TDREPORT_STRUCT: REPORTMACSTRUCT starts with type(8) rsvd(12) cpusvn(16)
-# tee_tcb_info_hash(48) tee_info_hash(48), then REPORTDATA.
-TDREPORT_SIZE = 1024
-TDREPORT_REPORT_DATA_OFFSET = 128
 
 
 def check_report_data(report_data: bytes) -> bytes:

@@ -40,7 +40,12 @@ class GpuEvidenceProvider(Protocol):
 
 
 class NvmlGpuProvider:
-    """NVIDIA GPUs through NVML on a confidential VM (not testable without one)."""
+    """NVIDIA GPUs through NVML on a confidential VM.
+
+    Tested against a stand-in ``pynvml`` returning recorded real evidence
+    (tests/attestation/providers/test_nvidia_gpu_provider.py); never run here on a
+    CC-mode GPU.
+    """
 
     name = "nvml"
     simulated = False
@@ -59,17 +64,31 @@ class NvmlGpuProvider:
         self._nvml = pynvml
 
     def mode(self) -> dict[str, Any]:
-        """CC feature and devtools mode, as NVML reports them."""
-        state = self._nvml.nvmlSystemGetConfComputeState()
+        """CC feature and devtools mode, as NVML reports them.
+
+        "on" needs the CC feature enabled *in the production environment*: NVML's
+        "SIM" environment is a pre-production mode without hardware protection.
+        """
+        nvml = self._nvml
+        state = nvml.nvmlSystemGetConfComputeState()
+        if state.ccFeature != nvml.NVML_CC_SYSTEM_FEATURE_ENABLED:
+            cc_mode = "off"
+        elif state.environment != nvml.NVML_CC_SYSTEM_ENVIRONMENT_PROD:
+            cc_mode = "sim"
+        else:
+            cc_mode = "on"
         return {
-            "cc_mode": "on"
-            if state.ccFeature == self._nvml.NVML_CC_SYSTEM_FEATURE_ENABLED
-            else "off",
-            "devtools": state.devToolsMode != self._nvml.NVML_CC_SYSTEM_DEVTOOLS_MODE_OFF,
+            "cc_mode": cc_mode,
+            "devtools": state.devToolsMode != nvml.NVML_CC_SYSTEM_DEVTOOLS_MODE_OFF,
         }
 
     def gpu_evidence(self, nonce: bytes) -> list[DeviceEvidence]:
-        """One report + chain per GPU, in NVML index order."""
+        """One report + chain per GPU, in NVML index order.
+
+        GPUs only: in protected-PCIe mode the NVSwitches' evidence comes through
+        NVIDIA's NSCQ library, which tcme does not drive yet, so a party requiring
+        protected PCIe rejects such a system (``nvidia.topology.switches``): fail closed.
+        """
         out = []
         for index in range(self._nvml.nvmlDeviceGetCount()):
             handle = self._nvml.nvmlDeviceGetHandleByIndex(index)
@@ -101,6 +120,13 @@ class SimulatedGpuProvider:
     def gpu_evidence(self, nonce: bytes) -> list[DeviceEvidence]:
         """Each simulated GPU signs ``nonce``."""
         return [gpu.evidence(nonce) for gpu in self._gpus]
+
+    def ocsp_responses(self, *, revoked: bool = False) -> dict[str, bytes]:
+        """OCSP answers for every simulated GPU's certificates (for a host's cache)."""
+        out: dict[str, bytes] = {}
+        for gpu in self._gpus:
+            out.update(gpu.ocsp_responses(revoked=revoked))
+        return out
 
 
 class RecordedGpuStandIn:

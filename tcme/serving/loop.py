@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -44,8 +44,11 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
 class AioServer:
     """A ``grpc.aio.Server`` driven from synchronous code."""
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(
+        self, server: grpc.aio.Server, *, on_stop: Callable[[], object] | None = None
+    ) -> None:
         self.server = server
+        self._on_stop = on_stop
 
     def start(self) -> None:
         """Start serving (returns once the listener accepts calls)."""
@@ -54,6 +57,8 @@ class AioServer:
     def stop(self, grace: float | None = None) -> threading.Event:
         """Stop accepting calls, let open calls run ``grace`` seconds, then close them."""
         run(self.server.stop(grace))
+        if self._on_stop is not None:
+            self._on_stop()
         done = threading.Event()
         done.set()
         return done

@@ -11,6 +11,7 @@ cancelled wait gives its slot back.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import grpc
@@ -49,6 +50,7 @@ def served(sim_provider):
     server, port = create_server("127.0.0.1:0", enclave)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    server.target = f"127.0.0.1:{port}"
     yield server, channel, tcme_pb2_grpc.TcmeStub(channel)
     channel.close()
     shutdown(server, enclave, grace=0)
@@ -213,3 +215,82 @@ def test_long_calls_beyond_the_gate_refused_busy_attest_reserved(sim_provider, p
     assert info.value.check == "server.busy"
     with gate.long_call():  # slots come back
         assert gate.running == 1
+
+
+def test_header_only_streams_at_the_enclave_hold_no_worker(served):
+    """A stranger that reaches the enclave's own port: 48 silent streams, more than its threads."""
+    server, _, stub = served
+    release = threading.Event()
+
+    def silent():
+        release.wait(60)
+        return
+        yield
+
+    channels = [
+        grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(3)
+    ]
+    calls = [
+        channels[i % 3].stream_unary(f"/{TCME.full_name}/GetResult").future(silent())
+        for i in range(48)
+    ]
+    try:
+        time.sleep(0.3)
+        assert not any(call.done() for call in calls)
+        for _ in range(10):
+            response = stub.Attest(tcme_pb2.AttestRequest(nonce=os.urandom(32)), timeout=TIMEOUT)
+            assert response.evidence.report
+    finally:
+        for call in calls:
+            call.cancel()
+        release.set()
+        for channel in channels:
+            channel.close()
+
+
+def test_one_peer_over_its_limit_at_the_enclave_refused_attest_still_served(
+    sim_provider, parties, monkeypatch
+):
+    import enclave.server as enclave_server
+
+    monkeypatch.setattr(enclave_server, "ENCLAVE_CALLS_PER_PEER", 2)
+    enclave = Enclave(
+        provider=sim_provider, model=_Identity(), runner=_never_run, retention_seconds=30
+    )
+    server, port = create_server("127.0.0.1:0", enclave)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = tcme_pb2_grpc.TcmeStub(channel)
+            _, request = _own_session(stub, parties)
+            waits = [stub.GetResult.future(request, timeout=30) for _ in range(2)]
+            gate = server.tcme_servicer.gate
+            deadline = time.monotonic() + TIMEOUT
+            while gate.waiting < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.GetResult(request, timeout=TIMEOUT)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error_info(info.value)["reason"] == "server.peer_busy"
+            # Attest counts in its own lane.
+            attested = stub.Attest(tcme_pb2.AttestRequest(nonce=os.urandom(32)), timeout=TIMEOUT)
+            assert attested.evidence.report
+            for wait in waits:
+                wait.cancel()
+    finally:
+        shutdown(server, enclave, grace=0)
+
+
+def test_enclave_serves_reflection_v1(served):
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    _, channel, _ = served
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    (listed,) = call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    names = {s.name for s in listed.list_services_response.service}
+    assert {TCME.full_name, "tcme.v1.Fleet", "grpc.health.v1.Health"} <= names

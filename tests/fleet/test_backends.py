@@ -170,3 +170,9 @@ def test_failed_dns_lookup_keeps_the_backends(enclaves):
 def test_dns_target_must_be_name_and_port_fail(bad):
     with pytest.raises(ValueError):
         split_dns_target(bad)
+
+
+def test_real_dns_resolution_gives_targets():
+    from host.backends import resolve_dns
+
+    assert "127.0.0.1:7000" in resolve_dns("localhost", 7000)

@@ -73,6 +73,7 @@ def test_offline_commands_report_json(capsys, tmp_path):
     "argv",
     [
         ["model", "keygen", "--out", "{tmp}/keys"],  # second time: refuses to overwrite
+        ["session", "keygen", "--out", "{tmp}/keys/signing-key.pem", "--name", "x"],  # exists
         ["session", "contract", "--template", "{tmp}/nope.json", "--out", "{tmp}/c.json"],
         ["sim", "snp", "--out", "{tmp}/sim", "--report-data", "zz"],
         ["measure", "tdx", "--from-quote", "{tmp}/nope.bin"],

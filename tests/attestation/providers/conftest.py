@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,6 @@ from pathlib import Path
 import pytest
 
 from attestation.providers._blobs import (
-    TDREPORT_REPORT_DATA_OFFSET,
-    TDREPORT_SIZE,
     tdx_quote_report_data,
 )
 from attestation.providers.cert_table import (
@@ -45,7 +42,6 @@ from attestation.providers.sev_guest import (
     SnpReportReq,
     SnpReportResp,
 )
-from attestation.providers.tdx_guest import TDX_CMD_GET_REPORT0, TdxReportReq
 from attestation.snp import _x509
 from attestation.snp.simulate import SimulatedSnp
 
@@ -258,24 +254,6 @@ class FakeSevGuest:
         return 0
 
 
-@dataclass
-class FakeTdxGuest:
-    """/dev/tdx_guest's TDX_CMD_GET_REPORT0: a TDREPORT carrying the caller's REPORTDATA."""
-
-    fail_errno: int | None = None
-
-    def __call__(self, fd: int, request: int, arg: TdxReportReq) -> int:
-        if request != TDX_CMD_GET_REPORT0:
-            raise OSError(errno.ENOTTY, "Inappropriate ioctl for device")
-        if self.fail_errno is not None:
-            raise OSError(self.fail_errno, "TDCALL failed")
-        report = bytearray(uuid.uuid4().bytes * (TDREPORT_SIZE // 16))
-        start = TDREPORT_REPORT_DATA_OFFSET
-        report[start : start + 64] = bytes(arg.reportdata)
-        ctypes.memmove(arg.tdreport, bytes(report), TDREPORT_SIZE)
-        return 0
-
-
 def make_device(root: Path, relative: str) -> Path:
     """A regular file where the device node would be, so open(2) succeeds."""
     path = root / relative
@@ -310,10 +288,9 @@ def fake_sev_guest(tmp_path, sim) -> Callable[..., FakeSevGuest]:
 
 
 @pytest.fixture
-def fake_tdx_guest(tmp_path) -> Callable[..., FakeTdxGuest]:
-    """``fake_tdx_guest(**knobs)``; also creates ``tmp_path/dev/tdx_guest``."""
-    make_device(tmp_path, "dev/tdx_guest")
-    return FakeTdxGuest
+def tdx_guest_device(tmp_path) -> Path:
+    """A stand-in ``tmp_path/dev/tdx_guest`` (select only checks that it opens)."""
+    return make_device(tmp_path, "dev/tdx_guest")
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def test_configfs_preferred_over_device(tmp_path, fake_sev_guest, fake_tsm, use_
     assert report.report_data == hashlib.sha512(b"x").digest()
 
 
-def test_tdx_device_alone_is_not_enough(tmp_path, fake_tdx_guest):
+def test_tdx_device_alone_is_not_enough(tmp_path, tdx_guest_device):
     statuses = {s.name: s for s in diagnose(tmp_path)}
     assert not statuses["tdx-guest"].available
     assert "only gives a TDREPORT" in statuses["tdx-guest"].reason
@@ -63,7 +63,7 @@ def test_tdx_device_alone_is_not_enough(tmp_path, fake_tdx_guest):
         select_provider(root=tmp_path)
 
 
-def test_tdx_with_configfs(tmp_path, fake_tdx_guest, fake_tsm, tdx_driver, use_kernel):
+def test_tdx_with_configfs(tmp_path, tdx_guest_device, fake_tsm, tdx_driver, use_kernel):
     use_kernel(fake_tsm("tdx_guest", tdx_driver))
     provider, message = select_provider(root=tmp_path)
     assert provider.tee == "tdx"
