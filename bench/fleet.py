@@ -130,11 +130,13 @@ class Load:
         self.contract = load_contract_bytes(MILLIONAIRES, keys=self.keys)
         import hashlib
 
+        from attestation.policy import simulated_policy
+        from attestation.snp.simulate import DEFAULT_MEASUREMENT
+
         identity = StandInIdentity()
         self.policy = PartyPolicy.from_dict(
             {
-                "allow_simulated": True,
-                "simulated_ark_sha256": [sim_ark],
+                **simulated_policy(sim_ark, DEFAULT_MEASUREMENT),
                 "model": {"root_digest": identity.root_digest, "signer": identity.signer},
                 "contract": {"digest": hashlib.sha256(self.contract).hexdigest()},
             }

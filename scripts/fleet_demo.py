@@ -214,12 +214,14 @@ class Fleet:
 
     def policy(self, contract: bytes) -> Any:
         """A party policy for this fleet: the simulated root, the model, the contract; no key."""
+        from attestation.policy import simulated_policy
+        from attestation.snp.simulate import DEFAULT_MEASUREMENT
         from tcme.client import PartyPolicy
 
         return PartyPolicy.from_dict(
             {
-                "allow_simulated": True,
-                "simulated_ark_sha256": [self.ark_sha256],
+                # The simulated root and the simulated guest's launch measurement.
+                **simulated_policy(self.ark_sha256, DEFAULT_MEASUREMENT),
                 "model": {
                     "root_digest": self.identity.root_digest,
                     "signer": self.identity.signer,

@@ -150,7 +150,7 @@ class Tpm:
 
     def nv_read_public(self, index: int) -> NvPublic:
         """``TPM2_NV_ReadPublic``: attributes and size of NV index ``index``."""
-        r = self._call(TPM_CC_NV_READ_PUBLIC, struct.pack(">I", index), sessions=False)
+        r = self._call(TPM_CC_NV_READ_PUBLIC, struct.pack(">I", index), b"", sessions=False)
         public = _Response(r.tpm2b(), "nv_public")
         nv_index, _name_alg, attributes = public.unpack(">IHI")
         public.tpm2b()  # authPolicy
@@ -174,7 +174,7 @@ class Tpm:
         while len(out) < public.size:
             chunk = min(NV_READ_CHUNK, public.size - len(out))
             handles = struct.pack(">II", auth, index)
-            r = self._call(TPM_CC_NV_READ, handles + struct.pack(">HH", chunk, len(out)))
+            r = self._call(TPM_CC_NV_READ, handles, struct.pack(">HH", chunk, len(out)))
             data = r.tpm2b()
             if len(data) != chunk:
                 raise TpmError(
@@ -192,9 +192,8 @@ class Tpm:
         wanted = sorted(set(pcrs))
         while len(values) < len(wanted):
             remaining = tuple(p for p in wanted if p not in values)
-            r = self._call(
-                TPM_CC_PCR_READ, encode_pcr_selection(hash_alg, remaining), sessions=False
-            )
+            selection = encode_pcr_selection(hash_alg, remaining)
+            r = self._call(TPM_CC_PCR_READ, b"", selection, sessions=False)
             r.unpack(">I")  # pcrUpdateCounter
             (count,) = r.unpack(">I")
             returned: list[int] = []
@@ -223,20 +222,16 @@ class Tpm:
             + struct.pack(">H", TPM_ALG_NULL)
             + encode_pcr_selection(hash_alg, tuple(pcrs))
         )
-        r = self._call(TPM_CC_QUOTE, struct.pack(">I", ak_handle) + params)
+        r = self._call(TPM_CC_QUOTE, struct.pack(">I", ak_handle), params)
         message = r.tpm2b()
         return QuoteResult(message=message, signature=r.rest())
 
-    def _call(self, code: int, body: bytes, *, sessions: bool = True) -> _Response:
-        handles_and_params = body
-        if sessions:
-            # The handles come first, then the authorisation area, then the parameters:
-            # every command here takes one or two 4-byte handles, which the caller
-            # put at the front of ``body``.
-            n = 8 if code == TPM_CC_NV_READ else 4
-            handles_and_params = (
-                body[:n] + struct.pack(">I", len(_PASSWORD_SESSION)) + _PASSWORD_SESSION + body[n:]
-            )
+    def _call(
+        self, code: int, handles: bytes, params: bytes, *, sessions: bool = True
+    ) -> _Response:
+        """One command: handles, then (with sessions) the authorisation area, then parameters."""
+        auth = struct.pack(">I", len(_PASSWORD_SESSION)) + _PASSWORD_SESSION if sessions else b""
+        handles_and_params = handles + auth + params
         tag = TPM_ST_SESSIONS if sessions else TPM_ST_NO_SESSIONS
         command = HEADER.pack(tag, HEADER.size + len(handles_and_params), code) + (
             handles_and_params
