@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 
 from attestation.errors import SignatureError, TcmeError, UsageError
+from tcme.base.keys import ed25519_public
+from tcme.contract.model import Contract
 from tcme.wire import sha256
-from tcme.wire.contract import Contract
-from tcme.wire.keys import ed25519_public
 from tcme.wire.requests import (
     MAX_PROPOSAL_NONCE_SIZE,
     MIN_PROPOSAL_NONCE_SIZE,

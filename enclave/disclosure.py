@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from attestation.errors import TcmeError
 from enclave.inference import OutputInvalid
-from tcme.wire.contract import Contract, InputError
+from tcme.contract.errors import InputError
+from tcme.contract.model import Contract
 from tcme.wire.envelope import SignedInputError
 from tcme.wire.failure import FailureRecord
 

@@ -18,11 +18,10 @@ from attestation.nvidia.binding import gpu_nonce_for
 from attestation.providers.base import Evidence, EvidenceProvider
 from attestation.providers.nvidia_gpu import GpuEvidenceProvider
 from enclave.admission import Admission
-from enclave.contract import ContractLimits
 from enclave.keys import EnclaveKeys
 from enclave.session import Runner, SessionManager
 from tcme import __version__
-from tcme.wire import sha256
+from tcme.base.encoding import sha256
 from tcme.wire.claims import build_claims, with_gpu_evidence
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,6 @@ class Enclave:
         model: ModelIdentityLike,
         runner: Runner,
         keys: EnclaveKeys | None = None,
-        limits: ContractLimits | None = None,
         max_sessions: int = 64,
         max_sessions_per_proposer: int = 8,
         retention_seconds: float = 300.0,
@@ -101,7 +99,6 @@ class Enclave:
             keys=self.keys,
             claims_digest=self.claims_digest,
             runner=runner,
-            limits=limits,
             max_sessions=max_sessions,
             max_sessions_per_proposer=max_sessions_per_proposer,
             retention_seconds=retention_seconds,

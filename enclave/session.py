@@ -43,7 +43,6 @@ from typing import Any
 
 from attestation.errors import TcmeError
 from enclave.admission import Admission, Admitted
-from enclave.contract import ContractLimits, accept_contract
 from enclave.disclosure import attach_failure, disclose
 from enclave.inference import OutputInvalid
 from enclave.keys import EnclaveKeys
@@ -55,7 +54,8 @@ from tcme.contract.capability import (
     parse_record,
     run_tests,
 )
-from tcme.wire.contract import Contract
+from tcme.contract.model import Contract
+from tcme.contract.parse import parse_contract
 from tcme.wire.envelope import (
     SESSION_ID_SIZE,
     OpenedInput,
@@ -195,7 +195,6 @@ class SessionManager:
         keys: EnclaveKeys,
         claims_digest: bytes,
         runner: Runner,
-        limits: ContractLimits | None = None,
         max_sessions: int = 64,
         max_sessions_per_proposer: int = 8,
         max_retained: int | None = None,
@@ -211,7 +210,6 @@ class SessionManager:
         self._route = bytes(route)
         self._claims_digest = claims_digest
         self._runner = runner
-        self._limits = limits or ContractLimits()
         self._max_sessions = max_sessions
         self._max_per_proposer = max_sessions_per_proposer
         # Retained records hold no slot, but memory: bounded too, oldest dropped first.
@@ -282,7 +280,7 @@ class SessionManager:
         model, before anyone can submit; a score below the contract's
         ``min_score_percent`` refuses the session (``CapabilityError``).
         """
-        contract = accept_contract(contract_bytes, self._limits)
+        contract = parse_contract(contract_bytes)
         admitted = self._admission.check(contract, proposal)
         with self._lock:
             self._check_capacity(admitted)
@@ -485,7 +483,7 @@ class SessionManager:
                 outputs=output_records,
                 completed_unix_ms=int(time.time() * 1000),
                 # Kind "general": state what was erased and checked (enclave.inference).
-                stateless=all(o.turn is not None for o in contract.outputs),
+                stateless=contract.has_turns,
                 capability=session.capability.summary() if session.capability else None,
             )
             session.outputs = tuple(outputs)

@@ -42,7 +42,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError
-from tcme.wire._encoding import (
+from tcme.base.encoding import (
     canonical_json,
     lp_join,
     parse_canonical_json,
@@ -51,9 +51,9 @@ from tcme.wire._encoding import (
     split_lp,
     unhex,
 )
+from tcme.base.keys import HpkePrivateKey, OpenError, PartyKeys, hpke_open, hpke_seal
+from tcme.contract.model import Contract
 from tcme.wire.claims import Claims
-from tcme.wire.contract import Contract
-from tcme.wire.keys import HpkePrivateKey, OpenError, PartyKeys, hpke_open, hpke_seal
 
 FAILURE_TYPE = "tcme/v1/failure-receipt"
 DETAIL_TYPE = "tcme/v1/error-detail"

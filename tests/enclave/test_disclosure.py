@@ -20,12 +20,13 @@ from attestation.errors import BindingError, SignatureError
 from attestation.policy import simulated_policy
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
+from tcme.base.keys import hpke_seal
 from tcme.client import PartyPolicy, RemoteError, TcmeClient
 from tcme.v1 import tcme_pb2
-from tcme.wire import canonical_contract, canonical_json, lp_join, millionaires_contract
+from tcme.wire import canonical_contract, canonical_json, lp_join
 from tcme.wire.envelope import MAX_INPUT_PLAINTEXT, input_info, input_signing_message
 from tcme.wire.failure import DETAIL_SIZE, SealedDetail, build_failure, verify_failure
-from tcme.wire.keys import hpke_seal
+from tests.contracts import millionaires_contract
 
 TIMEOUT = 30
 

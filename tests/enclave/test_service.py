@@ -28,7 +28,6 @@ from tcme.v1 import evidence_pb2, tcme_pb2, tcme_pb2_grpc
 from tcme.wire import (
     canonical_contract,
     error_info,
-    millionaires_contract,
     open_output,
     parse_claims,
     parse_contract,
@@ -37,6 +36,7 @@ from tcme.wire import (
     verify_receipt,
 )
 from tcme.wire.requests import verify_submit_ack
+from tests.contracts import millionaires_contract
 
 TIMEOUT = 30
 

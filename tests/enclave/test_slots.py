@@ -16,8 +16,9 @@ from enclave.admission import Admission, ProposalError, Unauthenticated
 from enclave.keys import EnclaveKeys
 from enclave.session import CapacityError, SessionManager, State
 from enclave.timers import THREAD_NAME, Scheduler
-from tcme.wire import canonical_contract, millionaires_contract, parse_contract
+from tcme.wire import canonical_contract, parse_contract
 from tcme.wire.requests import SessionProposal, sign_abort_request, sign_session_proposal
+from tests.contracts import millionaires_contract
 
 
 def _never_run(contract, values):
@@ -116,7 +117,7 @@ def test_requested_shorter_timeout_sets_the_deadline(manager, raw, parties):
 
 
 def test_proposer_allow_list_refuses_other_keys_fail(raw, parties):
-    from tcme.wire.keys import ed25519_public_bytes
+    from tcme.base.keys import ed25519_public_bytes
 
     alice_key = ed25519_public_bytes(parties["alice"].signing_key)
     m = _manager(admission=Admission(allowed_proposers={alice_key}))

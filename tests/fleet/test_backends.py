@@ -18,7 +18,8 @@ from enclave.server import create_server, shutdown
 from host.backends import BackendPool, State, split_dns_target
 from tcme.client import create_session_request
 from tcme.v1 import tcme_pb2_grpc
-from tcme.wire import PartyKeys, canonical_contract, millionaires_contract
+from tcme.wire import PartyKeys, canonical_contract
+from tests.contracts import millionaires_contract
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from attestation.errors import TcmeError
+from tcme.base.encoding import lp_join
 from tcme.cli import EXIT_USAGE, main
 from tcme.wire import InputError, PartyKeys, canonical_contract, parse_contract, seal_input
-from tcme.wire._encoding import lp_join
 from tcme.wire.envelope import MAX_INPUT_PLAINTEXT, check_input, input_plaintext_size
 
 FIELDS = 5  # five 16 KiB JSON inputs: each within its own bound, together over 64 KiB
@@ -69,9 +69,9 @@ def test_oversized_input_refused_before_sealing_fail(raw):
 
 
 def test_computed_size_is_the_sealed_size(raw, keys):
+    from tcme.base.keys import ed25519_public_bytes
     from tcme.wire import parse_claims
     from tcme.wire.claims import build_claims
-    from tcme.wire.keys import ed25519_public_bytes
 
     enclave = PartyKeys.generate()  # only its public halves are used, as claims
     claims = parse_claims(
