@@ -138,13 +138,15 @@ def test_swapped_contract_bytes_fail(attest_stack, session, contract_factory, ho
 
 
 def test_agreed_contract_shown_for_a_session_running_another_fail(
-    attest_stack, contract_factory, policy_for, hostile_factory
+    attest_stack, contract_factory, policy_for, hostile_factory, party_keys
 ):
     # The session runs another contract; the proxy shows the party the one it agreed to.
     agreed = contract_factory()
     served = contract_factory(timeout_seconds=999)
     with TcmeClient(attest_stack.target) as client:
-        session_id = client.create_session(served).session_id
+        session_id = client.create_session(
+            served, proposer="alice", keys=party_keys["alice"]
+        ).session_id
     hostile = hostile_factory(attest_stack)
 
     def swap(response):

@@ -87,20 +87,21 @@ def test_session_contract_refuses_a_template_with_a_party_missing_fail(tmp_path,
 
 
 def test_session_create_takes_toml_and_json_contracts(tmp_path, capsys, target):
-    _keygen(tmp_path, capsys, "reporter", "insurer")
+    keys = _keygen(tmp_path, capsys, "reporter", "insurer")
+    proposer = ["--party", "reporter", "--key", str(keys["reporter"])]
     # A TOML contract naming its key files (the docs/contracts.md layout).
     body = DAMAGE.read_text(encoding="utf-8")
     for name in ("reporter", "insurer"):
         body = body.replace(f'name = "{name}"', f'name = "{name}"\nkeys = "{name}.key.pub.json"')
     toml = tmp_path / "contract.toml"
     toml.write_text(body, encoding="utf-8")
-    assert main(["session", "create", target, "--contract", str(toml), "--json"]) == 0
+    assert main(["session", "create", target, "--contract", str(toml), "--json", *proposer]) == 0
     created = json.loads(capsys.readouterr().out)
     assert created["contract_digest"] == load_contract(toml).digest.hex()
     # The same contract as canonical JSON, pretty-printed: same digest.
     pretty = tmp_path / "contract.json"
     pretty.write_text(json.dumps(json.loads(load_contract(toml).raw), indent=2))
-    assert main(["session", "create", target, "--contract", str(pretty), "--json"]) == 0
+    assert main(["session", "create", target, "--contract", str(pretty), "--json", *proposer]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["contract_digest"] == created["contract_digest"]
     assert parse_contract(load_contract(pretty).raw).kind == "general"
