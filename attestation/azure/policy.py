@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import PolicyError, UsageError
+from attestation.policy_values import check_keys
 
 PCR_COUNT = 24
 PCR_SIZE = 32
@@ -70,14 +71,7 @@ class AzurePolicy:
 
         if not isinstance(data, Mapping):
             raise UsageError("policy.azure", "must be a table", actual=type(data).__name__)
-        unknown = sorted(set(data) - set(KEYS))
-        if unknown:
-            raise UsageError(
-                f"policy.azure.{unknown[0]}",
-                "unknown key in [azure] (a typo must not silently drop a check)",
-                expected="one of " + ", ".join(KEYS),
-                actual=unknown[0],
-            )
+        check_keys(data, KEYS, "policy.azure")  # names the nearest key of a typo
         for key in ("snp", "tdx"):
             if key in data and not isinstance(data[key], Mapping):
                 raise UsageError(f"policy.azure.{key}", "must be a table", actual=data[key])

@@ -57,7 +57,21 @@ _PASSWORD_SESSION = struct.pack(">IHBH", TPM_RS_PW, 0, 0, 0)
 
 
 class TpmError(ProviderError):
-    """The TPM answered with an error code (``actual``), or not like a TPM at all."""
+    """The TPM answered with an error code (``rc``, also in ``actual``), or not like a TPM."""
+
+    rc: int | None = None
+
+    @classmethod
+    def from_rc(cls, code: int, rc: int) -> TpmError:
+        """The error for command ``code`` answered with response code ``rc``."""
+        err = cls("tpm.rc", f"TPM command 0x{code:08x} failed", expected="0", actual=f"0x{rc:x}")
+        err.rc = rc
+        return err
+
+    @property
+    def is_size_error(self) -> bool:
+        """TPM_RC_SIZE (format-one 0x015, any parameter): a value too large for its field."""
+        return self.rc is not None and bool(self.rc & 0x080) and self.rc & 0x03F == 0x015
 
 
 class TpmTransport(Protocol):
@@ -249,9 +263,7 @@ class Tpm:
                 "tpm.response.size", "size field mismatch", expected=size, actual=len(response)
             )
         if rc != 0:
-            raise TpmError(
-                "tpm.rc", f"TPM command 0x{code:08x} failed", expected="0", actual=f"0x{rc:x}"
-            )
+            raise TpmError.from_rc(code, rc)
         r = _Response(response[HEADER.size :], "response")
         if rtag == TPM_ST_SESSIONS:
             (param_size,) = r.unpack(">I")

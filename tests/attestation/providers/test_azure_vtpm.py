@@ -286,3 +286,15 @@ def test_evidence_carries_the_vcek_as_coco_does(provisioned, sim):
     assert parts.vcek == _x509.split_certificates(sim.certs_pem())[0]
     doc = json.loads(evidence.raw)
     assert set(doc) == {"version", "tpm_quote", "hcl_report", "vcek"}  # Trustee's v1 keys
+
+
+@pytest.mark.parametrize("scheme", ["rsapss-sha256", "rsassa-sha384"])
+def test_other_ak_schemes_verify_through_tpmt_signature(cvm, sim, scheme):
+    """An AK with another scheme: the evidence carries the whole TPMT_SIGNATURE."""
+    cvm.provision(sim, scheme=scheme)
+    evidence = _provider(cvm, sim).get_evidence(BINDING)
+    parts = parse_azure_evidence(evidence.raw)
+    assert len(parts.quote_signature) == 256 + 6  # sigAlg, hash, size, then the signature
+    result = _verify(evidence.raw, evidence.certs, expected_report_data=BINDING)
+    expected = "RSASSA-PSS sha256" if scheme == "rsapss-sha256" else "RSASSA-PKCS1-v1_5 sha384"
+    assert result.summary()["quote_signature"] == expected
