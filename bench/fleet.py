@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+MILLIONAIRES = ROOT / "examples" / "millionaires" / "contract.template.json"
 sys.path.insert(0, str(ROOT))
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -121,19 +122,21 @@ class Load:
 
     def __init__(self, sim_ark: str) -> None:
         from tcme.client import PartyPolicy
-        from tcme.wire import PartyKeys, canonical_contract, millionaires_contract
+        from tcme.contract import load_contract_bytes
+        from tcme.wire import PartyKeys
 
         self.keys = {name: PartyKeys.generate() for name in ("alice", "bob")}
-        self.contract = canonical_contract(
-            millionaires_contract(("alice", self.keys["alice"]), ("bob", self.keys["bob"]))
-        )
+        # The example every party flow uses, filled by the one contract loader.
+        self.contract = load_contract_bytes(MILLIONAIRES, keys=self.keys)
         import hashlib
+
+        from attestation.policy import simulated_policy
+        from attestation.snp.simulate import DEFAULT_MEASUREMENT
 
         identity = StandInIdentity()
         self.policy = PartyPolicy.from_dict(
             {
-                "allow_simulated": True,
-                "simulated_ark_sha256": [sim_ark],
+                **simulated_policy(sim_ark, DEFAULT_MEASUREMENT),
                 "model": {"root_digest": identity.root_digest, "signer": identity.signer},
                 "contract": {"digest": hashlib.sha256(self.contract).hexdigest()},
             }

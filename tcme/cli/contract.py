@@ -7,8 +7,9 @@ pins in its policy and the enclave binds into its evidence. A template (a
 party without keys) is checked in full but has no digest yet; give keys with
 ``--party-key NAME=FILE`` or ``keys = "FILE"`` in the file.
 
-Exit codes: 0 valid, 1 the contract breaks a rule (check name and the
-offending field or flow printed), 2 unreadable file or bad usage.
+Exit codes: 0 valid, 1 the contract breaks a rule of the language (check name
+and the offending field or flow printed), 2 unreadable or malformed file (every
+schema violation listed) or bad usage.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from attestation.text import format_sha256
 from tcme.cli.exitcodes import EXIT_OK
 
 if TYPE_CHECKING:
-    from tcme.wire.contract import Contract, InputSpec, OutputSpec
+    from tcme.contract.model import Contract, InputSpec, OutputSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,22 +64,23 @@ def _schema(_args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _party_keys(items: list[str]) -> dict[str, dict[str, Any]]:
-    from tcme.contract.loader import _public_entry
+def parse_party_keys(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``NAME=FILE`` arguments → each party's public entry (the file may hold private keys)."""
+    from tcme.contract.loader import public_entry_file
 
     keys: dict[str, dict[str, Any]] = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise UsageError("contract.party_key", "expected NAME=FILE", actual=item)
-        keys[name] = _public_entry(name, Path(path))
+        keys[name] = public_entry_file(name, Path(path))
     return keys
 
 
 def _check(args: argparse.Namespace) -> int:
     from tcme.contract import contract_flows, load_contract
 
-    loaded = load_contract(args.file, keys=_party_keys(args.party_key))
+    loaded = load_contract(args.file, keys=parse_party_keys(args.party_key))
     contract = loaded.contract
     flows = contract_flows(contract)
     if args.canonical_out is not None:
