@@ -120,6 +120,8 @@ class Load:
     """Two parties and their sessions against one target (a proxy or an enclave)."""
 
     def __init__(self, sim_ark: str) -> None:
+        from attestation.policy import simulated_policy
+        from attestation.snp.simulate import DEFAULT_MEASUREMENT
         from tcme.client import PartyPolicy
         from tcme.wire import PartyKeys, canonical_contract, millionaires_contract
 
@@ -132,8 +134,7 @@ class Load:
         identity = StandInIdentity()
         self.policy = PartyPolicy.from_dict(
             {
-                "allow_simulated": True,
-                "simulated_ark_sha256": [sim_ark],
+                **simulated_policy(sim_ark, DEFAULT_MEASUREMENT),
                 "model": {"root_digest": identity.root_digest, "signer": identity.signer},
                 "contract": {"digest": hashlib.sha256(self.contract).hexdigest()},
             }
