@@ -191,11 +191,7 @@ class PolicyTable:
 POLICY_TABLES: dict[str, PolicyTable] = {
     "snp": PolicyTable("snp", SnpPolicy.from_dict, (Tee.SEV_SNP,)),
     "tdx": PolicyTable("tdx", lambda table, _base: TdxPolicy.from_dict(table), (Tee.TDX,)),
-    "azure": PolicyTable(
-        "azure",
-        lambda table, _base: AzurePolicy.from_dict(table),
-        (Tee.AZ_SNP_VTPM, Tee.AZ_TDX_VTPM),
-    ),
+    "azure": PolicyTable("azure", AzurePolicy.from_dict, (Tee.AZ_SNP_VTPM, Tee.AZ_TDX_VTPM)),
     "gpu": PolicyTable("gpu", lambda table, _base: GpuPolicy.from_dict(table), (Tee.NVIDIA_GPU,)),
 }
 # The tables each accepted kind needs (a kind missing here cannot be accepted yet).

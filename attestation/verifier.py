@@ -580,10 +580,11 @@ def _verify_azure(
 
 
 def _authenticity_only_azure(policy: Policy) -> Any:
-    """No policy (``Policy.unsafe_authenticity_only``): every PCR skipped; else None."""
+    """No policy (``Policy.unsafe_authenticity_only``): every PCR skipped, the hardware
+    tables' defaults; else None (the policy does not accept Azure evidence)."""
     from attestation.azure.policy import AzurePolicy
 
-    return AzurePolicy.from_dict({"pcrs": {"skip": True}}) if policy.authenticity_only else None
+    return AzurePolicy.unsafe_authenticity_only() if policy.authenticity_only else None
 
 
 def _azure_binding_form(actual: bytes, expected: bytes) -> bytes:

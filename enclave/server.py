@@ -9,8 +9,10 @@ or signed end to end, and the host is untrusted either way.
 Like the proxy, it is a ``grpc.aio`` server: a call holds a thread only once
 its whole request has arrived, so streams that send headers and nothing more
 hold none. Limits (``tcme.serving.limits.ListenerLimits``): connections are
-kept alive and aged like the proxy's, and ``enclave.service.CallGate`` keeps
-``RESERVED_WORKERS`` threads for Attest, GetSession and health.
+kept alive and aged like the proxy's, each peer address has at most
+``ENCLAVE_CALLS_PER_PEER`` calls in flight (``tcme.serving.admission``), and
+``enclave.service.CallGate`` keeps ``RESERVED_WORKERS`` threads for Attest,
+GetSession and health. It serves reflection (v1 and v1alpha) like the proxy.
 """
 
 from __future__ import annotations
@@ -18,25 +20,33 @@ from __future__ import annotations
 from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attestation.errors import UsageError
 from enclave.fleet import FLEET_SERVICE, FleetServicer
 from enclave.runtime import Enclave
 from enclave.service import SERVICE, TcmeServicer, decoding_handler
 from tcme.serving import loop
+from tcme.serving.admission import PeerAdmission
 from tcme.serving.health import SERVING, AsyncHealthServicer, HealthTable
 from tcme.serving.limits import ListenerLimits
 from tcme.serving.loop import AioServer
+from tcme.serving.reflection import enable_reflection
 from tcme.v1 import fleet_pb2, tcme_pb2
 
 SERVICE_NAME = tcme_pb2.DESCRIPTOR.services_by_name["Tcme"].full_name
 FLEET = fleet_pb2.DESCRIPTOR.services_by_name["Fleet"]
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 MAX_RECEIVE_BYTES = 1024 * 1024
 MAX_SEND_BYTES = 4 * 1024 * 1024
 # The proxy multiplexes every party's calls on one connection: the per-connection
 # stream limit must not be what queues a party's Attest behind others' waits, and
 # aging that connection must not cut a long CreateSession (capability tests) short.
+# Calls one peer address may have in flight (Attest, GetSession and health in a lane
+# of their own): each proxy of a fleet gets its share, and a stranger that reaches
+# this port directly cannot take every thread.
+ENCLAVE_CALLS_PER_PEER = 256
+PRIORITY_METHODS = (f"/{SERVICE_NAME}/Attest", f"/{SERVICE_NAME}/GetSession")
 ENCLAVE_LIMITS = ListenerLimits(
     streams_per_connection=1024,
     connection_age_seconds=24 * 3600.0,
@@ -61,6 +71,7 @@ def create_server(
 async def _build(address: str, enclave: Enclave, max_workers: int) -> tuple[AioServer, int]:
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tcme-enclave")
     server = grpc.aio.server(
+        interceptors=(PeerAdmission(ENCLAVE_CALLS_PER_PEER, PRIORITY_METHODS),),
         options=[
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
@@ -78,6 +89,7 @@ async def _build(address: str, enclave: Enclave, max_workers: int) -> tuple[AioS
     # Fleet: the process is up (liveness), SERVING until shutdown, drain or not.
     for name in ("", SERVICE_NAME, FLEET_SERVICE):
         health.set(name, SERVING)
+    enable_reflection((SERVICE_NAME, FLEET_SERVICE, HEALTH_SERVICE), server)
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as err:

@@ -15,8 +15,11 @@
     "secure-boot" = true
     "console-enabled" = false
 
-Fail closed: a party that has no ``[azure]`` table accepts no Azure evidence,
-and ``[azure.pcrs]`` must say something about every PCR 0..23 (a value, a
+Fail closed: a party that has no ``[azure]`` table accepts no Azure evidence;
+the paravisor's launch measurement in ``[azure.snp]`` (``allowed_measurements``)
+or ``[azure.tdx]`` (``mrtd``, ``rtmr0``..``rtmr2``) is pinned or skipped as in
+``[snp]``/``[tdx]``, and evidence whose hardware has no table is refused; and
+``[azure.pcrs]`` must say something about every PCR 0..23 (a value, a
 skip, or ``others = { skip = true }``), or the whole table is
 ``pcrs = { skip = true }``; a PCR left unsaid is a policy error at load time,
 never "anything". An empty list is an error, not a wildcard. The embedded SNP
@@ -25,11 +28,13 @@ report must come from VMPL 0 (the paravisor's level) whatever the table says.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from attestation.errors import PolicyError, UsageError
+from attestation.policy_values import check_keys
 
 PCR_COUNT = 24
 PCR_SIZE = 32
@@ -47,26 +52,26 @@ class PcrRule:
 
 @dataclass(frozen=True)
 class AzurePolicy:
-    """Parsed ``[azure]``. ``snp``/``tdx``: the raw hardware tables (typed by their owners)."""
+    """Parsed ``[azure]``. ``snp``/``tdx``: the hardware tables, parsed by the owners of
+    ``[snp]`` and ``[tdx]`` (``SnpPolicy``/``TdxPolicy``), None when absent."""
 
-    snp: Mapping[str, Any] = field(default_factory=dict)
-    tdx: Mapping[str, Any] = field(default_factory=dict)
+    snp: Any = None
+    tdx: Any = None
     pcrs: Mapping[int, PcrRule] = field(default_factory=dict)
     vm_configuration: Mapping[str, bool | str] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AzurePolicy:
-        """Build from the ``[azure]`` table; ``UsageError`` naming the bad key or PCR."""
+    def from_dict(cls, data: Mapping[str, Any], base: Path | None = None) -> AzurePolicy:
+        """Build from the ``[azure]`` table; ``UsageError`` naming the bad key or PCR.
+
+        ``base``: the policy file's folder (``[azure.snp]`` paths resolve against it).
+        """
+        from attestation.policy import SnpPolicy  # attestation.policy registers this table
+        from attestation.tdx.policy import TdxPolicy
+
         if not isinstance(data, Mapping):
             raise UsageError("policy.azure", "must be a table", actual=type(data).__name__)
-        unknown = sorted(set(data) - set(KEYS))
-        if unknown:
-            raise UsageError(
-                f"policy.azure.{unknown[0]}",
-                "unknown key in [azure] (a typo must not silently drop a check)",
-                expected="one of " + ", ".join(KEYS),
-                actual=unknown[0],
-            )
+        check_keys(data, KEYS, "policy.azure")  # names the nearest key of a typo
         for key in ("snp", "tdx"):
             if key in data and not isinstance(data[key], Mapping):
                 raise UsageError(f"policy.azure.{key}", "must be a table", actual=data[key])
@@ -87,21 +92,46 @@ class AzurePolicy:
                 actual=repr(vm_configuration)[:80],
             )
         return cls(
-            snp=dict(data.get("snp", {})),
-            tdx=dict(data.get("tdx", {})),
+            snp=_prefixed(lambda: SnpPolicy.from_dict(data["snp"], base))
+            if "snp" in data
+            else None,
+            tdx=_prefixed(lambda: TdxPolicy.from_dict(data["tdx"])) if "tdx" in data else None,
             pcrs=parse_pcr_rules(data["pcrs"]),
             vm_configuration=dict(vm_configuration),
         )
 
+    @classmethod
+    def unsafe_authenticity_only(cls) -> AzurePolicy:
+        """Every PCR skipped and the hardware tables' defaults (no launch identity): for
+        ``Policy.unsafe_authenticity_only`` only, never to release a secret."""
+        from attestation.policy import SnpPolicy
+        from attestation.tdx.policy import TdxPolicy
+
+        return cls(snp=SnpPolicy(), tdx=TdxPolicy(), pcrs=parse_pcr_rules({"skip": True}))
+
     def missing_identity(self) -> list[str]:
-        """None: ``from_dict`` already requires every PCR pinned or skipped (the identity)."""
-        return []
+        """The launch identity neither pinned nor skipped: the paravisor's measurement in
+        ``[azure.snp]``/``[azure.tdx]`` (their own rules). The PCRs are checked by
+        ``from_dict`` already."""
+        if self.snp is None and self.tdx is None:
+            return [
+                "snp: pin the paravisor's launch measurement with [azure.snp] "
+                'allowed_measurements = ["<96 hex>"] (az-snp-vtpm) or [azure.tdx] mrtd, '
+                "rtmr0..2 (az-tdx-vtpm), or skip them explicitly with { skip = true }"
+            ]
+        missing = [f"snp.{m}" for m in self.snp.missing_identity()] if self.snp else []
+        return missing + ([f"tdx.{m}" for m in self.tdx.missing_identity()] if self.tdx else [])
 
     def skipped(self) -> list[str]:
-        """The PCRs skipped with ``{ skip = true }``, as ``pcrs.N`` (for every summary)."""
+        """Keys skipped with ``{ skip = true }``: ``pcrs`` or ``pcrs.N``, ``snp.*``, ``tdx.*``."""
         if self.pcrs and all(rule.skip for rule in self.pcrs.values()):
-            return ["pcrs"]
-        return [f"pcrs.{index}" for index, rule in sorted(self.pcrs.items()) if rule.skip]
+            out = ["pcrs"]
+        else:
+            out = [f"pcrs.{index}" for index, rule in sorted(self.pcrs.items()) if rule.skip]
+        for name, table in (("snp", self.snp), ("tdx", self.tdx)):
+            if table is not None:
+                out += [f"{name}.{key}" for key in table.skipped()]
+        return out
 
     def check_vm_configuration(self, claims: Mapping[str, Any]) -> list[PolicyError]:
         """Every ``[azure.vm_configuration]`` value the runtime data does not carry exactly."""
@@ -145,6 +175,16 @@ class AzurePolicy:
                     )
                 )
         return violations
+
+
+def _prefixed(parse: Callable[[], Any]) -> Any:
+    """Run a hardware table's own parser; its errors name ``policy.azure.*``."""
+    try:
+        return parse()
+    except UsageError as err:
+        if err.check.startswith("policy."):
+            err.check = "policy.azure." + err.check.removeprefix("policy.")
+        raise
 
 
 def parse_pcr_rules(value: Any) -> dict[int, PcrRule]:

@@ -357,8 +357,17 @@ def validate_azure(
     """Step (5): ``[azure.snp]``/``[azure.tdx]``, VMPL 0, ``[azure.pcrs]`` and
     ``[azure.vm_configuration]``; every violation at once."""
     violations: list[PolicyError] = []
+    table = policy.snp if tee == TEE_AZ_SNP else policy.tdx
+    name = "snp" if tee == TEE_AZ_SNP else "tdx"
+    if table is None:
+        raise PolicyError(
+            f"azure.{name}",
+            f"the policy has no [azure.{name}] table: nothing pins the {tee} hardware identity",
+            expected=f"[azure.{name}]",
+            actual="absent",
+        )
     if tee == TEE_AZ_SNP:
-        from attestation.policy import SnpPolicy, validate_report
+        from attestation.policy import validate_report
 
         if hardware.vmpl != HCL_VMPL:
             violations.append(
@@ -369,11 +378,11 @@ def validate_azure(
                     actual=hardware.vmpl,
                 )
             )
-        _collect(violations, lambda: validate_report(hardware, SnpPolicy.from_dict(policy.snp)))
+        _collect(violations, lambda: validate_report(hardware, table))
     else:
-        from attestation.tdx.policy import TdxPolicy, validate_quote
+        from attestation.tdx.policy import validate_quote
 
-        _collect(violations, lambda: validate_quote(hardware, TdxPolicy.from_dict(policy.tdx)))
+        _collect(violations, lambda: validate_quote(hardware, table))
     covered = attest.pcr_selections[0].pcrs if attest.pcr_selections else ()
     violations.extend(policy.check_pcrs(parts.pcrs, covered))
     violations.extend(policy.check_vm_configuration(runtime.vm_configuration))

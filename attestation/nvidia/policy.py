@@ -42,6 +42,7 @@ from typing import Any
 from attestation.errors import PolicyError, UsageError
 from attestation.nvidia.rim import MeasurementMatch
 from attestation.nvidia.verify import VerifiedSystem
+from attestation.policy_values import check_keys
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +83,7 @@ class GpuPolicy:
         """Build from ``[gpu]``; ``UsageError`` names the bad key."""
         if not isinstance(table, Mapping):
             raise UsageError("policy.gpu", "expected a table", actual=type(table).__name__)
-        unknown = sorted(set(table) - _KEYS)
-        if unknown:
-            raise UsageError(
-                f"policy.gpu.{unknown[0]}",
-                "unknown key in [gpu] (a typo must not silently weaken the policy)",
-                expected=", ".join(sorted(_KEYS)),
-                actual=", ".join(unknown),
-            )
+        check_keys(table, _KEYS, "policy.gpu")  # names the nearest key of a typo
         if table.get("cc_mode", "on") != "on":
             raise UsageError("policy.gpu.cc_mode", expected='"on"', actual=table.get("cc_mode"))
         if table.get("debug", False) is not False:
@@ -124,7 +118,7 @@ class GpuPolicy:
         )
 
     def missing_identity(self) -> list[str]:
-        """None: ``rims`` (the firmware identity) defaults to required, or is skipped."""
+        """None: ``from_dict`` already refuses a table whose ``rims`` is not explicit."""
         return []
 
     def skipped(self) -> list[str]:

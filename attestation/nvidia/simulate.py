@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from attestation.nvidia.abi import (
@@ -98,6 +99,8 @@ class SimulatedGpu:
             ),
         )
         self.root = root
+        # (certificate, its issuer, the issuer's key) for every non-root certificate.
+        self._issued = ((leaf, brom, brom_key), (brom, root, root_key))
         self.certs_pem = b"".join(
             c.public_bytes(serialization.Encoding.PEM) for c in (leaf, brom, root)
         )
@@ -166,6 +169,31 @@ class SimulatedGpu:
         der = self._leaf_key.sign(signed, ec.ECDSA(hashes.SHA384()))
         r, s = decode_dss_signature(der)
         return signed + r.to_bytes(48, "big") + s.to_bytes(48, "big")
+
+    def ocsp_responses(self, *, revoked: bool = False, hours: int = 24) -> dict[str, bytes]:
+        """OCSP answers for this GPU's leaf and BROM, as a host's cache would hold them
+        (``DIR/nvidia/ocsp/<serial>.der``), signed by each certificate's issuer."""
+        now = datetime.now(UTC)
+        status = ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD
+        out = {}
+        for cert, issuer, key in self._issued:
+            builder = (
+                ocsp.OCSPResponseBuilder()
+                .add_response(
+                    cert=cert,
+                    issuer=issuer,
+                    algorithm=hashes.SHA384(),
+                    cert_status=status,
+                    this_update=now - timedelta(minutes=5),
+                    next_update=now + timedelta(hours=hours),
+                    revocation_time=now - timedelta(minutes=5) if revoked else None,
+                    revocation_reason=None,
+                )
+                .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
+            )
+            der = builder.sign(key, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
+            out[f"{cert.serial_number:x}"] = der
+        return out
 
     def evidence(self, nonce: bytes) -> DeviceEvidence:
         """This GPU's evidence over ``nonce``."""

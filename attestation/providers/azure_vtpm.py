@@ -59,9 +59,6 @@ IMDS_TD_QUOTE = "/acc/tdquote"
 IMDS_AMD_CERTS = "/metadata/THIM/amd/certification"
 IMDS_TIMEOUT_S = 10.0
 ATTEMPTS = 3
-# TPM_RC_SIZE (format-one error 0x015): the qualifying data exceeds the TPM's TPM2B_DATA.
-_RC_FMT1 = 0x080
-_RC_SIZE = 0x015
 
 TdQuoteFetcher = Callable[[bytes], bytes]
 # IMDS is link-local: never through an HTTP proxy from the environment.
@@ -163,7 +160,7 @@ class AzureVtpmProvider:
             try:
                 result = self.tpm.quote(AK_HANDLE, qualifying, selection)
             except TpmError as err:
-                if qualifying is report_data and _is_size_error(err):
+                if qualifying is report_data and err.is_size_error:
                     log.info("the vTPM caps qualifying data below 64 bytes: quoting its SHA-256")
                     qualifying = hashlib.sha256(report_data).digest()
                     continue
@@ -207,11 +204,6 @@ class AzureVtpmProvider:
         except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError) as err:
             log.info("no AMD certificates from IMDS (%s); the host proxy must serve them", err)
             return b""
-
-
-def _is_size_error(err: TpmError) -> bool:
-    rc = int(str(err.actual), 16) if err.actual else 0
-    return bool(rc & _RC_FMT1) and rc & 0x3F == _RC_SIZE
 
 
 def _coco_signature(tpmt_signature: bytes) -> bytes:

@@ -121,6 +121,13 @@ class SimulatedGpuProvider:
         """Each simulated GPU signs ``nonce``."""
         return [gpu.evidence(nonce) for gpu in self._gpus]
 
+    def ocsp_responses(self, *, revoked: bool = False) -> dict[str, bytes]:
+        """OCSP answers for every simulated GPU's certificates (for a host's cache)."""
+        out: dict[str, bytes] = {}
+        for gpu in self._gpus:
+            out.update(gpu.ocsp_responses(revoked=revoked))
+        return out
+
 
 class RecordedGpuStandIn:
     """A stand-in returning recorded real GPU evidence, ignoring the nonce (a replay)."""

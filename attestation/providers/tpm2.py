@@ -57,7 +57,21 @@ _PASSWORD_SESSION = struct.pack(">IHBH", TPM_RS_PW, 0, 0, 0)
 
 
 class TpmError(ProviderError):
-    """The TPM answered with an error code (``actual``), or not like a TPM at all."""
+    """The TPM answered with an error code (``rc``, also in ``actual``), or not like a TPM."""
+
+    rc: int | None = None
+
+    @classmethod
+    def from_rc(cls, code: int, rc: int) -> TpmError:
+        """The error for command ``code`` answered with response code ``rc``."""
+        err = cls("tpm.rc", f"TPM command 0x{code:08x} failed", expected="0", actual=f"0x{rc:x}")
+        err.rc = rc
+        return err
+
+    @property
+    def is_size_error(self) -> bool:
+        """TPM_RC_SIZE (format-one 0x015, any parameter): a value too large for its field."""
+        return self.rc is not None and bool(self.rc & 0x080) and self.rc & 0x03F == 0x015
 
 
 class TpmTransport(Protocol):
@@ -150,7 +164,7 @@ class Tpm:
 
     def nv_read_public(self, index: int) -> NvPublic:
         """``TPM2_NV_ReadPublic``: attributes and size of NV index ``index``."""
-        r = self._call(TPM_CC_NV_READ_PUBLIC, struct.pack(">I", index), sessions=False)
+        r = self._call(TPM_CC_NV_READ_PUBLIC, struct.pack(">I", index), b"", sessions=False)
         public = _Response(r.tpm2b(), "nv_public")
         nv_index, _name_alg, attributes = public.unpack(">IHI")
         public.tpm2b()  # authPolicy
@@ -174,7 +188,7 @@ class Tpm:
         while len(out) < public.size:
             chunk = min(NV_READ_CHUNK, public.size - len(out))
             handles = struct.pack(">II", auth, index)
-            r = self._call(TPM_CC_NV_READ, handles + struct.pack(">HH", chunk, len(out)))
+            r = self._call(TPM_CC_NV_READ, handles, struct.pack(">HH", chunk, len(out)))
             data = r.tpm2b()
             if len(data) != chunk:
                 raise TpmError(
@@ -192,9 +206,8 @@ class Tpm:
         wanted = sorted(set(pcrs))
         while len(values) < len(wanted):
             remaining = tuple(p for p in wanted if p not in values)
-            r = self._call(
-                TPM_CC_PCR_READ, encode_pcr_selection(hash_alg, remaining), sessions=False
-            )
+            selection = encode_pcr_selection(hash_alg, remaining)
+            r = self._call(TPM_CC_PCR_READ, b"", selection, sessions=False)
             r.unpack(">I")  # pcrUpdateCounter
             (count,) = r.unpack(">I")
             returned: list[int] = []
@@ -223,20 +236,16 @@ class Tpm:
             + struct.pack(">H", TPM_ALG_NULL)
             + encode_pcr_selection(hash_alg, tuple(pcrs))
         )
-        r = self._call(TPM_CC_QUOTE, struct.pack(">I", ak_handle) + params)
+        r = self._call(TPM_CC_QUOTE, struct.pack(">I", ak_handle), params)
         message = r.tpm2b()
         return QuoteResult(message=message, signature=r.rest())
 
-    def _call(self, code: int, body: bytes, *, sessions: bool = True) -> _Response:
-        handles_and_params = body
-        if sessions:
-            # The handles come first, then the authorisation area, then the parameters:
-            # every command here takes one or two 4-byte handles, which the caller
-            # put at the front of ``body``.
-            n = 8 if code == TPM_CC_NV_READ else 4
-            handles_and_params = (
-                body[:n] + struct.pack(">I", len(_PASSWORD_SESSION)) + _PASSWORD_SESSION + body[n:]
-            )
+    def _call(
+        self, code: int, handles: bytes, params: bytes, *, sessions: bool = True
+    ) -> _Response:
+        """One command: handles, then (with sessions) the authorisation area, then parameters."""
+        auth = struct.pack(">I", len(_PASSWORD_SESSION)) + _PASSWORD_SESSION if sessions else b""
+        handles_and_params = handles + auth + params
         tag = TPM_ST_SESSIONS if sessions else TPM_ST_NO_SESSIONS
         command = HEADER.pack(tag, HEADER.size + len(handles_and_params), code) + (
             handles_and_params
@@ -254,9 +263,7 @@ class Tpm:
                 "tpm.response.size", "size field mismatch", expected=size, actual=len(response)
             )
         if rc != 0:
-            raise TpmError(
-                "tpm.rc", f"TPM command 0x{code:08x} failed", expected="0", actual=f"0x{rc:x}"
-            )
+            raise TpmError.from_rc(code, rc)
         r = _Response(response[HEADER.size :], "response")
         if rtag == TPM_ST_SESSIONS:
             (param_size,) = r.unpack(">I")

@@ -103,8 +103,8 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
         ("TCB", _show(s["tcb"])),
         ("measurement", _show(s["measurement"])),
         ("model root digest", format_sha256(s["model_root_digest"])),
-        ("model signer", f"{s['model_signer']} ({s['model_signing_method']})"),
-        ("runtime", s["runtime"]),
+        ("model signer", f"{_show(s['model_signer'])} ({_show(s['model_signing_method'])})"),
+        ("runtime", _show(s["runtime"])),
         ("session", s["session_id"] or "none (enclave only)"),
         (
             "contract digest",
@@ -145,8 +145,13 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
 
 
 def _show(value: Any) -> str:
+    """A summary value as text; an absent one reads "none", never "None"."""
+    if value is None or value == "":
+        return "none"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
+        return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_show(v) for v in value) or "none"
     return str(value)
 
 

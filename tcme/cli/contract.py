@@ -7,8 +7,9 @@ pins in its policy and the enclave binds into its evidence. A template (a
 party without keys) is checked in full but has no digest yet; give keys with
 ``--party-key NAME=FILE`` or ``keys = "FILE"`` in the file.
 
-Exit codes: 0 valid, 1 the contract breaks a rule (check name and the
-offending field or flow printed), 2 unreadable file or bad usage.
+Exit codes: 0 valid, 1 the contract breaks a rule of the language (check name
+and the offending field or flow printed), 2 unreadable or malformed file (every
+schema violation listed) or bad usage.
 """
 
 from __future__ import annotations

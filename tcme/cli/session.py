@@ -92,7 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("run", _run, "submit then result in one process"),
     ):
         cmd = sub.add_parser(
-            name, help=text, description=text + ". Exit 0 ok, 1 reject/failure, 2 usage."
+            name,
+            help=text,
+            description=text + ". Exit 0 ok, 1 a check rejected (or the session ended), "
+            "2 malformed input or usage, 3 host unreachable.",
         )
         _party.add_connection_args(cmd)
         _party.add_policy_args(cmd)

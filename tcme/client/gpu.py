@@ -38,11 +38,15 @@ def verify_gpus(
     at: datetime | None,
     rims: Sequence[bytes] = (),
     ocsp: Mapping[str, bytes] | None = None,
+    cpu_simulated: bool = False,
 ) -> VerifiedSystem | None:
     """The verified GPU system, or None when there are no GPUs and the policy allows that.
 
     ``rims`` and ``ocsp``: what the host's cache attached (``Collateral.nvidia_*``);
-    untrusted, every RIM and answer is verified before it counts.
+    untrusted, every RIM and answer is verified before it counts. ``cpu_simulated``:
+    the CPU evidence was simulated. Simulated GPUs are accepted only beside a
+    simulated CPU (and only with ``allow_simulated``): a genuine TEE claiming
+    simulated GPUs is refused, whatever the policy allows.
     """
     gpu_policy = policy.table("gpu")  # typed when the policy loaded (attestation.policy)
     if claims.has_gpu and Tee.NVIDIA_GPU not in policy.accept:
@@ -68,7 +72,7 @@ def verify_gpus(
         at=at,
         ocsp=ocsp,
         require_ocsp=gpu_policy.require_ocsp,
-        allow_simulated=policy.allow_simulated,
+        allow_simulated=policy.allow_simulated and cpu_simulated,
     )
     matches: list[MeasurementMatch | None] = []
     if gpu_policy.rims_required:

@@ -205,6 +205,7 @@ def verify_attestation(
         at=verified.verified_at or at,
         rims=[bytes(r) for r in collateral.nvidia_rims],
         ocsp={k: bytes(v) for k, v in collateral.nvidia_ocsp.items()},
+        cpu_simulated=verified.simulated,
     )
     if verified.simulated:
         log.warning("accepted SIMULATED evidence (policy allow_simulated): not a real TEE")

@@ -57,6 +57,26 @@ def test_unknown_names_anywhere_fail(text, check, nearest):
         assert err.expected == nearest
 
 
+@pytest.mark.parametrize(
+    ("text", "check", "nearest"),
+    [
+        ('accept = ["az-snp-vtpm"]\n[azure]\npcr = { skip = true }\n', "policy.azure.pcr", "pcrs"),
+        ('accept = ["az-snp-vtpm"]\n[azure]\npcrs = { skip = true }\n[azure.snp]\n'
+         "allowed_measurement = []\n", "policy.azure.snp.allowed_measurement",
+         "allowed_measurements"),
+        ('accept = ["az-snp-vtpm"]\n[azure]\npcrs = { skip = true }\n[azure.snp]\n'
+         "allowed_measurements = []\n", "policy.azure.snp.allowed_measurements", None),
+        (SNP_PINNED.replace('["sev-snp"]', '["sev-snp", "nvidia-gpu"]')
+         + "[gpu]\nrim = { skip = true }\n", "policy.gpu.rim", "rims"),
+    ],
+)  # fmt: skip
+def test_azure_and_gpu_tables_are_as_strict_at_load(text, check, nearest):
+    err = _refused(text)
+    assert err.check == check
+    if nearest is not None:
+        assert err.expected == nearest
+
+
 def test_unknown_tdx_key_names_the_nearest():
     with pytest.raises(UsageError) as info:
         TdxPolicy.from_dict({"mrtd_": [M]})

@@ -104,6 +104,7 @@ def test_attest_accepts_0_rejects_1(capsys, attest_stack, files):
     code, out, _ = run(capsys, "attest", attest_stack.target, "--policy", files["good"])
     assert code == EXIT_OK and "ACCEPTED" in out
     assert "simulated root" in out and attest_stack.ark_sha256 in out
+    assert "None" not in out  # absent values read "none"
     code, out, err = run(capsys, "attest", attest_stack.target, "--policy", files["wrong"])
     assert code == EXIT_REJECT and out == ""
     assert err.startswith("tcme attest: rejected: model.root_digest")

@@ -338,3 +338,51 @@ def test_whole_session_with_gpus_each_party_verifies(
     finally:
         proxy.stop(0)
         shutdown(server, enclave, grace=0)
+
+
+def _ocsp_cache(tmp_path: Path, provider: SimulatedGpuProvider, **kw) -> Path:
+    cache = tmp_path / "cache"
+    (cache / "nvidia" / "ocsp").mkdir(parents=True)
+    for serial, der in provider.ocsp_responses(**kw).items():
+        (cache / "nvidia" / "ocsp" / f"{serial}.der").write_bytes(der)
+    return cache
+
+
+def test_fresh_ocsp_from_the_host_cache_passes_and_stripping_it_fail(tmp_path, hostile_factory):
+    provider = SimulatedGpuProvider(2)
+    target, base, _, stop = _start(
+        tmp_path, provider, collateral_dir=_ocsp_cache(tmp_path, provider)
+    )
+    try:
+        policy = _policy(base, require_ocsp=True)
+        with TcmeClient(target) as client:
+            result = client.attest(policy, b"")
+        assert all(gpu.ocsp_checked for gpu in result.gpus.gpus)
+        # A hostile proxy hides the answers (say, to hide a revocation): the party notices.
+        hostile = hostile_factory(_Stackish(target))
+
+        def strip(response):
+            response.collateral.ClearField("nvidia_ocsp")
+            return response
+
+        hostile.responses["Attest"] = strip
+        with TcmeClient(hostile.target) as client, pytest.raises(Exception) as err:
+            client.attest(policy, b"")
+        assert err.value.check == "nvidia.ocsp.missing"
+        # Without require_ocsp the same stripped answer is tolerated.
+        with TcmeClient(hostile.target) as client:
+            assert client.attest(_policy(base), b"").gpus is not None
+    finally:
+        stop()
+
+
+def test_revoked_gpu_fail_even_without_require_ocsp(tmp_path):
+    provider = SimulatedGpuProvider(1)
+    cache = _ocsp_cache(tmp_path, provider, revoked=True)
+    target, base, _, stop = _start(tmp_path, provider, collateral_dir=cache)
+    try:
+        with TcmeClient(target) as client, pytest.raises(Exception) as err:
+            client.attest(_policy(base, count=1), b"")
+        assert err.value.check == "nvidia.ocsp.revoked"
+    finally:
+        stop()

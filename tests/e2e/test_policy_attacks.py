@@ -7,6 +7,8 @@ that answers an SEV-SNP party with a genuine TDX quote. The policy a party wrote
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 
 import pytest
 
@@ -87,3 +89,24 @@ def test_genuine_tdx_quote_from_the_proxy_vs_snp_only_policy_fail(
         client.attest(policy_for(attest_stack, contract), session_id)
     assert info.value.check == "tee.accept"
     assert info.value.actual == "tdx" and info.value.expected == "one of sev-snp"
+
+
+def test_attest_summary_shows_every_skip(attest_stack, tmp_path):
+    # The text summary a person reads says what was not checked, not only the JSON.
+    policy = tmp_path / "skip.toml"
+    policy.write_text(
+        'accept = ["sev-snp"]\nallow_simulated = true\n'
+        f'simulated_ark_sha256 = ["{attest_stack.ark_sha256}"]\n'
+        "[snp]\nallowed_measurements = { skip = true }\n"
+        f'[model]\nroot_digest = "{attest_stack.identity.root_digest}"\n'
+        "signer = { skip = true }\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tcme", "attest", attest_stack.target, "--policy", str(policy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("skipped checks")]
+    assert "snp.allowed_measurements, model.signer" in line

@@ -247,3 +247,50 @@ def test_header_only_streams_at_the_enclave_hold_no_worker(served):
         release.set()
         for channel in channels:
             channel.close()
+
+
+def test_one_peer_over_its_limit_at_the_enclave_refused_attest_still_served(
+    sim_provider, parties, monkeypatch
+):
+    import enclave.server as enclave_server
+
+    monkeypatch.setattr(enclave_server, "ENCLAVE_CALLS_PER_PEER", 2)
+    enclave = Enclave(
+        provider=sim_provider, model=_Identity(), runner=_never_run, retention_seconds=30
+    )
+    server, port = create_server("127.0.0.1:0", enclave)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = tcme_pb2_grpc.TcmeStub(channel)
+            _, request = _own_session(stub, parties)
+            waits = [stub.GetResult.future(request, timeout=30) for _ in range(2)]
+            gate = server.tcme_servicer.gate
+            deadline = time.monotonic() + TIMEOUT
+            while gate.waiting < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.GetResult(request, timeout=TIMEOUT)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error_info(info.value)["reason"] == "server.peer_busy"
+            # Attest counts in its own lane.
+            attested = stub.Attest(tcme_pb2.AttestRequest(nonce=os.urandom(32)), timeout=TIMEOUT)
+            assert attested.evidence.report
+            for wait in waits:
+                wait.cancel()
+    finally:
+        shutdown(server, enclave, grace=0)
+
+
+def test_enclave_serves_reflection_v1(served):
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    _, channel, _ = served
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    (listed,) = call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    names = {s.name for s in listed.list_services_response.service}
+    assert {TCME.full_name, "tcme.v1.Fleet", "grpc.health.v1.Health"} <= names

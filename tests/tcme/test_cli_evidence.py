@@ -280,3 +280,41 @@ def test_subprocess_never_prints_a_traceback(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_without_policy_says_no_reference_values_were_checked(vectors, capsys):
+    folder = vectors / "snp" / "ms_milan_v3"
+    argv = ["evidence", "verify", str(folder / "report.bin"), "--certs", str(folder)]
+    code, out, _ = run(capsys, *argv, "--at", "2026-03-01T00:00:00Z")
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        "NOTE: no policy given: authenticity only (signatures, chain, no debug); "
+        "no reference values (measurement, TCB minimums) were checked"
+    )
+    code, out, _ = run(capsys, *argv, "--at", "2026-03-01T00:00:00Z", "--json")
+    summary = json.loads(out)
+    assert summary["reference_values_checked"] is False
+
+
+def test_with_policy_lists_what_it_skips(vectors, capsys, tmp_path):
+    folder = vectors / "snp" / "ms_milan_v3"
+    policy = tmp_path / "p.toml"
+    policy.write_text('accept = ["sev-snp"]\n[snp]\nallowed_measurements = { skip = true }\n')
+    argv = ["evidence", "verify", str(folder / "report.bin"), "--certs", str(folder)]
+    code, out, _ = run(capsys, *argv, "--policy", str(policy), "--at", "2026-03-01T00:00:00Z")
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        "  SKIPPED by the policy ({ skip = true }): snp.allowed_measurements"
+    )
+
+
+def test_pinned_measurement_of_another_guest_is_rejected(vectors, capsys, tmp_path):
+    folder = vectors / "snp" / "ms_milan_v3"
+    policy = tmp_path / "p.toml"
+    policy.write_text(f'accept = ["sev-snp"]\n[snp]\nallowed_measurements = ["{"00" * 48}"]\n')
+    code, _, err = run(
+        capsys, "evidence", "verify", str(folder / "report.bin"), "--certs", str(folder),
+        "--policy", str(policy), "--at", "2026-03-01T00:00:00Z",
+    )  # fmt: skip
+    assert code == 1
+    assert "tcme evidence verify: rejected: measurement: value not in the allowed list" in err

@@ -27,7 +27,10 @@ def run(capsys, *args):
 @pytest.fixture
 def policy(tmp_path):
     path = tmp_path / "policy.toml"
-    path.write_text('accept = ["az-snp-vtpm"]\n[azure]\npcrs = { skip = true }\n')
+    path.write_text(
+        'accept = ["az-snp-vtpm"]\n[azure]\npcrs = { skip = true }\n'
+        "[azure.snp]\nallowed_measurements = { skip = true }\n"
+    )
     return path
 
 

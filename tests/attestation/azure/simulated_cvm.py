@@ -73,9 +73,15 @@ class SimulatedAzureCvm:
         """How a provider reaches this vTPM (raw TPM commands over the Unix socket)."""
         return SocketTransport(self.socket)
 
-    def provision(self, snp: SimulatedSnp, *, measurement: bytes | None = None) -> bytes:
+    def provision(
+        self,
+        snp: SimulatedSnp,
+        *,
+        measurement: bytes | None = None,
+        scheme: str = "rsassa-sha256",
+    ) -> bytes:
         """Create the AK and store a SIMULATED HCL report naming it; returns the HCL report."""
-        self._tool("tpm2_createprimary", "-C", "o", "-G", "rsa2048:rsassa-sha256:null",
+        self._tool("tpm2_createprimary", "-C", "o", "-G", f"rsa2048:{scheme}:null",
                    "-a", AK_ATTRIBUTES, "-c", str(self.directory / "ak.ctx"), "-Q")  # fmt: skip
         self._tool("tpm2_evictcontrol", "-C", "o", "-c", str(self.directory / "ak.ctx"), AK_HANDLE)
         self._tool("tpm2_readpublic", "-c", AK_HANDLE, "-f", "pem",

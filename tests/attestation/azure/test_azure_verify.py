@@ -44,7 +44,8 @@ from attestation.tdx.abi import parse_quote
 
 from .conftest import AT, EVIDENCE_VECTORS, milan_v2_evidence
 
-SKIP_PCRS = AzurePolicy.from_dict({"pcrs": {"skip": True}})
+HW = {"snp": {"allowed_measurements": {"skip": True}}}
+SKIP_PCRS = AzurePolicy.from_dict({**HW, "pcrs": {"skip": True}})
 
 
 def _verify(evidence: bytes, nonce: bytes | None = None, **kw):
@@ -249,10 +250,12 @@ def test_pcr_policy_pins_and_reports_every_violation(azure_vector):
     vector = azure_vector("trustee_snp_milan_v3_ev0")
     pcrs = parse_azure_evidence(vector.evidence).pcrs
     good = {str(i): pcrs[i].hex() for i in range(24)}
-    _verify(vector.evidence, vector.nonce, azure_policy=AzurePolicy.from_dict({"pcrs": good}))
+    _verify(vector.evidence, vector.nonce, azure_policy=AzurePolicy.from_dict({**HW, "pcrs": good}))
     bad = {**good, "4": "00" * 32, "7": ["11" * 32, "22" * 32]}
     with pytest.raises(PolicyError) as info:
-        _verify(vector.evidence, vector.nonce, azure_policy=AzurePolicy.from_dict({"pcrs": bad}))
+        _verify(
+            vector.evidence, vector.nonce, azure_policy=AzurePolicy.from_dict({**HW, "pcrs": bad})
+        )
     assert {v.check for v in info.value.violations} == {"azure.pcr4", "azure.pcr7"}
 
 
@@ -425,11 +428,39 @@ def test_every_bit_of_the_hcl_report(azure_vector):
 
 def test_vm_configuration_policy(azure_vector):
     vector = azure_vector("trustee_snp_milan_v3_ev0")  # secure-boot true, console-enabled true
-    good = {"pcrs": {"skip": True}, "vm_configuration": {"secure-boot": True}}
+    good = {**HW, "pcrs": {"skip": True}, "vm_configuration": {"secure-boot": True}}
     _verify(vector.evidence, vector.nonce, azure_policy=AzurePolicy.from_dict(good))
-    bad = {"pcrs": {"skip": True}, "vm_configuration": {"console-enabled": False}}
+    bad = {**HW, "pcrs": {"skip": True}, "vm_configuration": {"console-enabled": False}}
     with pytest.raises(PolicyError) as info:
         _verify(vector.evidence, vector.nonce, azure_policy=AzurePolicy.from_dict(bad))
     assert info.value.check == "azure.vm_configuration.console-enabled"
     with pytest.raises(UsageError):
         AzurePolicy.from_dict({"pcrs": {"skip": True}, "vm_configuration": {"x": 1}})
+
+
+def test_paravisor_identity_pinned_or_skipped_at_load():
+    from attestation.policy import Policy as PartyEvidencePolicy
+
+    with pytest.raises(UsageError) as info:
+        PartyEvidencePolicy.from_dict(
+            {"accept": ["az-snp-vtpm"], "azure": {"pcrs": {"skip": True}}}
+        )
+    assert info.value.check == "policy.azure.snp"
+    with pytest.raises(UsageError) as info:
+        AzurePolicy.from_dict({"pcrs": {"skip": True}, "snp": {"minimum_tcb": {"snpp": 1}}})
+    assert info.value.check.startswith("policy.azure.snp")
+    policy = AzurePolicy.from_dict({**HW, "pcrs": {"skip": True}})
+    assert policy.skipped() == ["pcrs", "snp.allowed_measurements"]
+
+
+def test_evidence_whose_hardware_has_no_table_fail(azure_vector):
+    vector = azure_vector("trustee_snp_genoa_v3")
+    only_tdx = AzurePolicy.from_dict(
+        {
+            "pcrs": {"skip": True},
+            "tdx": {k: {"skip": True} for k in ("mrtd", "rtmr0", "rtmr1", "rtmr2")},
+        }
+    )
+    with pytest.raises(PolicyError) as info:
+        _verify(vector.evidence, vector.nonce, azure_policy=only_tdx)
+    assert info.value.check == "azure.snp"

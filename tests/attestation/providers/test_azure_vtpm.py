@@ -38,7 +38,8 @@ pytestmark = pytest.mark.skipif(
     "tpm2-tools (.ci/run installs them)",
 )
 
-SKIP_PCRS = AzurePolicy.from_dict({"pcrs": {"skip": True}})
+HW = {"snp": {"allowed_measurements": {"skip": True}}}  # the simulated paravisor's
+SKIP_PCRS = AzurePolicy.from_dict({**HW, "pcrs": {"skip": True}})
 BINDING = hashlib.sha512(b"claims, contract, session, nonce").digest()
 
 
@@ -84,9 +85,9 @@ def test_quote_through_the_vtpm_verifies(provisioned, sim):
 def test_pcr_policy_pins_the_swtpm_values(provisioned, sim):
     evidence = _provider(provisioned, sim).get_evidence(BINDING)
     pcrs = parse_azure_evidence(evidence.raw).pcrs
-    pinned = AzurePolicy.from_dict({"pcrs": {"4": pcrs[4].hex(), "others": {"skip": True}}})
+    pinned = AzurePolicy.from_dict({**HW, "pcrs": {"4": pcrs[4].hex(), "others": {"skip": True}}})
     _verify(evidence.raw, evidence.certs, expected_report_data=BINDING, azure_policy=pinned)
-    wrong = AzurePolicy.from_dict({"pcrs": {"4": "00" * 32, "others": {"skip": True}}})
+    wrong = AzurePolicy.from_dict({**HW, "pcrs": {"4": "00" * 32, "others": {"skip": True}}})
     with pytest.raises(Exception, match=r"azure\.pcr4"):
         _verify(evidence.raw, evidence.certs, expected_report_data=BINDING, azure_policy=wrong)
 
@@ -285,3 +286,15 @@ def test_evidence_carries_the_vcek_as_coco_does(provisioned, sim):
     assert parts.vcek == _x509.split_certificates(sim.certs_pem())[0]
     doc = json.loads(evidence.raw)
     assert set(doc) == {"version", "tpm_quote", "hcl_report", "vcek"}  # Trustee's v1 keys
+
+
+@pytest.mark.parametrize("scheme", ["rsapss-sha256", "rsassa-sha384"])
+def test_other_ak_schemes_verify_through_tpmt_signature(cvm, sim, scheme):
+    """An AK with another scheme: the evidence carries the whole TPMT_SIGNATURE."""
+    cvm.provision(sim, scheme=scheme)
+    evidence = _provider(cvm, sim).get_evidence(BINDING)
+    parts = parse_azure_evidence(evidence.raw)
+    assert len(parts.quote_signature) == 256 + 6  # sigAlg, hash, size, then the signature
+    result = _verify(evidence.raw, evidence.certs, expected_report_data=BINDING)
+    expected = "RSASSA-PSS sha256" if scheme == "rsapss-sha256" else "RSASSA-PKCS1-v1_5 sha384"
+    assert result.summary()["quote_signature"] == expected

@@ -134,3 +134,30 @@ def test_policy_file_bad_toml_is_usage_error(tmp_path):
     with pytest.raises(UsageError) as info:
         PartyPolicy.load(path)
     assert info.value.check == "policy.toml"
+
+
+def test_min_capability_score_typo_is_refused_with_the_suggestion():
+    # The typo used to drop the capability check silently (Policy.extra kept it unread).
+    with pytest.raises(UsageError) as info:
+        PartyPolicy.from_dict(_policy(contract={"digest": DIGEST, "min_capabilty_score": 0.8}))
+    assert info.value.check == "policy.contract.min_capabilty_score"
+    assert info.value.expected == "min_capability_score"
+    assert "did you mean 'min_capability_score'?" in info.value.message()
+
+
+def test_min_capability_score_is_typed_when_the_policy_loads():
+    policy = PartyPolicy.from_dict(_policy(contract={"digest": DIGEST, "min_capability_score": 1}))
+    assert policy.min_capability_score == 1.0
+    for bad in (1.5, -0.1, "0.8", True):
+        with pytest.raises(UsageError) as info:
+            PartyPolicy.from_dict(_policy(contract={"digest": DIGEST, "min_capability_score": bad}))
+        assert info.value.check == "policy.contract.min_capability_score"
+
+
+def test_mistyped_model_table_and_key_fail():
+    with pytest.raises(UsageError) as info:
+        PartyPolicy.from_dict({**EVIDENCE, "Model": {"root_digest": DIGEST, "signer": "me"}})
+    assert (info.value.check, info.value.expected) == ("policy.Model", "model")
+    with pytest.raises(UsageError) as info:
+        PartyPolicy.from_dict({**EVIDENCE, "model": {"root_digest": DIGEST, "signr": "me"}})
+    assert (info.value.check, info.value.expected) == ("policy.model.signr", "signer")

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pty
+import select
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,17 @@ def test_verify_missing_signature_is_usage_error(small_model, keypair, tmp_path,
     assert "does not exist" in capsys.readouterr().err
 
 
+def _read_all(fd: int) -> str:
+    """Everything written to the pseudo-terminal so far (one read may return only a part)."""
+    chunks = []
+    while select.select([fd], [], [], 0.5)[0]:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
 def test_progress_bar_only_on_a_terminal(monkeypatch):
     # Not a TTY: nothing drawn.
     piped = io.StringIO()
@@ -131,7 +143,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
             shown = Progress.for_terminal("hashing", 1000, quiet=False)
             shown.advance(500)
             shown.finish()
-        drawn = os.read(controller, 4096).decode()
+        drawn = _read_all(controller)
     finally:
         os.close(controller)
         os.close(terminal)
