@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+MILLIONAIRES = ROOT / "examples" / "millionaires" / "contract.template.json"
 sys.path.insert(0, str(ROOT))
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -123,12 +124,12 @@ class Load:
         from attestation.policy import simulated_policy
         from attestation.snp.simulate import DEFAULT_MEASUREMENT
         from tcme.client import PartyPolicy
-        from tcme.wire import PartyKeys, canonical_contract, millionaires_contract
+        from tcme.contract import load_contract_bytes
+        from tcme.wire import PartyKeys
 
         self.keys = {name: PartyKeys.generate() for name in ("alice", "bob")}
-        self.contract = canonical_contract(
-            millionaires_contract(("alice", self.keys["alice"]), ("bob", self.keys["bob"]))
-        )
+        # The example every party flow uses, filled by the one contract loader.
+        self.contract = load_contract_bytes(MILLIONAIRES, keys=self.keys)
         import hashlib
 
         identity = StandInIdentity()

@@ -24,7 +24,6 @@ docs/benchmarks.md only with --write.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -146,16 +145,14 @@ def main() -> int:
     from enclave.inference import erase_state, grammar_for, messages_for
     from enclave.server import shutdown
     from tcme.client import Party, PartyPolicy, TcmeClient
-    from tcme.client.contracts import fill_contract
+    from tcme.contract import load_contract_bytes
     from tcme.wire import PartyKeys, parse_contract
 
     model = find_model(args.model)
     work = Path(tempfile.mkdtemp(prefix="tcme-bench-"))
     loaded, enclave, server, proxy, target, ark, runner = build_stack(model, work, args.n_ctx)
     keys = {name: PartyKeys.generate() for name in ("alice", "bob")}
-    contract = fill_contract(
-        json.loads(TEMPLATE.read_text()), {n: k.public_entry(n) for n, k in keys.items()}
-    )
+    contract = load_contract_bytes(TEMPLATE, keys=keys)
     parsed = parse_contract(contract)
     policy = PartyPolicy.from_dict(
         {

@@ -39,7 +39,9 @@ from typing import Any
 
 from attestation.errors import TcmeError
 from tcme.contract.capability import running_budget
-from tcme.wire.contract import Contract, OutputSpec, OutputValueError, render_prompt
+from tcme.contract.errors import OutputValueError
+from tcme.contract.model import Contract, OutputSpec
+from tcme.contract.template import render_prompt
 
 
 class InferenceError(TcmeError):
@@ -251,7 +253,7 @@ class Inference:
         Raises ``InferenceError`` (check ``inference.*``, ``output.*`` or
         ``state.erase``); errors never include a prompt or generated text.
         """
-        if all(out.turn is not None for out in contract.outputs):
+        if contract.has_turns:
             return self._run_turns(contract, values)
         return self._run_enum_decision(contract, values)
 

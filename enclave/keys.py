@@ -1,6 +1,6 @@
 """The enclave's keys: made at start, in memory only, gone when the process ends.
 
-- an HPKE key pair (ML-KEM-768+X25519, tcme.wire.keys) parties seal inputs to;
+- an HPKE key pair (ML-KEM-768+X25519, tcme.base.keys) parties seal inputs to;
 - an Ed25519 key that signs receipts.
 
 Neither is ever written anywhere or exported; only the public halves leave,
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tcme.wire.keys import HpkePrivateKey
+from tcme.base.keys import HpkePrivateKey
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ from attestation.errors import TcmeError, UsageError
 from attestation.nvidia.binding import gpu_nonce_for
 from attestation.providers.base import Evidence, EvidenceProvider
 from attestation.providers.nvidia_gpu import GpuEvidenceProvider
-from enclave.contract import ContractLimits
 from enclave.keys import EnclaveKeys
 from enclave.session import Runner, SessionManager
 from tcme import __version__
-from tcme.wire import sha256
+from tcme.base.encoding import sha256
 from tcme.wire.claims import build_claims, with_gpu_evidence
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,6 @@ class Enclave:
         model: ModelIdentityLike,
         runner: Runner,
         keys: EnclaveKeys | None = None,
-        limits: ContractLimits | None = None,
         max_sessions: int = 64,
         retention_seconds: float = 300.0,
         route: bytes | None = None,
@@ -98,7 +96,6 @@ class Enclave:
             keys=self.keys,
             claims_digest=self.claims_digest,
             runner=runner,
-            limits=limits,
             max_sessions=max_sessions,
             retention_seconds=retention_seconds,
             route=self.route,

@@ -46,9 +46,9 @@ from enclave.session import (
     SessionTimeout,
     State,
 )
+from tcme.contract.errors import ContractError, InputError
 from tcme.serving.status import error_status
 from tcme.v1 import evidence_pb2, tcme_pb2
-from tcme.wire.contract import ContractError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ RESERVED_WORKERS = 8
 # CreateSession calls that may parse and check contracts at once: contract checks are
 # CPU work under the interpreter lock, and a stranger can send them without end.
 CONCURRENT_CREATES = 2
-# Longest party name a contract allows (tcme.wire.contract.PARTY_NAME).
+# Longest party name a contract allows (tcme.contract.fields.PARTY_NAME).
 MAX_PARTY_NAME = 32
 
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attestation.errors import TcmeError
-from enclave.contract import ContractLimits, accept_contract
 from enclave.keys import EnclaveKeys
 from tcme.contract.capability import (
     CapabilityError,
@@ -37,7 +36,8 @@ from tcme.contract.capability import (
     parse_record,
     run_tests,
 )
-from tcme.wire.contract import Contract
+from tcme.contract.model import Contract
+from tcme.contract.parse import parse_contract
 from tcme.wire.envelope import OpenedInput, open_input, output_commitment, seal_output
 from tcme.wire.receipt import InputRecord, OutputRecord, build_receipt, sign_receipt
 from tcme.wire.requests import (
@@ -146,7 +146,6 @@ class SessionManager:
         keys: EnclaveKeys,
         claims_digest: bytes,
         runner: Runner,
-        limits: ContractLimits | None = None,
         max_sessions: int = 64,
         retention_seconds: float = 300.0,
         route: bytes = b"",
@@ -158,7 +157,6 @@ class SessionManager:
         self._route = bytes(route)
         self._claims_digest = claims_digest
         self._runner = runner
-        self._limits = limits or ContractLimits()
         self._max_sessions = max_sessions
         self._retention = retention_seconds
         self._sessions: dict[bytes, Session] = {}
@@ -199,7 +197,7 @@ class SessionManager:
         model, before anyone can submit; a score below the contract's
         ``min_score_percent`` refuses the session (``CapabilityError``).
         """
-        contract = accept_contract(contract_bytes, self._limits)
+        contract = parse_contract(contract_bytes)
         self._check_capacity()
         session_id = self._route + os.urandom(SESSION_ID_SIZE - len(self._route))
         capability = self._measure(contract, session_id) if contract.capability_tests else None
@@ -366,7 +364,7 @@ class SessionManager:
                 outputs=output_records,
                 completed_unix_ms=int(time.time() * 1000),
                 # Kind "general": state what was erased and checked (enclave.inference).
-                stateless=all(o.turn is not None for o in contract.outputs),
+                stateless=contract.has_turns,
                 capability=session.capability.summary() if session.capability else None,
             )
             session.outputs = tuple(outputs)

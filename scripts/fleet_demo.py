@@ -41,6 +41,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
+MILLIONAIRES = REPO / "examples" / "millionaires" / "contract.template.json"
 sys.path.insert(0, str(REPO))
 
 from tcme.v1 import fleet_pb2, fleet_pb2_grpc  # noqa: E402
@@ -251,12 +252,12 @@ class Parties:
     """Two parties (alice, bob) with keys, and the millionaires contract between them."""
 
     def __init__(self) -> None:
-        from tcme.wire import PartyKeys, canonical_contract, millionaires_contract
+        from tcme.contract import load_contract_bytes
+        from tcme.wire import PartyKeys
 
         self.keys = {name: PartyKeys.generate() for name in ("alice", "bob")}
-        self.contract = canonical_contract(
-            millionaires_contract(("alice", self.keys["alice"]), ("bob", self.keys["bob"]))
-        )
+        # The example every party flow uses, filled by the one contract loader.
+        self.contract = load_contract_bytes(MILLIONAIRES, keys=self.keys)
 
     def create(self, proxy: str) -> bytes:
         """CreateSession through ``proxy``; the session id."""

@@ -25,7 +25,7 @@ from attestation.text import format_sha256
 from tcme.cli.exitcodes import EXIT_OK
 
 if TYPE_CHECKING:
-    from tcme.wire.contract import Contract, InputSpec, OutputSpec
+    from tcme.contract.model import Contract, InputSpec, OutputSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,22 +64,23 @@ def _schema(_args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _party_keys(items: list[str]) -> dict[str, dict[str, Any]]:
-    from tcme.contract.loader import _public_entry
+def parse_party_keys(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``NAME=FILE`` arguments → each party's public entry (the file may hold private keys)."""
+    from tcme.contract.loader import public_entry_file
 
     keys: dict[str, dict[str, Any]] = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise UsageError("contract.party_key", "expected NAME=FILE", actual=item)
-        keys[name] = _public_entry(name, Path(path))
+        keys[name] = public_entry_file(name, Path(path))
     return keys
 
 
 def _check(args: argparse.Namespace) -> int:
     from tcme.contract import contract_flows, load_contract
 
-    loaded = load_contract(args.file, keys=_party_keys(args.party_key))
+    loaded = load_contract(args.file, keys=parse_party_keys(args.party_key))
     contract = loaded.contract
     flows = contract_flows(contract)
     if args.canonical_out is not None:

@@ -161,21 +161,11 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _contract(args: argparse.Namespace) -> int:
-    from tcme.client.contracts import fill_contract, load_json
+    from tcme.cli.contract import parse_party_keys
+    from tcme.contract.loader import load_contract_bytes
 
-    template = load_json(args.template, "template")
-    if not isinstance(template, dict):
-        raise UsageError("template", "a contract template is a JSON object")
-    parties: dict[str, Any] = {}
-    for item in args.party_key:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise UsageError("contract.party_key", "expected NAME=FILE", actual=item)
-        entry = load_json(Path(path), "party_key")
-        if not isinstance(entry, dict) or entry.get("name") != name:
-            raise UsageError("contract.party_key", f"{path} is not {name!r}'s public entry")
-        parties[name] = entry
-    raw = fill_contract(template, parties)
+    # The one contract loader: a TOML or JSON template, keys from --party-key files.
+    raw = load_contract_bytes(args.template, keys=parse_party_keys(args.party_key))
     args.out.write_bytes(raw)
     from tcme.wire import contract_digest
 
@@ -191,7 +181,7 @@ def _contract(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from tcme.client.contracts import load_contract_bytes
+    from tcme.contract.loader import load_contract_bytes
 
     raw = load_contract_bytes(args.contract)
     with _party.connect(args) as client:
@@ -262,10 +252,10 @@ def _write_state(path: Path, sealed: SealedInput, session_id: bytes) -> None:
 
 
 def _read_state(path: Path, session_id: bytes, party: str) -> SealedInput:
-    from tcme.client.contracts import load_json
+    from tcme.base.encoding import load_json_file
     from tcme.wire import SealedInput
 
-    body = load_json(path, "state")
+    body = load_json_file(path, "state")
     if (
         not isinstance(body, dict)
         or body.get("type") != "tcme/v1/party-state"

@@ -92,8 +92,9 @@ class ContractExpectation:
 
     @classmethod
     def from_file(cls, path: Path) -> ContractExpectation:
-        """The contract in ``path`` (JSON), canonicalised exactly as the enclave requires."""
-        from tcme.client.contracts import load_contract_bytes
+        """The contract file ``path`` (TOML or JSON, the one loader ``tcme.contract.loader``),
+        canonicalised exactly as the enclave requires."""
+        from tcme.contract.loader import load_contract_bytes
 
         raw = load_contract_bytes(path)
         return cls(digest=hashlib.sha256(raw).digest(), source=str(path))

@@ -17,10 +17,17 @@ Public API::
     contract_flows(loaded.contract)    # every permitted flow, with its ground
     check_capability(policy.min_capability_score, attestation.capability)  # party side
 
-Modules: ``general`` (kind ``general`` parser), ``constraints`` (input types),
-``outputs`` (grammar/JSON outputs), ``gbnf`` (grammar checker), ``flow``
-(labels and the leak check), ``capability`` (tests, records, policy),
-``loader`` (files → canonical bytes), ``schema.json`` (the file format).
+Modules: ``model`` (the parsed ``Contract`` and its parts, ``ContractKind``),
+``parse`` (canonical bytes → ``Contract``, one parser per kind: ``enum_decision``,
+``general``), ``parts`` (parties, inputs, decoding), ``constraints`` (the one
+input-type system), ``outputs`` (grammar/JSON outputs), ``regex`` (RE2 for every
+contract pattern), ``jsonschema_check``, ``gbnf`` (grammar checker), ``template``
+(prompt placeholders), ``flow`` (labels and the leak check), ``capability``
+(tests, records, token budget, policy), ``loader`` (TOML/JSON files → canonical
+bytes, the one loader every command uses), ``schema.json`` (the file format).
+
+This package is the contract model; ``tcme.wire`` depends on it, never the
+reverse (docs/architecture.md, "Imports").
 """
 
 from tcme.contract.capability import (
@@ -32,31 +39,47 @@ from tcme.contract.capability import (
     parse_record,
     session_capability,
 )
+from tcme.contract.errors import ContractError, InputError, OutputValueError
 from tcme.contract.flow import Flow, Leak, analyse, check_flows, contract_flows, output_labels
 from tcme.contract.loader import (
     LoadedContract,
     contract_file_schema,
     find_contract_file,
     load_contract,
+    load_contract_bytes,
     validate_document,
 )
+from tcme.contract.model import Contract, ContractKind, InputSpec, OutputSpec, Party
+from tcme.contract.parse import canonical_contract, contract_digest, parse_contract
 
 __all__ = [
     "CapabilityError",
     "CapabilityRecord",
     "CapabilityTest",
     "CaseOutcome",
+    "Contract",
+    "ContractError",
+    "ContractKind",
     "Flow",
+    "InputError",
+    "InputSpec",
     "Leak",
     "LoadedContract",
+    "OutputSpec",
+    "OutputValueError",
+    "Party",
     "analyse",
+    "canonical_contract",
     "check_capability",
     "check_flows",
+    "contract_digest",
     "contract_file_schema",
     "contract_flows",
     "find_contract_file",
     "load_contract",
+    "load_contract_bytes",
     "output_labels",
+    "parse_contract",
     "parse_record",
     "session_capability",
     "validate_document",

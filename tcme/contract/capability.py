@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from attestation.errors import BindingError, ParseError, PolicyError, TcmeError
-from tcme.wire._encoding import canonical_json, parse_canonical_json, require_keys, sha256, unhex
-from tcme.wire.contract import Contract, ContractError, InputSpec, OutputSpec
-from tcme.wire.fields import as_list, fields
+from tcme.base.encoding import canonical_json, parse_canonical_json, require_keys, sha256, unhex
+from tcme.contract.errors import ContractError, OutputValueError
+from tcme.contract.fields import as_list, fields
+from tcme.contract.model import Contract, InputSpec, OutputSpec
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +214,6 @@ def parse_tests(
 
 
 def _normal(spec: OutputSpec, text: str) -> str:
-    from tcme.wire.contract import OutputValueError
-
     try:
         return spec.normalize(text)
     except OutputValueError:

@@ -25,17 +25,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tcme.contract import jsonschema_check, regex
-from tcme.wire.contract import (
-    INPUT_NAME,
-    MAX_STRING_LEN,
-    ContractError,
-    InputError,
-    InputSpec,
-)
-from tcme.wire.fields import as_list, as_name, enum_values, fields, int_in
+from tcme.contract.errors import ContractError, InputError
+from tcme.contract.fields import INPUT_NAME, as_list, as_name, enum_values, fields, int_in
+from tcme.contract.model import InputSpec
 
 DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,29})(\.[0-9]{1,18})?")
 MAX_JSON_INPUT_BYTES = 16384
+MAX_STRING_LEN = 4096
 MAX_STRING_BYTES = 4 * MAX_STRING_LEN
 MAX_DECIMALS = 18
 
@@ -177,21 +173,38 @@ def _compact(value: Any) -> str:
 # --- declarations ------------------------------------------------------------------------
 
 _COMMON = {"party", "name", "type"}
-_OPTIONAL_COMMON = {"may_flow_to"}
 
 
-def parse_input(item: Any, where: str, party_names: Sequence[str]) -> InputSpec:
-    """One ``inputs[]`` entry of a ``general`` contract; raises ``ContractError``."""
+@dataclass(frozen=True)
+class InputProfile:
+    """The input types a contract kind allows, with the optional fields each may use.
+
+    Every kind uses these same types and constraint objects; a kind only
+    narrows which of them (and which optional fields) its contracts may declare.
+    """
+
+    optional: Mapping[str, frozenset[str]]
+    flow_labels: bool  # ``may_flow_to`` allowed
+
+
+def parse_input(
+    item: Any, where: str, party_names: Sequence[str], profile: InputProfile
+) -> InputSpec:
+    """One ``inputs[]`` entry of a contract of ``profile``'s kind; raises ``ContractError``."""
     if not isinstance(item, dict):
         raise ContractError(where, "expected an object", actual=type(item).__name__)
     kind = item.get("type")
-    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    parser = _PARSERS.get(kind) if isinstance(kind, str) and kind in profile.optional else None
     if parser is None:
         raise ContractError(
-            f"{where}.type", "unsupported input type", expected=" | ".join(_PARSERS), actual=kind
+            f"{where}.type",
+            "unsupported input type",
+            expected=" | ".join(profile.optional),
+            actual=kind,
         )
-    required, optional, build = parser
-    fields(item, where, _COMMON | required, _OPTIONAL_COMMON | optional)
+    required, _all_optional, build = parser
+    common = {"may_flow_to"} if profile.flow_labels else set()
+    fields(item, where, _COMMON | required, common | profile.optional[kind])
     party = item["party"]
     if party not in party_names:
         raise ContractError(f"{where}.party", "names no party", actual=str(party)[:80])
@@ -278,3 +291,13 @@ _PARSERS: dict[str, tuple[set[str], set[str], Any]] = {
     "json": ({"schema", "max_bytes"}, set(), _json),
 }
 INPUT_TYPES = tuple(_PARSERS)
+
+GENERAL_INPUTS = InputProfile(
+    optional={kind: frozenset(optional) for kind, (_req, optional, _build) in _PARSERS.items()},
+    flow_labels=True,
+)
+# Kind "enum-decision" predates the other types and fields; its canonical form stays.
+ENUM_DECISION_INPUTS = InputProfile(
+    optional={"integer": frozenset(), "string": frozenset({"pattern"}), "enum": frozenset()},
+    flow_labels=False,
+)

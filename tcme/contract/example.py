@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import ParseError, UsageError
-from tcme.wire.contract import Contract
+from tcme.contract.model import Contract
 
 Case = tuple[dict[str, dict[str, Any]], dict[str, str]]
 

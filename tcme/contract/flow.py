@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcme.wire.contract import Contract, ContractError, InputSpec, OutputSpec
+from tcme.contract.errors import ContractError
+from tcme.contract.model import Contract, InputSpec, OutputSpec
 
 GROUNDS = ("owner", "may_flow_to", "declassify")
 
@@ -151,6 +152,6 @@ def contract_flows(contract: Contract) -> list[Flow]:
     ``enum-decision`` has no labels: its one output goes to exactly the listed
     recipients, which every party agreed to by agreeing to the digest.
     """
-    if not all(out.turn is not None for out in contract.outputs):
+    if not contract.has_turns:
         return []
     return check_flows(contract.inputs, contract.outputs)

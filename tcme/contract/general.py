@@ -30,27 +30,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from tcme.base.encoding import sha256
 from tcme.contract import capability, constraints, flow, outputs
-from tcme.wire._encoding import sha256
-from tcme.wire.contract import (
-    DEFAULT_TIMEOUT_SECONDS,
-    INPUT_NAME,
-    KIND_GENERAL,
-    MAX_INPUTS,
+from tcme.contract.errors import ContractError
+from tcme.contract.fields import INPUT_NAME, as_list, as_name, as_text, fields, int_in
+from tcme.contract.model import Contract, ContractKind, Decoding, InputSpec, OutputSpec, Turn
+from tcme.contract.parts import (
     MAX_PROMPT_CHARS,
-    MAX_TIMEOUT_SECONDS,
     MAX_TOKENS_LIMIT,
-    Contract,
-    ContractError,
-    Decoding,
-    InputSpec,
-    OutputSpec,
-    Turn,
     parse_decoding,
+    parse_inputs,
     parse_parties,
-    prompt_placeholders,
+    parse_timeout,
 )
-from tcme.wire.fields import as_list, as_name, as_text, fields, int_in
+from tcme.contract.template import prompt_placeholders
 
 MAX_OUTPUTS = 8
 MAX_TITLE_CHARS = 200
@@ -77,7 +70,9 @@ def parse_general(obj: dict[str, Any], raw: bytes) -> Contract:
         title = as_text(title, "contract.title", MAX_TITLE_CHARS)
     parties = parse_parties(obj["parties"])
     names = [p.name for p in parties]
-    inputs = _parse_inputs(obj["inputs"], names)
+    # Parties without inputs are allowed: they only receive, and still submit an
+    # empty signed input, which is their consent to the run (the release barrier).
+    inputs = parse_inputs(obj["inputs"], names, constraints.GENERAL_INPUTS)
     system = obj.get("system")
     if system is not None:
         system = _static_text(system, "contract.system")
@@ -95,12 +90,11 @@ def parse_general(obj: dict[str, Any], raw: bytes) -> Contract:
         raise ContractError(
             "contract.min_score_percent", "a minimum score needs capability_tests to measure it"
         )
-    timeout = obj.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-    int_in(timeout, "contract.timeout_seconds", 1, MAX_TIMEOUT_SECONDS)
+    timeout = parse_timeout(obj)
     return Contract(
         raw=raw,
         digest=sha256(raw),
-        kind=KIND_GENERAL,
+        kind=ContractKind.GENERAL,
         parties=parties,
         inputs=inputs,
         prompt="",
@@ -138,22 +132,6 @@ def _static_text(value: Any, where: str) -> str:
     if prompt_placeholders(text):
         raise ContractError(where, "a system message cannot reference inputs or outputs")
     return text
-
-
-def _parse_inputs(value: Any, party_names: list[str]) -> tuple[InputSpec, ...]:
-    items = as_list(value, "contract.inputs", 1, MAX_INPUTS)
-    specs: list[InputSpec] = []
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        where = f"contract.inputs[{index}]"
-        spec = constraints.parse_input(item, where, party_names)
-        if spec.name in seen:
-            raise ContractError(f"{where}.name", f"duplicate input {spec.name!r}")
-        seen.add(spec.name)
-        specs.append(spec)
-    # Parties without inputs are allowed: they only receive, and still submit an
-    # empty signed input, which is their consent to the run (the release barrier).
-    return tuple(specs)
 
 
 _OUTPUT_FIELDS: dict[str, tuple[set[str], set[str]]] = {

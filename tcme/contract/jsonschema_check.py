@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 from tcme.contract import regex
-from tcme.wire.contract import ContractError
+from tcme.contract.errors import ContractError
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 

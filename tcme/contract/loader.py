@@ -14,7 +14,7 @@ keys are given (``load_contract(path, keys={...})``).
 
 Steps: read (strict: duplicate keys are an error, TOML dates and floats are
 refused), validate against ``schema.json`` (structural errors with their JSON
-path), inline the keys, then ``tcme.wire.canonical_contract`` (every semantic
+path), inline the keys, then ``tcme.contract.parse.canonical_contract`` (every semantic
 rule, the information-flow check included).
 """
 
@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import ParseError, UsageError
-from tcme.wire import PartyKeys, canonical_contract, parse_contract
-from tcme.wire._encoding import check_depth, load_json_text
-from tcme.wire.contract import Contract, ContractError
+from tcme.base.encoding import check_depth, load_json_file, read_text_file
+from tcme.base.keys import PartyKeys
+from tcme.contract.errors import ContractError
+from tcme.contract.model import Contract
+from tcme.contract.parse import canonical_contract, parse_contract
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 CONTRACT_NAMES = ("contract.toml", "contract.json", "contract.template.json")
@@ -87,20 +89,10 @@ def find_contract_file(path: Path) -> Path:
 
 def read_document(path: Path) -> dict[str, Any]:
     """The file as a dict (TOML when it ends in .toml, else JSON), bounded in size and depth."""
-    try:
-        with Path(path).open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        raise UsageError("contract.read", f"cannot read {path}: {err.strerror}") from err
-    if len(data) > MAX_FILE_BYTES:
-        raise ParseError(
-            "contract.size", f"{path} is too large", expected=f"<= {MAX_FILE_BYTES} bytes"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ParseError("contract.utf8", f"{path} is not UTF-8") from err
-    if Path(path).suffix == ".toml":
+    if Path(path).suffix != ".toml":
+        document = load_json_file(path, "contract", max_bytes=MAX_FILE_BYTES)
+    else:
+        text = read_text_file(path, "contract", max_bytes=MAX_FILE_BYTES)
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
@@ -112,13 +104,6 @@ def read_document(path: Path) -> dict[str, Any]:
             check_depth(document)
         except ValueError as err:
             raise ParseError("contract.depth", f"{path}: {err}") from None
-    else:
-        try:
-            document = load_json_text(text, "contract", max_bytes=MAX_FILE_BYTES)
-        except ParseError as err:
-            raise ParseError(
-                err.check, f"{path}: {err.detail}", expected=err.expected, actual=err.actual
-            ) from err
     if not isinstance(document, dict):
         raise ParseError("contract.json", f"{path}: a contract is an object")
     return document
@@ -171,13 +156,9 @@ def _deepest(error: Any) -> Any:
     return error
 
 
-def _public_entry(name: str, source: Path) -> dict[str, Any]:
-    try:
-        body = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise UsageError("contract.keys", f"cannot read {source}: {err.strerror}") from err
-    except ValueError as err:
-        raise ParseError("contract.keys", f"{source}: {err}") from err
+def public_entry_file(name: str, source: Path) -> dict[str, Any]:
+    """``name``'s public ``parties[]`` entry from a key file (public entry or private keys)."""
+    body = load_json_file(source, "contract.keys")
     if isinstance(body, dict) and body.get("type") == "tcme/v1/party-keys":
         return PartyKeys.load(source).public_entry(name)
     if not isinstance(body, dict) or not {"signing_key", "hpke_key"} <= body.keys():
@@ -215,7 +196,7 @@ def resolve_parties(
             public["name"] = name
         elif "keys" in entry:
             source = Path(entry["keys"])
-            public = _public_entry(name, source if source.is_absolute() else base / source)
+            public = public_entry_file(name, source if source.is_absolute() else base / source)
         elif "signing_key" in entry:
             public = {k: entry[k] for k in ("name", "signing_key", "hpke_key")}
         else:
@@ -258,3 +239,22 @@ def load_contract(
     return LoadedContract(
         path=path, document=resolved, contract=parse_contract(raw), missing_keys=missing
     )
+
+
+def load_contract_bytes(
+    path: Path, *, keys: Mapping[str, PartyKeys | Mapping[str, Any]] | None = None
+) -> bytes:
+    """The canonical bytes of the contract file ``path`` (TOML or JSON), keys filled in.
+
+    What every command that needs a session's contract uses (``tcme session
+    create``, ``[contract] file`` in a party policy, ``--contract``). A template
+    with parties still without keys is refused (``contract.keys``).
+    """
+    loaded = load_contract(path, keys=keys)
+    if loaded.raw is None:
+        raise UsageError(
+            "contract.keys",
+            f"{loaded.path} is a template: no keys for {', '.join(loaded.missing_keys)} "
+            '(add keys = "FILE" per party, or fill it with tcme session contract --party-key)',
+        )
+    return loaded.raw

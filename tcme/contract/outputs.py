@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from attestation.errors import ParseError
+from tcme.base.encoding import check_nesting
 from tcme.contract import gbnf, jsonschema_check, regex
-from tcme.wire._encoding import check_nesting
-from tcme.wire.contract import ContractError, OutputValueError
-from tcme.wire.fields import int_in
+from tcme.contract.errors import ContractError, OutputValueError
+from tcme.contract.fields import int_in
 
 MAX_OUTPUT_CHARS = 16384
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import re2
 
-from tcme.wire.fields import ContractError
+from tcme.contract.errors import ContractError
 
 MAX_PATTERN_CHARS = 256
 # The compiled program and its DFA cache are bounded too (RE2 falls back to a slower,

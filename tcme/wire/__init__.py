@@ -19,21 +19,16 @@ Party side, in order::
                    outputs=opened)
 """
 
-from tcme.wire._encoding import canonical_json, lp, lp_join, parse_canonical_json, sha256
+from tcme.base.encoding import canonical_json, lp, lp_join, parse_canonical_json, sha256
+from tcme.base.keys import HPKE_SUITE_NAME, HpkePrivateKey, HpkePublicKey, PartyKeys
+
+# The contract model is tcme.contract's (wire depends on it, never the reverse); these
+# names are re-exported because every wire call above takes or returns them.
+from tcme.contract.errors import ContractError, InputError
+from tcme.contract.model import Contract, Decoding, InputSpec, OutputSpec, Party
+from tcme.contract.parse import canonical_contract, contract_digest, parse_contract
+from tcme.contract.template import render_prompt
 from tcme.wire.claims import Claims, build_claims, claims_digest, parse_claims
-from tcme.wire.contract import (
-    Contract,
-    ContractError,
-    Decoding,
-    InputError,
-    InputSpec,
-    OutputSpec,
-    Party,
-    canonical_contract,
-    contract_digest,
-    parse_contract,
-    render_prompt,
-)
 from tcme.wire.envelope import (
     OpenedInput,
     OpenedOutput,
@@ -45,7 +40,6 @@ from tcme.wire.envelope import (
     seal_input,
     seal_output,
 )
-from tcme.wire.keys import HPKE_SUITE_NAME, HpkePrivateKey, HpkePublicKey, PartyKeys
 from tcme.wire.receipt import (
     InputRecord,
     OutputRecord,
@@ -61,7 +55,6 @@ from tcme.wire.requests import (
     sign_result_request,
     verify_party_request,
 )
-from tcme.wire.templates import millionaires_contract
 
 __all__ = [
     "HPKE_SUITE_NAME",
@@ -92,7 +85,6 @@ __all__ = [
     "error_info",
     "lp",
     "lp_join",
-    "millionaires_contract",
     "open_input",
     "open_output",
     "output_commitment",

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from attestation.errors import ParseError
 from attestation.nvidia.verify import evidence_digest
 from attestation.tee import Tee
-from tcme.wire._encoding import (
+from tcme.base.encoding import (
     b64,
     canonical_json,
     parse_canonical_json,
@@ -42,7 +42,7 @@ from tcme.wire._encoding import (
     sha256,
     unb64,
 )
-from tcme.wire.keys import (
+from tcme.base.keys import (
     ED25519_PUBLIC_SIZE,
     HPKE_PUBLIC_SIZE,
     HPKE_SUITE_NAME,

@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import ParseError, TcmeError, UsageError
-from tcme.wire._encoding import (
+from tcme.base.encoding import (
     canonical_json,
     lp_join,
     parse_canonical_json,
@@ -39,9 +39,7 @@ from tcme.wire._encoding import (
     split_lp,
     unhex,
 )
-from tcme.wire.claims import Claims
-from tcme.wire.contract import Contract, InputError
-from tcme.wire.keys import (
+from tcme.base.keys import (
     ED25519_SIGNATURE_SIZE,
     HpkePrivateKey,
     OpenError,
@@ -51,6 +49,9 @@ from tcme.wire.keys import (
     hpke_open,
     hpke_seal,
 )
+from tcme.contract.errors import InputError
+from tcme.contract.model import Contract
+from tcme.wire.claims import Claims
 
 INPUT_TYPE = "tcme/v1/input"
 OUTPUT_TYPE = "tcme/v1/output"

@@ -37,9 +37,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import BindingError, ParseError, SignatureError
-from tcme.wire._encoding import canonical_json, lp_join, parse_canonical_json, require_keys, unhex
+from tcme.base.encoding import canonical_json, lp_join, parse_canonical_json, require_keys, unhex
+from tcme.contract.model import Contract
 from tcme.wire.claims import Claims
-from tcme.wire.contract import Contract
 from tcme.wire.envelope import OpenedOutput, SealedInput
 
 RECEIPT_TYPE = "tcme/v1/receipt"
@@ -289,8 +289,8 @@ def verify_receipt(
         )
     # (6)
     _equal("receipt.erased", list(ERASED), list(parsed.erased))
-    general = any(o.turn is not None for o in contract.outputs)
-    _equal("receipt.stateless", list(STATELESS) if general else [], list(parsed.stateless))
+    stateless = list(STATELESS) if contract.has_turns else []
+    _equal("receipt.stateless", stateless, list(parsed.stateless))
     # (7)
     if bool(contract.capability_tests) != (parsed.capability is not None):
         raise BindingError(

@@ -13,9 +13,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import SignatureError
-from tcme.wire._encoding import lp_join
-from tcme.wire.contract import Contract
-from tcme.wire.keys import PartyKeys, ed25519_public
+from tcme.base.encoding import lp_join
+from tcme.base.keys import PartyKeys, ed25519_public
+from tcme.contract.model import Contract
 
 RESULT_LABEL = "tcme/v1/get-result"
 ABORT_LABEL = "tcme/v1/abort"

@@ -208,12 +208,12 @@ def make_contract(
     party_keys: dict[str, Any], template: dict[str, Any] | None = None, **changes: Any
 ) -> bytes:
     """Canonical contract bytes from the millionaires template with ``changes`` applied."""
-    from tcme.client.contracts import fill_contract
+    from tests.contracts import fill_template
 
     body = dict(template or millionaires_template())
     body.update(changes)
     names = [p["name"] for p in body["parties"]]
-    return fill_contract(body, {n: party_keys[n].public_entry(n) for n in names})
+    return fill_template(body, {n: party_keys[n].public_entry(n) for n in names})
 
 
 @pytest.fixture

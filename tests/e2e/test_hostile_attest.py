@@ -131,6 +131,27 @@ def test_swapped_contract_bytes_fail(attest_stack, session, contract_factory, ho
     assert info.value.check == "contract.digest"
 
 
+def test_agreed_contract_shown_for_a_session_running_another_fail(
+    attest_stack, contract_factory, policy_for, hostile_factory
+):
+    # The session runs another contract; the proxy shows the party the one it agreed to.
+    agreed = contract_factory()
+    served = contract_factory(timeout_seconds=999)
+    with TcmeClient(attest_stack.target) as client:
+        session_id = client.create_session(served).session_id
+    hostile = hostile_factory(attest_stack)
+
+    def swap(response):
+        response.contract = agreed
+        return response
+
+    hostile.responses["Attest"] = swap
+    # The digest matches the pin, but the evidence binds the contract actually served.
+    with TcmeClient(hostile.target) as client, pytest.raises(BindingError) as info:
+        client.attest(policy_for(attest_stack, agreed), session_id)
+    assert info.value.check.startswith("report_data")
+
+
 def test_session_with_other_contract_rejected_by_policy_fail(
     attest_stack, contract_factory, policy_for
 ):

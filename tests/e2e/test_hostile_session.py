@@ -14,11 +14,11 @@ import grpc
 import pytest
 
 from attestation.errors import BindingError, SignatureError, TcmeError
+from tcme.base.keys import hpke_seal
 from tcme.client import Party, RemoteError, TcmeClient
 from tcme.v1 import tcme_pb2
 from tcme.wire import PartyKeys, canonical_json, seal_input
 from tcme.wire.envelope import OutputError, output_info
-from tcme.wire.keys import hpke_seal
 
 pytestmark = pytest.mark.model
 

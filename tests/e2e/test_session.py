@@ -76,6 +76,7 @@ def test_invalid_input_ends_session_for_everyone_fail(
 ):
     import dataclasses
 
+    from tcme.contract.constraints import IntegerConstraint
     from tcme.v1 import tcme_pb2
     from tcme.wire import seal_input
 
@@ -92,7 +93,9 @@ def test_invalid_input_ends_session_for_everyone_fail(
         widened = dataclasses.replace(
             bob_att.contract,
             inputs=tuple(
-                dataclasses.replace(i, maximum=10**15) if i.party == "bob" else i
+                dataclasses.replace(i, constraint=IntegerConstraint(0, 10**15))
+                if i.party == "bob"
+                else i
                 for i in bob_att.contract.inputs
             ),
         )

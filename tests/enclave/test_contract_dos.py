@@ -22,12 +22,12 @@ import pytest
 from attestation.policy import simulated_policy
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
+from tcme.base.encoding import canonical_json, lp_join
+from tcme.base.keys import hpke_seal
 from tcme.client import PartyPolicy, RemoteError, TcmeClient
 from tcme.v1 import tcme_pb2
 from tcme.wire import canonical_contract, parse_contract
-from tcme.wire._encoding import canonical_json, lp_join
 from tcme.wire.envelope import input_info, input_signing_message
-from tcme.wire.keys import hpke_seal
 
 EVIL = "(a|aa)+"
 ATTACK = "a" * 90 + "b"

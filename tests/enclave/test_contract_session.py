@@ -22,6 +22,8 @@ from attestation.policy import simulated_policy
 from enclave.inference import Inference
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
+from tcme.base.encoding import canonical_json, lp_join
+from tcme.base.keys import hpke_seal
 from tcme.client import Party, PartyPolicy, RemoteError, TcmeClient
 from tcme.v1 import tcme_pb2
 from tcme.wire import (
@@ -32,9 +34,7 @@ from tcme.wire import (
     seal_output,
     sign_result_request,
 )
-from tcme.wire._encoding import canonical_json, lp_join
 from tcme.wire.envelope import input_info, input_signing_message
-from tcme.wire.keys import hpke_seal
 
 CANARY = "CANARYqxzv"
 TIMEOUT = 60

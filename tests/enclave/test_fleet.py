@@ -21,10 +21,10 @@ from tcme.v1 import fleet_pb2, fleet_pb2_grpc, tcme_pb2, tcme_pb2_grpc
 from tcme.wire import (
     canonical_contract,
     error_info,
-    millionaires_contract,
     sign_abort_request,
     sign_result_request,
 )
+from tests.contracts import millionaires_contract
 
 TIMEOUT = 10
 

@@ -27,7 +27,6 @@ from tcme.v1 import evidence_pb2, tcme_pb2, tcme_pb2_grpc
 from tcme.wire import (
     canonical_contract,
     error_info,
-    millionaires_contract,
     open_output,
     parse_claims,
     parse_contract,
@@ -35,6 +34,7 @@ from tcme.wire import (
     sign_result_request,
     verify_receipt,
 )
+from tests.contracts import millionaires_contract
 
 TIMEOUT = 30
 

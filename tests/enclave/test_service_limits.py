@@ -23,7 +23,8 @@ import enclave.service as service
 from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
 from tcme.v1 import tcme_pb2, tcme_pb2_grpc
-from tcme.wire import canonical_contract, error_info, millionaires_contract, sign_result_request
+from tcme.wire import canonical_contract, error_info, sign_result_request
+from tests.contracts import millionaires_contract
 
 TCME = tcme_pb2.DESCRIPTOR.services_by_name["Tcme"]
 TIMEOUT = 10

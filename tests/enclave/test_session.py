@@ -18,13 +18,13 @@ from enclave.session import (
     SessionTimeout,
     State,
 )
+from tcme.base.keys import hpke_seal
 from tcme.wire import (
     ContractError,
     InputError,
     canonical_contract,
     canonical_json,
     lp_join,
-    millionaires_contract,
     parse_claims,
     parse_contract,
     seal_input,
@@ -33,7 +33,7 @@ from tcme.wire import (
 )
 from tcme.wire.claims import build_claims
 from tcme.wire.envelope import input_info, input_signing_message
-from tcme.wire.keys import hpke_seal
+from tests.contracts import millionaires_contract
 
 
 class NeverRun:

@@ -17,7 +17,8 @@ from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
 from host.backends import GONE_AFTER_FAILURES, BackendPool, State, split_dns_target
 from tcme.v1 import tcme_pb2, tcme_pb2_grpc
-from tcme.wire import canonical_contract, millionaires_contract
+from tcme.wire import canonical_contract
+from tests.contracts import millionaires_contract
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from enclave.server import create_server as create_enclave_server
 from enclave.server import shutdown
 from host.server import create_server as create_proxy
 from tcme.v1 import fleet_pb2, fleet_pb2_grpc, tcme_pb2, tcme_pb2_grpc
-from tcme.wire import canonical_contract, error_info, millionaires_contract
+from tcme.wire import canonical_contract, error_info
+from tests.contracts import millionaires_contract
 
 TIMEOUT = 10
 

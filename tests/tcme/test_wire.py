@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import BindingError, ParseError, SignatureError, UsageError
+from tcme.base.keys import hpke_seal
 from tcme.wire import (
     ContractError,
     HpkePrivateKey,
@@ -24,7 +25,6 @@ from tcme.wire import (
     canonical_json,
     contract_digest,
     lp_join,
-    millionaires_contract,
     open_input,
     open_output,
     output_commitment,
@@ -38,7 +38,7 @@ from tcme.wire import (
     verify_receipt,
 )
 from tcme.wire.envelope import input_info, input_signing_message
-from tcme.wire.keys import hpke_seal
+from tests.contracts import millionaires_contract
 
 ALICE = PartyKeys.generate()
 BOB = PartyKeys.generate()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
 from attestation.errors import ParseError, PolicyError, UsageError
 from tcme.client import ContractExpectation, ModelExpectation, PartyPolicy
-from tcme.client.contracts import fill_contract, load_contract_bytes
+from tcme.contract import load_contract_bytes
 from tcme.wire import PartyKeys, contract_digest
+from tests.contracts import fill_template
 
 DIGEST = "ab" * 32
 
@@ -23,7 +25,7 @@ def contract_file(tmp_path_factory):
             / "examples/millionaires/contract.template.json"
         ).read_text()
     )
-    raw = fill_contract(
+    raw = fill_template(
         template, {n: PartyKeys.generate().public_entry(n) for n in ("alice", "bob")}
     )
     path = tmp_path_factory.mktemp("contract") / "contract.json"
@@ -113,7 +115,7 @@ def test_contract_file_duplicate_keys_fail(tmp_path):
     path.write_text('{"type": "tcme/v1/contract", "type": "other"}')
     with pytest.raises(ParseError) as info:
         load_contract_bytes(path)
-    assert info.value.check == "contract.json" and info.value.actual == "type"
+    assert info.value.check == "contract.json" and "duplicate key 'type'" in info.value.detail
 
 
 def test_contract_file_missing_is_usage_error(tmp_path):
@@ -121,11 +123,32 @@ def test_contract_file_missing_is_usage_error(tmp_path):
         ContractExpectation.from_file(tmp_path / "nope.json")
 
 
-def test_fill_contract_needs_exactly_the_template_parties_fail():
-    template = {"parties": [{"name": "alice"}, {"name": "bob"}]}
+def test_contract_template_without_every_key_is_refused_fail(tmp_path):
+    template = Path(__file__).resolve().parents[3] / "examples/millionaires/contract.template.json"
+    alice = PartyKeys.generate()
     with pytest.raises(UsageError) as info:
-        fill_contract(template, {"alice": PartyKeys.generate().public_entry("alice")})
-    assert info.value.check == "contract.parties"
+        load_contract_bytes(template, keys={"alice": alice})
+    assert info.value.check == "contract.keys" and "bob" in info.value.detail
+    with pytest.raises(UsageError) as info:
+        load_contract_bytes(template, keys={"alice": alice, "carol": PartyKeys.generate()})
+    assert info.value.check == "contract.keys"
+
+
+def test_contract_file_may_be_toml(tmp_path):
+    """``[contract] file`` takes the TOML examples too (one loader for every command)."""
+    example = Path(__file__).resolve().parents[3] / "examples/damage-monitoring/contract.toml"
+    keys = {n: PartyKeys.generate() for n in ("reporter", "insurer")}
+    for name, k in keys.items():
+        k.save(tmp_path / f"{name}.key")
+    body = (
+        example.read_text()
+        .replace('name = "reporter"', 'name = "reporter"\nkeys = "reporter.key"')
+        .replace('name = "insurer"', 'name = "insurer"\nkeys = "insurer.key"')
+    )
+    (tmp_path / "contract.toml").write_text(body)
+    policy = PartyPolicy.from_dict(_policy(contract={"file": "contract.toml"}), base=tmp_path)
+    assert policy.contract is not None
+    assert policy.contract.digest == contract_digest(load_contract_bytes(example, keys=keys))
 
 
 def test_policy_file_bad_toml_is_usage_error(tmp_path):

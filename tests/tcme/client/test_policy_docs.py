@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tcme.client import PartyPolicy
-from tcme.client.contracts import fill_contract
 from tcme.wire import PartyKeys
+from tests.contracts import fill_template
 
 REPO = Path(__file__).resolve().parents[3]
 PLACEHOLDERS = {"<96 hex>": "ab" * 48, "<64 hex>": "cd" * 32}
@@ -30,7 +30,7 @@ def test_documented_policy_loads(doc, tmp_path):
     assert blocks, f"docs/{doc} shows no whole party policy"
     template = json.loads((REPO / "examples/millionaires/contract.template.json").read_text())
     keys = {n: PartyKeys.generate().public_entry(n) for n in ("alice", "bob")}
-    (tmp_path / "contract.json").write_bytes(fill_contract(template, keys))
+    (tmp_path / "contract.json").write_bytes(fill_template(template, keys))
     for block in blocks:
         for placeholder, value in PLACEHOLDERS.items():
             block = block.replace(placeholder, value)

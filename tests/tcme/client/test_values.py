@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from attestation.errors import UsageError
-from tcme.client.contracts import fill_contract
 from tcme.client.values import parse_values
 from tcme.wire import PartyKeys, parse_contract
+from tests.contracts import fill_template
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "examples/millionaires/contract.template.json"
 
@@ -23,7 +23,7 @@ def contract():
     ]
     template["prompt"] += " {bob_note}"
     keys = {n: PartyKeys.generate().public_entry(n) for n in ("alice", "bob")}
-    return parse_contract(fill_contract(template, keys))
+    return parse_contract(fill_template(template, keys))
 
 
 def test_single_input_bare_value(contract):

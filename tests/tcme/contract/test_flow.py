@@ -8,8 +8,8 @@ import re
 import pytest
 
 from tcme.contract import analyse, contract_flows, output_labels
+from tcme.contract.errors import ContractError
 from tcme.wire import canonical_contract, parse_contract
-from tcme.wire.contract import ContractError
 
 
 def _flows(contract_dict):

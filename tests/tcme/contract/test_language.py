@@ -10,15 +10,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import TcmeError
+from tcme.base.keys import HpkePrivateKey
+from tcme.contract.errors import ContractError, OutputValueError
 from tcme.wire import (
     InputError,
     PartyKeys,
     canonical_contract,
-    millionaires_contract,
     parse_contract,
 )
-from tcme.wire.contract import ContractError, OutputValueError
-from tcme.wire.keys import HpkePrivateKey
+from tests.contracts import millionaires_contract
 
 CANARY = "zebra canary quartz"
 

@@ -10,9 +10,9 @@ from jsonschema import Draft202012Validator
 
 from attestation.errors import ParseError, UsageError
 from tcme.contract import contract_file_schema, load_contract, validate_document
+from tcme.contract.errors import ContractError
 from tcme.contract.loader import find_contract_file
 from tcme.wire import canonical_contract
-from tcme.wire.contract import ContractError
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/contract*.*"))

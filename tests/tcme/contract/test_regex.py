@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tcme.contract import jsonschema_check, regex
+from tcme.contract.errors import ContractError
 from tcme.wire import canonical_contract, parse_contract
-from tcme.wire.contract import ContractError
 
 EVIL = "(a|aa)+"
 ATTACK = "a" * 90 + "b"

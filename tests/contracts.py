@@ -1,4 +1,4 @@
-"""Ready-made contracts (as dicts, before canonicalisation).
+"""Ready-made contracts for tests (as dicts, before canonicalisation).
 
 ``millionaires_contract``: Yao's millionaires problem for two parties. Each
 party's wealth is an integer input; the one output says who is richer
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tcme.wire.keys import PartyKeys
+from tcme.base.keys import PartyKeys
 
 MILLIONAIRES_PROMPT = (
     "Two people compare their wealth. The first person has {first_wealth} dollars. "
@@ -71,3 +71,24 @@ def millionaires_contract(
         ],
         "timeout_seconds": timeout_seconds,
     }
+
+
+def fill_template(
+    template: Mapping[str, Any], keys: Mapping[str, PartyKeys | Mapping[str, Any]]
+) -> bytes:
+    """Canonical bytes of contract dict ``template`` with each party's public keys filled in.
+
+    A test shortcut for in-memory dicts; files go through ``tcme.contract.load_contract``.
+    """
+    from tcme.contract import canonical_contract
+
+    body = dict(template)
+    parties = []
+    for entry in template["parties"]:
+        name = entry["name"]
+        given = keys[name]
+        public = given.public_entry(name) if isinstance(given, PartyKeys) else dict(given)
+        public["name"] = name
+        parties.append(public)
+    body["parties"] = parties
+    return canonical_contract(body)

@@ -15,9 +15,10 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from attestation.errors import ParseError
+from attestation.errors import ParseError, UsageError
 
 # JSON integers outside this range lose precision in many JSON parsers.
 MAX_SAFE_INT = 2**53 - 1
@@ -130,6 +131,36 @@ def load_json_text(text: str, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> 
         )
     except ValueError as err:
         raise ParseError(f"{what}.json", f"not valid JSON: {err}") from err
+
+
+def read_text_file(path: Path, what: str, *, max_bytes: int) -> str:
+    """A UTF-8 text file of at most ``max_bytes`` (larger files are not read in full).
+
+    Raises ``UsageError`` (``<what>.read``) or ``ParseError`` (``.size``, ``.utf8``).
+    """
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as err:
+        raise UsageError(f"{what}.read", f"cannot read {path}: {err.strerror}") from err
+    if len(data) > max_bytes:
+        raise ParseError(f"{what}.size", f"{path} is too large", expected=f"<= {max_bytes} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ParseError(f"{what}.utf8", f"{path} is not UTF-8") from err
+    return text
+
+
+def load_json_file(path: Path, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Strict, bounded JSON from a file (``read_text_file``, then ``load_json_text``)."""
+    text = read_text_file(path, what, max_bytes=max_bytes)
+    try:
+        return load_json_text(text, what, max_bytes=max_bytes)
+    except ParseError as err:
+        raise ParseError(
+            err.check, f"{path}: {err.detail}", expected=err.expected, actual=err.actual
+        ) from err
 
 
 def parse_canonical_json(data: bytes, what: str) -> Any:

@@ -1,8 +1,7 @@
-"""Small, strict checks for one field of a JSON object the wire formats parse.
+"""Small, strict checks for one field of a contract object, and the contract's name rules.
 
-Shared by the contract parser (``tcme.wire.contract``) and the contract language
-(``tcme.contract``): every failure is a ``ContractError`` that names the field
-(``where``) and, where it helps, what was expected and what was found.
+Every failure is a ``ContractError`` that names the field (``where``) and,
+where it helps, what was expected and what was found.
 """
 
 from __future__ import annotations
@@ -10,14 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from attestation.errors import TcmeError
+from tcme.contract.errors import ContractError
 
+PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+INPUT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# Enum values go into a GBNF grammar literal; this alphabet needs no escaping.
 ENUM_VALUE = re.compile(r"[A-Za-z0-9 _.,:;!?'()/+-]{1,64}")
 MAX_ENUM_VALUES = 64
-
-
-class ContractError(TcmeError):
-    """The contract is malformed or uses something this version does not support."""
 
 
 def fields(obj: Any, where: str, required: set[str], optional: set[str] | None = None) -> None:
