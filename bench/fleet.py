@@ -162,7 +162,7 @@ class Load:
             session_id = client.create_session(self.contract).session_id
 
         def one(name: str) -> None:
-            values = {"alice": {"first_wealth": 5}, "bob": {"second_wealth": 3}}[name]
+            values = {"alice": {"alice_wealth": 5}, "bob": {"bob_wealth": 3}}[name]
             with self.client(target) as client:
                 Party(name, self.keys[name], self.policy, client).run(
                     session_id, values, timeout=60

@@ -279,7 +279,7 @@ class Parties:
         from tcme.client import Party, TcmeClient
 
         policy = fleet.policy(self.contract)
-        values = {"alice": {"first_wealth": 7_000_000}, "bob": {"second_wealth": 2_000}}
+        values = {"alice": {"alice_wealth": 7_000_000}, "bob": {"bob_wealth": 2_000}}
 
         def one(name: str) -> Outcome:
             start = time.monotonic()
