@@ -99,6 +99,7 @@ class Fleet:
     members: dict[str, Member] = field(default_factory=dict)
     identity: Any = None
     ark_sha256: str = ""
+    measurement: bytes = b""
 
     # -- start and stop ----------------------------------------------------------------
 
@@ -113,7 +114,8 @@ class Fleet:
         sign_model(self.model, signature, private_key=private)
         self.identity = verify_model(self.model, signature, ModelVerifier.public_key(public))
         # One simulated root for the whole fleet (replicas of one platform).
-        self.ark_sha256 = SimulatedSnpProvider(self.workdir / "sim").ark_sha256
+        simulated = SimulatedSnpProvider(self.workdir / "sim")
+        self.ark_sha256, self.measurement = simulated.ark_sha256, simulated.measurement
         for i in range(self.enclaves):
             ready = self.workdir / f"enclave{i}.addr"
             self._spawn(
@@ -215,13 +217,12 @@ class Fleet:
     def policy(self, contract: bytes) -> Any:
         """A party policy for this fleet: the simulated root, the model, the contract; no key."""
         from attestation.policy import simulated_policy
-        from attestation.snp.simulate import DEFAULT_MEASUREMENT
         from tcme.client import PartyPolicy
 
         return PartyPolicy.from_dict(
             {
-                # The simulated root and the simulated guest's launch measurement.
-                **simulated_policy(self.ark_sha256, DEFAULT_MEASUREMENT),
+                # One root, one launch measurement for every replica; no key is pinned.
+                **simulated_policy(self.ark_sha256, self.measurement),
                 "model": {
                     "root_digest": self.identity.root_digest,
                     "signer": self.identity.signer,
@@ -278,7 +279,7 @@ class Parties:
         from tcme.client import Party, TcmeClient
 
         policy = fleet.policy(self.contract)
-        values = {"alice": {"first_wealth": 7_000_000}, "bob": {"second_wealth": 2_000}}
+        values = {"alice": {"alice_wealth": 7_000_000}, "bob": {"bob_wealth": 2_000}}
 
         def one(name: str) -> Outcome:
             start = time.monotonic()
