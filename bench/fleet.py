@@ -121,6 +121,8 @@ class Load:
     """Two parties and their sessions against one target (a proxy or an enclave)."""
 
     def __init__(self, sim_ark: str) -> None:
+        from attestation.policy import simulated_policy
+        from attestation.snp.simulate import DEFAULT_MEASUREMENT
         from tcme.client import PartyPolicy
         from tcme.contract import load_contract_bytes
         from tcme.wire import PartyKeys
@@ -129,9 +131,6 @@ class Load:
         # The example every party flow uses, filled by the one contract loader.
         self.contract = load_contract_bytes(MILLIONAIRES, keys=self.keys)
         import hashlib
-
-        from attestation.policy import simulated_policy
-        from attestation.snp.simulate import DEFAULT_MEASUREMENT
 
         identity = StandInIdentity()
         self.policy = PartyPolicy.from_dict(
@@ -165,7 +164,7 @@ class Load:
             ).session_id
 
         def one(name: str) -> None:
-            values = {"alice": {"first_wealth": 5}, "bob": {"second_wealth": 3}}[name]
+            values = {"alice": {"alice_wealth": 5}, "bob": {"bob_wealth": 3}}[name]
             with self.client(target) as client:
                 Party(name, self.keys[name], self.policy, client).run(
                     session_id, values, timeout=60

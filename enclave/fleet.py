@@ -24,6 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from enclave.runtime import Enclave
+from tcme.serving.health import HealthTable
 from tcme.v1 import fleet_pb2, fleet_pb2_grpc, tcme_pb2
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,14 @@ class FleetServicer(fleet_pb2_grpc.FleetServicer):
 
 def drain(
     enclave: Enclave,
-    health_servicer: object | None,
+    health_servicer: HealthTable | None,
     grace: float,
     *,
     interrupted: threading.Event | None = None,
 ) -> int:
     """Stop taking sessions and wait up to ``grace`` seconds for the live ones to end.
 
-    ``health_servicer`` (a ``grpc_health.v1.health.HealthServicer``) is switched
+    ``health_servicer`` (the server's ``tcme.serving.health.HealthTable``) is switched
     to NOT_SERVING for the whole server and ``tcme.v1.Tcme``, so health-checking
     proxies and Kubernetes stop sending new sessions here; the Tcme service keeps
     answering the calls of sessions already open. Returns how many sessions were
@@ -70,8 +71,9 @@ def drain(
     """
     enclave.start_draining()
     if health_servicer is not None:
+        health_servicer.set_reason("draining: finishing its sessions, taking no new ones")
         for name in ("", TCME_SERVICE):
-            health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)  # type: ignore[attr-defined]
+            health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     live = len(enclave.sessions)
     log.info("draining: no new sessions; waiting up to %.0f s for %d live sessions", grace, live)
     deadline = time.monotonic() + max(grace, 0.0)

@@ -22,10 +22,13 @@ enclave alone decides (``single``). A backend that does not serve
 ``tcme.v1.Fleet`` is probed by health alone and has no route, so it can only
 be used that way.
 
-A backend that stops answering is "gone": it gets no new sessions, and the
-``on_gone`` callback lets the forwarder fail the calls it has in flight there
-at once. A DNS address that disappears is kept while it still answers and
-still holds sessions (a draining pod), then dropped. Every change of state is
+A backend that misses a probe gets no new sessions; one that misses
+``GONE_AFTER_FAILURES`` in a row (a failed forwarded call asks for the next
+probe at once) is "gone", and the ``on_gone`` callback lets the forwarder fail
+the calls it has in flight there at once, so a party never waits out its
+deadline on a dead or unreachable host. A DNS address that disappears is kept
+while it still answers and still holds sessions (a draining pod), then
+dropped. Every change of state is
 logged once.
 """
 
@@ -50,7 +53,9 @@ log = logging.getLogger(__name__)
 ROUTE_SIZE = 4  # enclave.runtime.ROUTE_SIZE; the host never imports enclave
 DEFAULT_INTERVAL = 1.0
 DEFAULT_RESOLVE_INTERVAL = 5.0
-DEFAULT_PROBE_TIMEOUT = 1.0
+DEFAULT_PROBE_TIMEOUT = 2.0
+# Consecutive failed probes before a backend is gone (its calls in flight are failed).
+GONE_AFTER_FAILURES = 3
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -108,7 +113,7 @@ class Backend:
     def describe(self) -> str:
         """One line for logs and errors."""
         route = self.route.hex() if self.route else "?"
-        if self.state is State.GONE:
+        if self.state is State.GONE or self.failures:
             return f"{self.target} (route {route}) does not answer: {self.detail or 'no detail'}"
         return f"{self.target} (route {route}, {self.state.value}, {self.load} live)"
 
@@ -364,6 +369,11 @@ class BackendPool:
             elif state is State.GONE:
                 backend.failures += 1
                 backend.detail = why
+                if backend.failures < GONE_AFTER_FAILURES and before is not State.UNKNOWN:
+                    # One slow or failed probe (a loaded host) only stops new sessions;
+                    # calls in flight are failed once the enclave misses several in a row.
+                    state = State.NOT_SERVING
+                    why = f"{why} (probe {backend.failures} of {GONE_AFTER_FAILURES} failed)"
             else:
                 backend.failures = 0
                 backend.detail = ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import grpc
@@ -67,7 +68,8 @@ class ForwardingHandler(grpc.GenericRpcHandler):
     ``router`` picks the backend per call and owns the ``grpc.aio`` channels
     (on the serving loop). Every method of the API is unary; a streaming method
     is refused when the proxy is built. ``on_unavailable(target, detail)`` hears
-    of each backend a call found unreachable.
+    of each backend a call found unreachable. Response hooks run on ``executor``
+    (the loop's default pool when None).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class ForwardingHandler(grpc.GenericRpcHandler):
         response_hooks: Mapping[str, ResponseHook] | None = None,
         max_call_seconds: float | None = None,
         on_unavailable: Callable[[str, str], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         streaming = [m.path for m in methods if m.client_streaming or m.server_streaming]
         if streaming:
@@ -86,6 +89,7 @@ class ForwardingHandler(grpc.GenericRpcHandler):
         self._hooks = dict(response_hooks or {})
         self._max_call_seconds = max_call_seconds
         self._on_unavailable = on_unavailable
+        self._executor = executor
         self._handlers = {m.path: self._method_handler(m.path) for m in methods}
         unknown = set(self._hooks) - set(self._handlers)
         if unknown:
@@ -149,8 +153,10 @@ class ForwardingHandler(grpc.GenericRpcHandler):
         if hook is None:
             return response
         try:
-            # Hooks read the collateral cache from disk: off the serving loop.
-            return await asyncio.to_thread(hook, response)
+            # Hooks read the collateral cache from disk: off the serving loop, on the
+            # proxy's pool of threads for blocking work (``executor``).
+            running = asyncio.get_running_loop()
+            return await running.run_in_executor(self._executor, hook, response)
         except Exception as err:  # a hook bug must surface as a status, never a crash
             log.warning("response hook for %s failed: %s", path, type(err).__name__)
             await context.abort(

@@ -173,15 +173,17 @@ async def _build(
     health = FleetHealth(pool, names)
     pool.on_gone(router.on_gone)
     pool.on_change(health.update)
+    threads = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tcme-host")
     handler = ForwardingHandler(
         router,
         method_shapes(services),
         response_hooks=attest_hooks(services, collateral_dir),
         max_call_seconds=max_call_seconds,
         on_unavailable=pool.report_unreachable,
+        executor=threads,
     )
     server = grpc.aio.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tcme-host"),
+        threads,
         interceptors=(
             PeerAdmission(
                 limits.calls_per_peer,

@@ -44,6 +44,7 @@ from attestation.errors import PolicyError, UsageError
 from attestation.policy_values import Skip, check_keys, hex_converter, pinned
 from attestation.tdx.abi import ATTRIBUTES_SIZE, MEASUREMENT_SIZE, REPORT_DATA_SIZE
 from attestation.tdx.verify import TCB_STATUS_REVOKED, VerifiedQuote
+from attestation.text import parse_hex
 
 # Every status a TDX TCB Info (v3) level can carry. "Revoked" is never acceptable.
 KNOWN_TCB_STATUSES = (
@@ -152,7 +153,9 @@ class TdxPolicy:
         if "report_data" in table:
             if not isinstance(table["report_data"], str):
                 raise UsageError("policy.tdx.report_data", "expected a hex string")
-            values["report_data"] = _hex(table["report_data"], "report_data", REPORT_DATA_SIZE)
+            values["report_data"] = parse_hex(
+                table["report_data"], "policy.tdx.report_data", size=REPORT_DATA_SIZE
+            )
         return cls(**values)
 
     def unchecked(self) -> list[str]:
@@ -262,15 +265,3 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise UsageError(f"policy.tdx.{key}", "expected a string or a list of strings", actual=value)
-
-
-def _hex(value: str, key: str, size: int) -> bytes:
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError as err:
-        raise UsageError(f"policy.tdx.{key}", f"not hex: {err}", actual=value) from err
-    if len(raw) != size:
-        raise UsageError(
-            f"policy.tdx.{key}", "wrong length (bytes)", expected=size, actual=len(raw)
-        )
-    return raw

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import ParseError, UsageError
+from attestation.text import parse_hex
 
 # JSON integers outside this range lose precision in many JSON parsers.
 MAX_SAFE_INT = 2**53 - 1
@@ -261,18 +262,8 @@ def unb64(text: Any, check: str, *, size: int | None = None) -> bytes:
 
 
 def unhex(text: Any, check: str, *, size: int | None = None) -> bytes:
-    """Decode lowercase hex; ``size`` pins the decoded length."""
-    if not isinstance(text, str) or text != text.lower():
-        raise ParseError(check, "expected a lowercase hex string", actual=repr(text)[:80])
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError as err:
-        raise ParseError(check, f"bad hex: {err}") from err
-    if size is not None and len(raw) != size:
-        raise ParseError(
-            check, "wrong length", expected=f"{size} bytes", actual=f"{len(raw)} bytes"
-        )
-    return raw
+    """Decode lowercase hex (the one canonical spelling); ``size`` pins the decoded length."""
+    return parse_hex(text, check, size=size, error=ParseError, lowercase_only=True)
 
 
 def require_keys(

@@ -112,7 +112,13 @@ def print_summary(result: AttestationResult, *, prefix: str = "", stream: Any = 
         ),
     ]
     if s.get("capability"):
-        rows.append(("capability score", f"{s['capability']} tests passed"))
+        budget = s.get("capability_token_budget")
+        rows.append(
+            (
+                "capability score",
+                f"{s['capability']} tests passed" + (f" (token budget {budget})" if budget else ""),
+            )
+        )
     gpus = s.get("gpus")
     if gpus:
         for position, gpu in enumerate(gpus["gpus"]):

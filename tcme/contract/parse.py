@@ -21,7 +21,8 @@ from tcme.contract.model import Contract, ContractKind
 
 CONTRACT_TYPE = "tcme/v1/contract"
 
-KINDS: dict[ContractKind, Callable[[dict[str, Any], bytes], Contract]] = {
+# Keyed by ContractKind, a str enum, so the contract's own string looks a parser up.
+KINDS: dict[str, Callable[[dict[str, Any], bytes], Contract]] = {
     ContractKind.ENUM_DECISION: parse_enum_decision,
     ContractKind.GENERAL: parse_general,
 }
@@ -35,7 +36,7 @@ def parse_contract(contract: bytes) -> Contract:
     if obj.get("type") != CONTRACT_TYPE:
         raise ContractError("contract.type", expected=CONTRACT_TYPE, actual=obj.get("type"))
     kind = obj.get("kind")
-    parser = KINDS.get(kind) if isinstance(kind, str) else None  # type: ignore[call-overload]
+    parser = KINDS.get(kind) if isinstance(kind, str) else None
     if parser is None:
         raise ContractError(
             "contract.kind",

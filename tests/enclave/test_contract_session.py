@@ -441,6 +441,8 @@ def test_capability_score_is_attested_and_in_the_receipt(model_stack, sim_provid
         record = attestation.capability
         assert (record.passed, record.total) == (1, 2)
         assert record.session_id == sid and record.contract_digest == digest
+        # The party summary shows what the tests were allowed to cost.
+        assert attestation.summary()["capability_token_budget"] == 2048
         response = client._stub.Attest(
             tcme_pb2.AttestRequest(session_id=sid, nonce=os.urandom(32)), timeout=TIMEOUT
         )

@@ -186,25 +186,19 @@ def test_responder_nonce_is_not_the_verifiers(named_gpu):
         verify_device_evidence(vector.evidence, nonce=report.responder_nonce, at=AT)
 
 
-def _flip_positions(size: int) -> list[int]:
-    # Every byte of the request and the response header, then a spread over the
-    # record, the responder nonce, the opaque data and the signature.
-    head = list(range(0, 45))
-    spread = list(range(45, size, 53))
-    return sorted(set(head + spread + [size - 1, size - 96, size - 97, size - 98]))
-
-
 def test_bit_flips_in_the_signed_range_reject(named_gpu):
+    """Every byte of request || response, and of the signature: one bit flipped each time
+    (the bit moves with the position, so every bit position is covered many times)."""
     vector = named_gpu("trustee_gh100_550")
     report = bytearray(vector.report)
-    for position in _flip_positions(len(report)):
-        for bit in (0, 7):
-            flipped = bytearray(report)
-            flipped[position] ^= 1 << bit
-            with pytest.raises(TcmeError):
-                verify_device_evidence(
-                    DeviceEvidence(bytes(flipped), vector.certs), nonce=vector.nonce, at=AT
-                )
+    verify_device_evidence(vector.evidence, nonce=vector.nonce, at=AT)  # unflipped: accepted
+    for position in range(len(report)):
+        flipped = bytearray(report)
+        flipped[position] ^= 1 << (position % 8)
+        with pytest.raises(TcmeError):
+            verify_device_evidence(
+                DeviceEvidence(bytes(flipped), vector.certs), nonce=vector.nonce, at=AT
+            )
 
 
 def test_pinned_roots_are_the_nvidia_cas():
