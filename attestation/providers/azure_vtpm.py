@@ -44,8 +44,9 @@ from attestation.azure.tpm import (
     parse_rsa_signature,
 )
 from attestation.azure.verify import TEE_AZ_SNP, TEE_AZ_TDX
-from attestation.errors import TcmeError, UsageError
-from attestation.providers.base import REPORT_DATA_SIZE, Evidence
+from attestation.errors import TcmeError
+from attestation.providers._blobs import check_report_data
+from attestation.providers.base import Evidence
 from attestation.providers.errors import ProviderError, ProviderUnavailable
 from attestation.providers.tpm2 import DeviceTransport, Tpm, TpmError, TpmTransport
 
@@ -119,13 +120,7 @@ class AzureVtpmProvider:
 
     def get_evidence(self, report_data: bytes) -> Evidence:
         """Fresh evidence whose quote carries exactly these 64 bytes (or their SHA-256)."""
-        if not isinstance(report_data, bytes | bytearray) or len(report_data) != REPORT_DATA_SIZE:
-            raise UsageError(
-                "report_data",
-                "report_data must be exactly 64 bytes",
-                expected=REPORT_DATA_SIZE,
-                actual=len(report_data) if isinstance(report_data, bytes | bytearray) else None,
-            )
+        report_data = check_report_data(report_data)
         hcl = self.read_hcl_report()
         td_quote = (
             self._td_quote(hcl.hardware_report) if hcl.report_type != REPORT_TYPE_SNP else None

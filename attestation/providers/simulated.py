@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from attestation.errors import UsageError
-from attestation.providers.base import REPORT_DATA_SIZE, Evidence
+from attestation.providers._blobs import check_report_data
+from attestation.providers.base import Evidence
 from attestation.snp.simulate import DEFAULT_MEASUREMENT, SimulatedSnp
 from attestation.tee import Tee
 
@@ -51,13 +51,7 @@ class SimulatedSnpProvider:
 
     def get_evidence(self, report_data: bytes) -> Evidence:
         """A fresh simulated report over exactly 64 bytes of ``report_data``."""
-        if not isinstance(report_data, bytes | bytearray) or len(report_data) != REPORT_DATA_SIZE:
-            raise UsageError(
-                "report_data",
-                "report_data must be exactly 64 bytes",
-                expected=REPORT_DATA_SIZE,
-                actual=len(report_data) if isinstance(report_data, bytes | bytearray) else None,
-            )
+        report_data = check_report_data(report_data)
         raw = self._snp.report(
             bytes(report_data), measurement=self._measurement, policy=self._policy
         )

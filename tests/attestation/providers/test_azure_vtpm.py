@@ -23,10 +23,10 @@ from attestation.azure.quote import verify_pcr_digest, verify_quote_signature
 from attestation.azure.runtime_data import parse_runtime_data
 from attestation.azure.tpm import parse_attest
 from attestation.azure.verify import parse_parts, verify_azure_evidence
-from attestation.errors import BindingError, SignatureError, UsageError
+from attestation.errors import BindingError, SignatureError
 from attestation.policy import Policy
 from attestation.providers.azure_vtpm import AzureVtpmProvider
-from attestation.providers.errors import ProviderUnavailable
+from attestation.providers.errors import ProviderError, ProviderUnavailable
 from attestation.providers.tpm2 import Tpm, TpmError
 from attestation.snp.verify import load_cert_bundle
 from attestation.tee import Tee
@@ -234,8 +234,9 @@ def test_no_hcl_report_is_unavailable(cvm, tmp_path):
 
 
 def test_report_data_must_be_64_bytes(provisioned, sim):
-    with pytest.raises(UsageError):
+    with pytest.raises(ProviderError) as err:
         _provider(provisioned, sim).get_evidence(b"short")
+    assert (err.value.check, err.value.actual) == ("provider.report_data", 5)
 
 
 def test_runtime_data_names_the_swtpm_ak(provisioned, sim):

@@ -12,6 +12,7 @@ import pytest
 from attestation.errors import PolicyError, SignatureError, UsageError
 from attestation.policy import SKIP, Policy, SnpPolicy
 from attestation.providers.base import EvidenceProvider
+from attestation.providers.errors import ProviderError
 from attestation.providers.simulated import SimulatedSnpProvider
 from attestation.snp import _x509
 from attestation.snp.abi import REPORT_SIZE, parse_report
@@ -247,5 +248,6 @@ def test_provider_produces_simulated_evidence(tmp_path, caplog):
         inputs=[SnpInputs(certs=evidence.certs)],
     )
     assert result.measurement == measurement and result.simulated
-    with pytest.raises(UsageError, match="report_data"):
+    with pytest.raises(ProviderError) as err:
         provider.get_evidence(b"\x00" * 63)
+    assert (err.value.check, err.value.actual) == ("provider.report_data", 63)
