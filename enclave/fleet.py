@@ -47,7 +47,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServicer):
         """What a proxy needs to route to this enclave."""
         return fleet_pb2.FleetStatusResponse(
             route=self._enclave.route,
-            live_sessions=len(self._enclave.sessions),
+            live_sessions=self._enclave.sessions.live_count(),
             max_sessions=self._enclave.sessions.max_sessions,
             draining=self._enclave.draining,
         )

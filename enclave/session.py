@@ -59,6 +59,7 @@ from tcme.contract.parse import parse_contract
 from tcme.wire.envelope import (
     SESSION_ID_SIZE,
     OpenedInput,
+    SignedInputError,
     open_input,
     output_commitment,
     seal_output,
@@ -381,8 +382,10 @@ class SessionManager:
     def submit(self, session_id: bytes, party: str, enc: bytes, ciphertext: bytes) -> Accepted:
         """Accept one party's sealed input; returns the enclave-signed acknowledgement.
 
-        An input that fails any check ends the session for every party with that
-        one error (raised here too). The last valid input starts the model run.
+        An input its party signed that fails any check ends the session for every
+        party with that one error (raised here too). Bytes the party did not sign
+        are refused without touching the session. The last valid input starts the
+        model run.
         """
         with self._lock:
             session = self.get(session_id)
@@ -407,11 +410,21 @@ class SessionManager:
                     enc=enc,
                     ciphertext=ciphertext,
                 )
-            except TcmeError as err:
+            except SignedInputError as err:
                 self._fail(session, err)
                 # The public error: its detail (maybe about the party's value) is sealed.
                 assert session.error is not None
                 raise session.error from None
+            except TcmeError:
+                # Bytes the party did not sign (undecryptable, misframed, wrong key) are
+                # nobody's input: refused alone, so a stranger or the proxy cannot end
+                # the parties' session by sending garbage in a party's name.
+                log.info(
+                    "session %s: unauthenticated input for %s refused",
+                    session.session_id.hex()[:8],
+                    party,
+                )
+                raise
             session.inputs[party] = opened
             session.accepted.add(party)
             received, expected = len(session.inputs), len(session.contract.parties)
