@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import ParseError, UsageError
-from attestation.text import parse_hex
+from attestation.text import no_duplicate_keys, parse_hex
 
 # JSON integers outside this range lose precision in many JSON parsers.
 MAX_SAFE_INT = 2**53 - 1
@@ -126,7 +126,7 @@ def load_json_text(text: str, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> 
     try:
         return json.loads(
             text,
-            object_pairs_hook=_no_duplicates,
+            object_pairs_hook=no_duplicate_keys(f"{what}.json"),
             parse_float=_no_float,
             parse_constant=_no_float,
         )
@@ -188,15 +188,6 @@ def parse_canonical_json(data: bytes, what: str) -> Any:
             actual=f"{len(data)} bytes",
         )
     return value
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 def _no_float(token: str) -> Any:
