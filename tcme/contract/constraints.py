@@ -153,7 +153,7 @@ class JsonConstraint:
             raise InputError(_where(spec), "not a JSON value") from err
         if size > self.max_bytes:
             raise InputError(_where(spec), f"JSON value larger than max_bytes {self.max_bytes}")
-        problem = jsonschema_check.first_violation(self.schema, value)
+        problem = jsonschema_check.violations(self.schema, value)
         if problem is not None:
             raise InputError(
                 _where(spec), f"does not satisfy the contract's JSON Schema: {problem}"

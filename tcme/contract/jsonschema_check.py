@@ -190,12 +190,23 @@ def _checker(schema: Mapping[str, Any]) -> Any:
     return _validator_class()(body)
 
 
-def first_violation(schema: Mapping[str, Any], instance: Any) -> str | None:
-    """Where ``instance`` first breaks ``schema`` ("at /a/0: type"), or None when it fits."""
+# Enough to show a party everything wrong with a value of ordinary size; a value
+# that breaks more is summarised by a count, so the message stays bounded.
+MAX_LISTED_VIOLATIONS = 20
+
+
+def violations(schema: Mapping[str, Any], instance: Any) -> str | None:
+    """Every place ``instance`` breaks ``schema`` ("at /a/0: type constraint; ..."), or None."""
     validator = _checker(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path)))
+    errors = sorted(
+        validator.iter_errors(instance),
+        key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
+    )
     if not errors:
         return None
-    error = errors[0]
-    path = "/" + "/".join(str(p) for p in error.absolute_path)
-    return f"at {path}: {error.validator} constraint"
+    listed = [
+        f"at /{'/'.join(str(p) for p in error.absolute_path)}: {error.validator} constraint"
+        for error in errors[:MAX_LISTED_VIOLATIONS]
+    ]
+    hidden = len(errors) - len(listed)
+    return "; ".join(listed) + (f"; and {hidden} more" if hidden else "")

@@ -86,7 +86,7 @@ class JsonOutput:
             value = json.loads(text)
         except ValueError as err:
             raise OutputValueError(f"output.{self.name}.value", "not valid JSON") from err
-        problem = jsonschema_check.first_violation(self.schema, value)
+        problem = jsonschema_check.violations(self.schema, value)
         if problem is not None:
             raise OutputValueError(
                 f"output.{self.name}.value", f"does not satisfy the JSON Schema: {problem}"

@@ -103,13 +103,13 @@ def test_catastrophic_json_schema_patterns_finish_promptly_attack():
     result = _in_child(
         f"""
         import json
-        from tcme.contract.jsonschema_check import first_violation, parse_schema
+        from tcme.contract.jsonschema_check import violations, parse_schema
         schema = parse_schema(json.loads({json.dumps(schema)!r}), "schema")
         print(json.dumps({{
-            "pattern": first_violation(schema, {{"word": {ATTACK!r}}}),
-            "key": first_violation(schema, {{{ATTACK!r}: 1}}),
-            "honest": first_violation(schema, {{"word": "aaaa", "aaa": 1}}),
-            "honest_bad_value": first_violation(schema, {{"aaa": "x"}}),
+            "pattern": violations(schema, {{"word": {ATTACK!r}}}),
+            "key": violations(schema, {{{ATTACK!r}: 1}}),
+            "honest": violations(schema, {{"word": "aaaa", "aaa": 1}}),
+            "honest_bad_value": violations(schema, {{"aaa": "x"}}),
         }}))
         """
     )
@@ -190,10 +190,10 @@ def test_root_schema_reference_stays_on_re2():
         "properties": {"w": {"type": "string", "pattern": "^a+$"}, "next": {"$ref": "#"}},
     }
     jsonschema_check.parse_schema(schema, "s")
-    assert jsonschema_check.first_violation(schema, {"next": {"w": "ab"}}) == (
+    assert jsonschema_check.violations(schema, {"next": {"w": "ab"}}) == (
         "at /next/w: pattern constraint"
     )
-    assert jsonschema_check.first_violation(schema, {"next": {"w": "aa"}}) is None
+    assert jsonschema_check.violations(schema, {"next": {"w": "aa"}}) is None
 
 
 def test_compile_pattern_bounds_and_caches():
