@@ -7,6 +7,12 @@
   the certificates that sign reference integrity manifests (RIMs).
 
 Both are pinned by the SHA-256 of their DER; an altered file refuses to load.
+
+They are trust anchors the product needs in the field, bundled for the same
+reason as the AMD ARKs beside them, not test data: NVIDIA publishes them in its
+own verifier (NVIDIA/nvtrust ``local_gpu_verifier``, BSD-3-Clause; the device
+root is also in CoCo Trustee, Apache-2.0). The shared evidence vectors carry the
+same public certificates; tests read every vector from ``../shared/vectors``.
 """
 
 from __future__ import annotations
