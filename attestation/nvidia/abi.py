@@ -28,15 +28,13 @@ well-formed. ``NvidiaReport.to_bytes()`` rebuilds the exact input.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from attestation.errors import ParseError
+from attestation.text import decode_text_blob
 
 # --- SPDM 1.1 constants (DSP0274 1.1.0 tables 4, 40, 42, 45, 46) ----------------
 SPDM_VERSION_1_1 = 0x11
@@ -68,7 +66,6 @@ TLV_HEADER = struct.Struct("<HH")
 _MAGIC = bytes(
     (SPDM_VERSION_1_1, GET_MEASUREMENTS, REQUEST_PARAM1_SIGNATURE, REQUEST_PARAM2_ALL_BLOCKS)
 )
-_HEX = re.compile(rb"\A(?:[0-9a-fA-F]{2})+\Z")
 assert REQUEST.size == 37 and RESPONSE_HEADER.size == 8 and BLOCK_SIZE == BLOCK.size == 55
 
 
@@ -436,15 +433,7 @@ def decode_report_input(data: bytes) -> bytes:
     data = bytes(data)
     if data[:2] == _MAGIC[:2]:
         return data
-    compact = b"".join(data.split())
-    decoded: bytes | None = None
-    try:
-        if _HEX.match(compact):
-            decoded = bytes.fromhex(compact.decode("ascii"))
-        else:
-            decoded = base64.b64decode(compact, validate=True)
-    except (ValueError, binascii.Error):
-        decoded = None
+    decoded = decode_text_blob(data)
     if decoded is not None and decoded[:2] == _MAGIC[:2]:
         return decoded
     return data

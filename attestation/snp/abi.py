@@ -16,14 +16,12 @@ input from the parsed fields (tests check the round trip on every real vector).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from attestation.errors import ParseError
+from attestation.text import decode_text_blob
 
 _T = TypeVar("_T")
 
@@ -546,9 +544,6 @@ HCL_REPORT_OFFSET = 0x20
 HCL_REPORT_TYPE_OFFSET = HCL_REPORT_OFFSET + REPORT_SIZE + 8
 HCL_REPORT_TYPE_SNP = 2
 
-_HEX_RE = re.compile(rb"\A(?:[0-9a-fA-F]{2})+\Z")
-_B64_RE = re.compile(rb"\A[A-Za-z0-9+/_-]+={0,2}\Z")
-
 
 def decode_report_input(data: bytes) -> bytes:
     """Raw report bytes from raw, hex text, base64 text or an Azure HCL report.
@@ -564,15 +559,7 @@ def decode_report_input(data: bytes) -> bytes:
     binary = _from_binary(data)
     if binary is not None:
         return binary
-    text = b"".join(data.split())  # whitespace and line breaks are never significant in text
-    decoded: bytes | None = None
-    if _HEX_RE.match(text):
-        decoded = bytes.fromhex(text.decode("ascii"))
-    elif _B64_RE.match(text):
-        try:
-            decoded = base64.b64decode(text.replace(b"-", b"+").replace(b"_", b"/"), validate=True)
-        except (binascii.Error, ValueError):
-            decoded = None
+    decoded = decode_text_blob(data)
     if decoded is not None:
         binary = _from_binary(decoded)
         if binary is not None:
