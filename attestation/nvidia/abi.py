@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from attestation.binary import ByteReader
 from attestation.errors import ParseError
 from attestation.text import decode_text_blob
 
@@ -333,7 +334,7 @@ def parse_report(data: bytes) -> NvidiaReport:
         raise ParseError(
             "nvidia.report.size", expected=f"<= {MAX_REPORT_SIZE} bytes", actual=len(data)
         )
-    reader = _Reader(data)
+    reader = ByteReader(data)
     # Request (DSP0274 table 40).
     version, code, param1, param2, nonce, slot_id = reader.unpack(REQUEST, "nvidia.request")
     _expect("nvidia.request.version", SPDM_VERSION_1_1, version)
@@ -412,7 +413,7 @@ def _parse_block(
 
 def parse_opaque_data(raw: bytes) -> OpaqueData:
     """TLVs that exactly fill ``raw``; a field type may appear once."""
-    reader = _Reader(raw)
+    reader = ByteReader(raw)
     fields: list[OpaqueField] = []
     seen: set[int] = set()
     while reader.offset < len(raw):
@@ -443,30 +444,6 @@ def looks_like_report(data: bytes) -> bool:
     """True when ``data`` (raw, hex or base64) starts like an NVIDIA SPDM 1.1 report."""
     raw = decode_report_input(data)
     return len(raw) >= REQUEST.size + RESPONSE_HEADER.size and raw[:4] == _MAGIC
-
-
-class _Reader:
-    """Bounds-checked cursor: every read names its field when the input is short."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.offset = 0
-
-    def take(self, size: int, check: str) -> bytes:
-        end = self.offset + size
-        if end > len(self.data):
-            raise ParseError(
-                check,
-                "truncated",
-                expected=f"{size} bytes at offset {self.offset}",
-                actual=f"{len(self.data) - self.offset} bytes left",
-            )
-        out = self.data[self.offset : end]
-        self.offset = end
-        return out
-
-    def unpack(self, layout: struct.Struct, check: str) -> tuple[Any, ...]:
-        return layout.unpack(self.take(layout.size, check))
 
 
 def _expect(check: str, expected: int, actual: int) -> None:

@@ -38,7 +38,7 @@ def test_inner_whitespace_is_refused_although_bytes_fromhex_skips_it(text: str) 
 
 def test_exact_refuses_a_second_spelling_of_a_document_field() -> None:
     assert parse_hex("0a0B", "azure.field", exact=True, error=ParseError) == b"\x0a\x0b"
-    with pytest.raises(ParseError, match="azure.field: not hex"):
+    with pytest.raises(ParseError, match=r"azure\.field: not hex"):
         parse_hex(" 0a0b", "azure.field", exact=True, error=ParseError)
 
 
