@@ -62,7 +62,12 @@ from attestation.kds import KdsClient
 from attestation.nvidia.evidence import is_nvidia_report, verify_nvidia_gpu
 from attestation.nvidia.verify import VerifiedDevice
 from attestation.policy import Policy, validate_report
-from attestation.snp.abi import AttestationReport, decode_report_input, parse_report
+from attestation.snp.abi import (
+    AttestationReport,
+    decode_report_input,
+    parse_report,
+    snp_summary,
+)
 from attestation.snp.roots import amd_ark_fingerprints
 from attestation.snp.verify import (
     SIMULATED_PRODUCT,
@@ -153,14 +158,7 @@ class VerifiedEvidence:
         if self.crl_source:
             out["crl_source"] = self.crl_source
         if isinstance(self.report, AttestationReport):
-            out.update(
-                report_version=self.report.version,
-                vmpl=self.report.vmpl,
-                guest_svn=self.report.guest_svn,
-                policy=f"0x{self.report.policy:x}",
-                host_data=self.report.host_data.hex(),
-                chip_id=self.report.chip_id.hex(),
-            )
+            out.update(snp_summary(self.report))
         if isinstance(self.report, VerifiedDevice):
             out["device"] = self.report.summary()
         if isinstance(self.report, TdxQuote):

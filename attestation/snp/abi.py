@@ -536,6 +536,18 @@ def _build(cls: type[_T], **values: Any) -> _T:
     return obj
 
 
+def snp_summary(report: AttestationReport) -> dict[str, Any]:
+    """What ``VerifiedEvidence.summary()`` (and the Azure summary) add for an SNP report."""
+    return {
+        "report_version": report.version,
+        "vmpl": report.vmpl,
+        "guest_svn": report.guest_svn,
+        "policy": f"0x{report.policy:x}",
+        "host_data": report.host_data.hex(),
+        "chip_id": report.chip_id.hex(),
+    }
+
+
 # Azure confidential VMs wrap the SNP report in an "HCL report" (IGVM attestation
 # report): a 32-byte header starting with "HCLA", the hardware report at 0x20, then
 # runtime data whose header carries the report type (2 = SEV-SNP, 4 = TDX).
