@@ -7,10 +7,10 @@ call), 3 could not reach or talk to a service (``tcme.cli.exitcodes``).
 tree, so a new command without a row fails ``test_matrix_names_every_command``)
 each of the four codes is either produced, with a case below that drives the
 real CLI and checks the code and the message on stderr (``tcme CMD: LABEL:
-CHECK: ...``, the check named, no traceback), or ``Never(why)``. A few cases
-need a process of their own or the real model loaded by ``tcme run`` itself;
-``ELSEWHERE`` names the test that covers them, and
-``test_elsewhere_tests_exist`` keeps those names true.
+CHECK: ...``, the check named, no traceback), or ``Never(why)``. The two servers'
+exit 0 (serve until SIGTERM) needs a process of its own; ``ELSEWHERE`` names
+the test that covers it, and ``test_elsewhere_tests_exist`` keeps those
+names true.
 
 The services are real: the enclave code and host proxy of ``attest_stack``
 (a signed tiny file stands in for the model) and ``model_stack`` (the real
@@ -222,14 +222,11 @@ MATRIX: dict[str, dict[int, str | Never]] = {
     },
 }
 
-# (command, code) covered by a test elsewhere: it needs a process of its own (a server
-# stopped by SIGTERM) or the real model loaded by `tcme run` itself.
-EXAMPLES_TEST = "tests/e2e/test_examples.py"
+# (command, code) covered by a test elsewhere: a server that runs until SIGTERM needs a
+# process of its own.
 ELSEWHERE: dict[tuple[str, int], str] = {
     ("enclave serve", EXIT_OK): "tests/enclave/test_cli.py::test_serve_simulated_attests_and_stops",
     ("host serve", EXIT_OK): "tests/host/test_cli.py::test_serve_health_and_graceful_sigterm",
-    ("run", EXIT_OK): f"{EXAMPLES_TEST}::test_tcme_run_command_json_shows_the_test_inputs",
-    ("run", EXIT_REJECT): f"{EXAMPLES_TEST}::test_tcme_run_refused_by_a_party_exits_1",
 }
 
 
@@ -751,7 +748,7 @@ def _(env: Env) -> Expect:
 @case("attest", EXIT_UNREACHABLE)
 def _(env: Env) -> Expect:
     files = env.party()
-    return Expect(["attest", closed_port(), "--policy", files["good"]], ".unavailable")
+    return Expect(["attest", closed_port(), "--policy", files["good"]], "Attest.unavailable")
 
 
 @case("session keygen", EXIT_OK)
@@ -840,7 +837,7 @@ def _(env: Env) -> Expect:
 def _(env: Env) -> Expect:
     files = env.party()
     argv = ["session", "create", closed_port(), "--contract", files["contract"]]
-    return Expect([*argv, "--party", "alice", "--key", files["alice"]], ".unavailable")
+    return Expect([*argv, "--party", "alice", "--key", files["alice"]], "CreateSession.unavailable")
 
 
 @case("session status", EXIT_OK)
@@ -857,12 +854,12 @@ def _(env: Env) -> Expect:
 
 @case("session status", EXIT_USAGE)
 def _(env: Env) -> Expect:
-    return Expect(["session", "status", closed_port(), "--session", "zz"], "--session")
+    return Expect(["session", "status", closed_port(), "--session", "zz"], "argument --session")
 
 
 @case("session status", EXIT_UNREACHABLE)
 def _(env: Env) -> Expect:
-    return Expect(["session", "status", closed_port(), "--session", "ab"], ".unavailable")
+    return Expect(["session", "status", closed_port(), "--session", "ab"], "GetSession.unavailable")
 
 
 @case("session submit", EXIT_OK)
@@ -885,14 +882,14 @@ def _(env: Env) -> Expect:
     files = env.party()
     session = env.session(files)
     argv = env.party_argv("submit", files, session, extra=["--value", "abc"])
-    return Expect(argv, "alice_wealth")
+    return Expect(argv, "input.type")
 
 
 @case("session submit", EXIT_UNREACHABLE)
 def _(env: Env) -> Expect:
     files = env.party()
     argv = env.party_argv("submit", files, "ab", target=closed_port(), extra=["--value", "12"])
-    return Expect(argv, ".unavailable")
+    return Expect(argv, "Attest.unavailable")
 
 
 def _model_session(env: Env) -> tuple[dict[str, Any], str]:
@@ -936,7 +933,7 @@ def _(env: Env) -> Expect:
 @case("session result", EXIT_UNREACHABLE)
 def _(env: Env) -> Expect:
     files = env.party()
-    return Expect(env.party_argv("result", files, "ab", target=closed_port()), ".unavailable")
+    return Expect(env.party_argv("result", files, "ab", target=closed_port()), "Attest.unavailable")
 
 
 @case("session run", EXIT_OK, pytest.mark.model)
@@ -958,14 +955,14 @@ def _(env: Env) -> Expect:
     files = env.party()
     session = env.session(files)
     argv = env.party_argv("run", files, session, extra=["--value", "-5"])
-    return Expect(argv, "alice_wealth")
+    return Expect(argv, "input.alice.alice_wealth")
 
 
 @case("session run", EXIT_UNREACHABLE)
 def _(env: Env) -> Expect:
     files = env.party()
     argv = env.party_argv("run", files, "ab", target=closed_port(), extra=["--value", "12"])
-    return Expect(argv, ".unavailable")
+    return Expect(argv, "Attest.unavailable")
 
 
 def _abort_argv(files: dict[str, Any], target: str, session: str) -> list[Any]:
@@ -989,13 +986,13 @@ def _(env: Env) -> Expect:
 def _(env: Env) -> Expect:
     files = env.party()
     files["alice"] = env.tmp / "no-such.key"
-    return Expect(_abort_argv(files, closed_port(), "ab"), "key")
+    return Expect(_abort_argv(files, closed_port(), "ab"), "party_keys.read")
 
 
 @case("session abort", EXIT_UNREACHABLE)
 def _(env: Env) -> Expect:
     files = env.party()
-    return Expect(_abort_argv(files, closed_port(), "ab"), ".unavailable")
+    return Expect(_abort_argv(files, closed_port(), "ab"), "AbortSession.unavailable")
 
 
 # -- contracts, run, measure, doctor ------------------------------------------------------
@@ -1025,6 +1022,31 @@ def _(env: Env) -> Expect:
 def _(env: Env) -> Expect:
     # argparse, not the command, refuses an argument no command takes: it speaks as `tcme`.
     return Expect(["contract", "schema", "--bogus"], "unrecognized arguments: --bogus", "tcme")
+
+
+def _need_default_model() -> None:
+    """Skip, saying why, where `tcme run` would find no model to load."""
+    from attestation.errors import UsageError
+    from tcme.cli.run import default_model
+
+    try:
+        default_model()
+    except UsageError as err:
+        pytest.skip(f"no default model: {err}")
+
+
+@case("run", EXIT_OK, pytest.mark.model)
+def _(env: Env) -> Expect:
+    _need_default_model()
+    return Expect(["run", REPO / "examples" / "millionaires", "--json"])
+
+
+@case("run", EXIT_REJECT, pytest.mark.model)
+def _(env: Env) -> Expect:
+    # Every party's policy asks for a perfect score on tests the small model half fails.
+    _need_default_model()
+    argv = ["run", REPO / "examples" / "graph-colouring", "--min-score", "1.0"]
+    return Expect(argv, "capability.score")
 
 
 @case("run", EXIT_USAGE)
@@ -1078,7 +1100,7 @@ def _(env: Env) -> Expect:
 
 @case("doctor", EXIT_USAGE)
 def _(env: Env) -> Expect:
-    return Expect(["doctor", "--root"], "--root")
+    return Expect(["doctor", "--root"], "argument --root")
 
 
 # -- the tests ----------------------------------------------------------------------------
@@ -1143,6 +1165,7 @@ def test_exit_code(command, code, request, tmp_path, monkeypatch, capsys):
     # says SIMULATED first): one line, the command, the category and the check.
     prog = expect.prog or f"tcme {command}"
     assert lines[-1].startswith(f"{prog}: {LABEL[code]}: "), lines[-1]
-    assert expect.check in lines[-1].split(f"{LABEL[code]}: ", 1)[1], lines[-1]
+    # docs/usage.md: `tcme COMMAND: LABEL: <check>: <detail> (expected X, got Y)`.
+    assert lines[-1].split(f"{LABEL[code]}: ", 1)[1].startswith(expect.check), lines[-1]
     if not expect.reports:
         assert out == "", "no partial output on failure"
