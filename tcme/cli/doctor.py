@@ -85,5 +85,6 @@ def _doctor(args: argparse.Namespace) -> int:
         return EXIT_OK
     print("selected: none. The enclave needs an SEV-SNP or TDX guest; for development run it")
     print("with --simulated (evidence verifiers accept only if their policy allows simulated).")
-    print("tcme doctor: no usable attestation provider", file=sys.stderr)
+    # The check name select_provider uses when the enclave finds no provider.
+    print("tcme doctor: rejected: provider.none: no usable attestation provider", file=sys.stderr)
     return EXIT_REJECT

@@ -320,7 +320,7 @@ def _health(args: argparse.Namespace) -> int:
         print(status_name)
     else:
         why = reason or "the proxy gave no reason"
-        print(f"tcme host health: {status_name}: {why}", file=sys.stderr)
+        print(f"tcme host health: rejected: host.health: {status_name}: {why}", file=sys.stderr)
     return EXIT_OK if serving else EXIT_REJECT
 
 
