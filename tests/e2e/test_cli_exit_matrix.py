@@ -258,12 +258,14 @@ class Expect:
     (the check name, or the option argparse names). ``prog``: who speaks on
     that line (argparse says ``tcme`` for an argument no command takes).
     ``reports``: the command prints its report on stdout even when it fails.
+    ``argparse``: argparse refuses the command line, before any handler (no JSON).
     """
 
     argv: list[Any]
     check: str = ""
     prog: str | None = None
     reports: bool = False
+    argparse: bool = False
 
 
 class Env:
@@ -854,7 +856,8 @@ def _(env: Env) -> Expect:
 
 @case("session status", EXIT_USAGE)
 def _(env: Env) -> Expect:
-    return Expect(["session", "status", closed_port(), "--session", "zz"], "argument --session")
+    argv = ["session", "status", closed_port(), "--session", "zz"]
+    return Expect(argv, "argument --session", argparse=True)
 
 
 @case("session status", EXIT_UNREACHABLE)
@@ -1021,7 +1024,9 @@ def _(env: Env) -> Expect:
 @case("contract schema", EXIT_USAGE)
 def _(env: Env) -> Expect:
     # argparse, not the command, refuses an argument no command takes: it speaks as `tcme`.
-    return Expect(["contract", "schema", "--bogus"], "unrecognized arguments: --bogus", "tcme")
+    return Expect(
+        ["contract", "schema", "--bogus"], "unrecognized arguments: --bogus", "tcme", argparse=True
+    )
 
 
 def _need_default_model() -> None:
@@ -1100,7 +1105,7 @@ def _(env: Env) -> Expect:
 
 @case("doctor", EXIT_USAGE)
 def _(env: Env) -> Expect:
-    return Expect(["doctor", "--root"], "argument --root")
+    return Expect(["doctor", "--root"], "argument --root", argparse=True)
 
 
 # -- the tests ----------------------------------------------------------------------------
@@ -1169,3 +1174,29 @@ def test_exit_code(command, code, request, tmp_path, monkeypatch, capsys):
     assert lines[-1].split(f"{LABEL[code]}: ", 1)[1].startswith(expect.check), lines[-1]
     if not expect.reports:
         assert out == "", "no partial output on failure"
+
+
+def _has_json(command: str) -> bool:
+    parsers = dict(leaf_commands(build_parser()))
+    return any("--json" in action.option_strings for action in parsers[command]._actions)
+
+
+@pytest.mark.parametrize(("command", "code"), _params())
+def test_exit_code_with_json(command, code, request, tmp_path, monkeypatch, capsys):
+    """The same case with ``--json``: the same code, one JSON document on stdout, nothing on
+    stderr; a failure document names its verdict, exit code and check (docs/usage.md)."""
+    if not _has_json(command):
+        pytest.skip(f"tcme {command} reports nothing a script parses (no --json)")
+    expect = CASES[command, code][0](Env(request, tmp_path, monkeypatch))
+    if expect.argparse:
+        pytest.skip("argparse refuses the command line before --json is read")
+    got, out, err = run(capsys, [*expect.argv, "--json"])
+    assert got == code, f"tcme {command} --json exited {got}, not {code}: {err or out}"
+    assert "Traceback" not in out + err
+    body = json.loads(out)  # one document, and nothing else on stdout
+    if code == EXIT_OK:
+        return  # the command's own report
+    assert err == ""
+    assert body["exit_code"] == code and body["accepted"] is False
+    assert body["verdict"] == {1: "REJECTED", 2: "ERROR", 3: "UNREACHABLE"}[code]
+    assert body["check"].startswith(expect.check.split(":")[0]), body
