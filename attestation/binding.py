@@ -61,31 +61,57 @@ def report_data_for(
     capability record) is appended only when given. Raises ``BindingError`` on a
     wrong-size argument.
     """
+    message = binding_message(
+        REPORT_DATA_LABEL,
+        "report_data",
+        claims_digest,
+        contract_digest,
+        session_id,
+        nonce,
+        capability_digest,
+    )
+    return hashlib.sha512(message).digest()
+
+
+def binding_message(
+    label: bytes,
+    check: str,
+    claims_digest: bytes,
+    contract_digest: bytes,
+    session_id: bytes,
+    nonce: bytes,
+    capability_digest: bytes | None = None,
+) -> bytes:
+    """``lp(label) || lp(claims) || lp(contract) || lp(session) || lp(nonce) [|| lp(cap)]``.
+
+    The one encoding (and the one set of size checks, named ``check.<field>``)
+    behind every value that binds a session: REPORT_DATA here, the GPU nonce in
+    ``attestation.nvidia.binding``. The caller picks the label and the hash.
+    """
     digests = [("claims_digest", claims_digest), ("contract_digest", contract_digest)]
     if capability_digest is not None:
         digests.append(("capability_digest", capability_digest))
     for name, value in digests:
         if len(value) != DIGEST_SIZE:
             raise BindingError(
-                f"report_data.{name}", expected=f"{DIGEST_SIZE} bytes", actual=f"{len(value)} bytes"
+                f"{check}.{name}", expected=f"{DIGEST_SIZE} bytes", actual=f"{len(value)} bytes"
             )
     if len(session_id) > MAX_SESSION_ID_SIZE:
         raise BindingError(
-            "report_data.session_id",
+            f"{check}.session_id",
             expected=f"<= {MAX_SESSION_ID_SIZE} bytes",
             actual=f"{len(session_id)} bytes",
         )
     if not MIN_NONCE_SIZE <= len(nonce) <= MAX_NONCE_SIZE:
         raise BindingError(
-            "report_data.nonce",
+            f"{check}.nonce",
             expected=f"{MIN_NONCE_SIZE}..{MAX_NONCE_SIZE} bytes",
             actual=f"{len(nonce)} bytes",
         )
-    fields = [REPORT_DATA_LABEL, claims_digest, contract_digest, session_id, nonce]
+    fields = [label, claims_digest, contract_digest, session_id, nonce]
     if capability_digest is not None:
         fields.append(capability_digest)
-    message = b"".join(_lp(bytes(f)) for f in fields)
-    return hashlib.sha512(message).digest()
+    return b"".join(_lp(bytes(f)) for f in fields)
 
 
 def check_binding(actual: bytes, expected: bytes) -> None:

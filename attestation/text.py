@@ -1,4 +1,4 @@
-"""Values written as text: sized hex, SHA-256 digests, RFC 3339 times (one parser each).
+"""Values written as text: sized hex, SHA-256 digests, RFC 3339 times, pasted blobs.
 
 Every command-line option, policy key and wire field that carries one of these
 goes through here, so one form is printed everywhere and every accepted form is
@@ -15,6 +15,9 @@ default), ``ParseError`` for bytes that arrived from elsewhere.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +26,9 @@ from attestation.errors import ParseError, TcmeError, UsageError
 
 SHA256_PREFIX = "sha256:"
 SHA256_SIZE = 32
+_HEX_TEXT = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
+_HEX_BYTES = re.compile(rb"\A(?:[0-9a-fA-F]{2})+\Z")
+_B64_BYTES = re.compile(rb"\A[A-Za-z0-9+/_-]+={0,2}\Z")
 
 
 def parse_hex(
@@ -32,26 +38,50 @@ def parse_hex(
     size: int | None = None,
     error: type[TcmeError] = UsageError,
     lowercase_only: bool = False,
+    exact: bool = False,
 ) -> bytes:
     """Hex text as bytes; ``size`` pins the decoded length (in bytes).
 
-    ``lowercase_only`` is for canonical encodings, where two spellings of one
-    value must not both verify. The value itself is quoted only when short (it
-    may be a long blob that a caller should not have echoed back).
+    Surrounding whitespace (a pasted value) is dropped unless ``exact`` is set,
+    for fields of a signed or canonical document, where only one spelling of a
+    value may verify; ``lowercase_only`` further refuses uppercase digits. Inner
+    whitespace is always refused (``bytes.fromhex`` would skip it). The value
+    itself is quoted only when short (it may be a long blob that a caller
+    should not have echoed back).
     """
     if not isinstance(value, str):
         raise error(check, "expected a hex string", actual=type(value).__name__)
-    text = value.strip() if not lowercase_only else value
+    text = value if exact or lowercase_only else value.strip()
     if lowercase_only and text != text.lower():
         raise error(check, "expected lowercase hex", actual=_quote(value))
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
+    if not _HEX_TEXT.match(text):
         expected = f"{2 * size} hex digits" if size is not None else "hex digits"
-        raise error(check, "not hex", expected=expected, actual=_quote(value)) from None
+        raise error(check, "not hex", expected=expected, actual=_quote(value))
+    raw = bytes.fromhex(text)
     if size is not None and len(raw) != size:
         raise error(check, "wrong length", expected=f"{size} bytes", actual=f"{len(raw)} bytes")
     return raw
+
+
+def decode_text_blob(data: bytes) -> bytes | None:
+    """Binary evidence pasted as hex or base64 (standard or URL-safe) text, or None.
+
+    Whitespace and line breaks are never significant in such text (``xxd -p`` and
+    ``base64`` both wrap). None means the bytes are neither form, so the caller
+    can go on treating them as raw binary and name its own check.
+    """
+    text = b"".join(bytes(data).split())
+    if not text:
+        return None
+    if _HEX_BYTES.match(text):
+        return bytes.fromhex(text.decode("ascii"))
+    if _B64_BYTES.match(text):
+        try:
+            standard = text.replace(b"-", b"+").replace(b"_", b"/")
+            return base64.b64decode(standard + b"=" * (-len(standard) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return None
 
 
 def parse_sha256(value: Any, check: str, *, error: type[TcmeError] = UsageError) -> bytes:

@@ -44,11 +44,8 @@ vTPM with a short qualifying-data field, its SHA-256). Then let the policy accep
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
-import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,7 +62,12 @@ from attestation.kds import KdsClient
 from attestation.nvidia.evidence import is_nvidia_report, verify_nvidia_gpu
 from attestation.nvidia.verify import VerifiedDevice
 from attestation.policy import Policy, validate_report
-from attestation.snp.abi import AttestationReport, decode_report_input, parse_report
+from attestation.snp.abi import (
+    AttestationReport,
+    decode_report_input,
+    parse_report,
+    snp_summary,
+)
 from attestation.snp.roots import amd_ark_fingerprints
 from attestation.snp.verify import (
     SIMULATED_PRODUCT,
@@ -83,6 +85,7 @@ from attestation.tdx.verify import INTEL_SGX_ROOT_CA_SHA256
 from attestation.tdx.verify import VerifyOptions as TdxVerifyOptions
 from attestation.tdx.verify import verify_quote as verify_tdx_quote
 from attestation.tee import Tee
+from attestation.text import decode_text_blob
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -155,14 +158,7 @@ class VerifiedEvidence:
         if self.crl_source:
             out["crl_source"] = self.crl_source
         if isinstance(self.report, AttestationReport):
-            out.update(
-                report_version=self.report.version,
-                vmpl=self.report.vmpl,
-                guest_svn=self.report.guest_svn,
-                policy=f"0x{self.report.policy:x}",
-                host_data=self.report.host_data.hex(),
-                chip_id=self.report.chip_id.hex(),
-            )
+            out.update(snp_summary(self.report))
         if isinstance(self.report, VerifiedDevice):
             out["device"] = self.report.summary()
         if isinstance(self.report, TdxQuote):
@@ -468,23 +464,10 @@ def _is_tdx_quote(data: bytes) -> bool:
     return key_type == 2 and tee_type == 0x81
 
 
-_HEX = re.compile(rb"\A(?:[0-9a-fA-F]{2})+\Z")
-
-
-def _decode_text(data: bytes) -> bytes | None:
-    text = b"".join(data.split())
-    try:
-        if _HEX.match(text):
-            return bytes.fromhex(text.decode("ascii"))
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
 def _detect_tdx(data: bytes) -> bool:
     if _is_tdx_quote(data):
         return True
-    decoded = _decode_text(data)
+    decoded = decode_text_blob(data)
     return decoded is not None and _is_tdx_quote(decoded)
 
 
@@ -526,7 +509,7 @@ def decode_tdx_input(data: bytes) -> bytes:
     data = bytes(data)
     if _is_tdx_quote(data):
         return data
-    decoded = _decode_text(data)
+    decoded = decode_text_blob(data)
     return decoded if decoded is not None else data
 
 

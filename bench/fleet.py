@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MILLIONAIRES = ROOT / "examples" / "millionaires" / "contract.template.json"
+MILLIONAIRES = ROOT / "examples" / "millionaires" / "contract.toml"
 sys.path.insert(0, str(ROOT))
 
 DOC = ROOT / "docs" / "benchmarks.md"

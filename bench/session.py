@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench/session.py:begin -->", "<!-- bench/session.py:end -->"
-TEMPLATE = ROOT / "examples" / "millionaires" / "contract.template.json"
+TEMPLATE = ROOT / "examples" / "millionaires" / "contract.toml"
 
 
 def pct(samples: list[float], q: float) -> float:

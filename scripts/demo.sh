@@ -74,7 +74,7 @@ step "3. Parties: keys, and the contract both agree to (examples/millionaires)"
 for party in alice bob; do
     tcme session keygen --out "$WORK/$party.key" --name "$party" >/dev/null
 done
-DIGEST=$(tcme session contract --template examples/millionaires/contract.template.json \
+DIGEST=$(tcme session contract --template examples/millionaires/contract.toml \
     --party-key "alice=$WORK/alice.key.pub.json" --party-key "bob=$WORK/bob.key.pub.json" \
     --out "$WORK/contract.json")
 echo "   contract digest $DIGEST"

@@ -41,7 +41,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
-MILLIONAIRES = REPO / "examples" / "millionaires" / "contract.template.json"
+MILLIONAIRES = REPO / "examples" / "millionaires" / "contract.toml"
 sys.path.insert(0, str(REPO))
 
 from tcme.v1 import fleet_pb2, fleet_pb2_grpc  # noqa: E402

@@ -2,15 +2,31 @@
 
 ``millionaires_contract``: Yao's millionaires problem for two parties. Each
 party's wealth is an integer input; the one output says who is richer
-("first", "second" or "equal") and goes to both.
+("first", "second" or "equal") and goes to both. ``example_template(NAME)``:
+the contract of ``examples/NAME`` as a dict.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tcme.base.keys import PartyKeys
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example_contract_path(name: str) -> Path:
+    """``examples/NAME/contract.toml``: every example's contract file (docs/contracts.md)."""
+    return EXAMPLES / name / "contract.toml"
+
+
+def example_template(name: str) -> dict[str, Any]:
+    """The contract template of ``examples/NAME`` as a dict (parties by name, no keys)."""
+    return tomllib.loads(example_contract_path(name).read_text(encoding="utf-8"))
+
 
 MILLIONAIRES_PROMPT = (
     "Two people compare their wealth. The first person has {first_wealth} dollars. "

@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from attestation.errors import ParseError
-from attestation.text import no_duplicate_keys
+from attestation.text import no_duplicate_keys, parse_hex
 
 MAX_EVIDENCE_JSON = 1024 * 1024
 PCR_COUNT = 24
 VERSIONS = (0, 1, 2)
 
 _B64URL = re.compile(r"\A[A-Za-z0-9_-]*(?:={1,2})?\Z")
-_HEX = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
 _V0_KEYS = {"quote", "tpm_quote", "report", "hcl_report", "vcek", "td_quote"}
 _V1_KEYS = {"version", "tpm_quote", "hcl_report", "vcek", "td_quote"}
 _QUOTE_KEYS = {"signature", "message", "pcrs"}
@@ -122,7 +121,7 @@ def _parse_cached(data: bytes) -> AzureEvidence:
         hcl_report=_b64(doc.get("hcl_report"), "azure.evidence.hcl_report"),
         quote_message=_hex(quote["message"], "azure.evidence.tpm_quote.message"),
         quote_signature=_hex(quote["signature"], "azure.evidence.tpm_quote.signature"),
-        pcrs=_pcrs(quote["pcrs"], lambda v, c: _hex(v, c)),
+        pcrs=_pcrs(quote["pcrs"], _hex),
         vcek=_b64(doc["vcek"], "azure.evidence.vcek") if "vcek" in doc else None,
         td_quote=_b64(doc["td_quote"], "azure.evidence.td_quote") if "td_quote" in doc else None,
     )
@@ -207,9 +206,8 @@ def _byte_list(value: Any, check: str) -> bytes:
 
 
 def _hex(value: Any, check: str) -> bytes:
-    if not isinstance(value, str) or not _HEX.match(value):
-        raise ParseError(check, "not hex", actual=repr(value)[:40])
-    return bytes.fromhex(value)
+    # A field of a JSON document: exactly one spelling (no padding whitespace).
+    return parse_hex(value, check, error=ParseError, exact=True)
 
 
 def _b64(value: Any, check: str) -> bytes:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import PolicyError, UsageError
-from attestation.policy_values import check_keys
+from attestation.policy_values import check_keys, to_hex_bytes
 
 PCR_COUNT = 24
 PCR_SIZE = 32
@@ -222,18 +222,7 @@ def _values(value: Any, check: str) -> tuple[bytes, ...]:
         raise UsageError(
             check, "a PCR value, a non-empty list, or { skip = true }", actual=repr(value)
         )
-    out = []
-    for text in values:
-        try:
-            raw = bytes.fromhex(text) if isinstance(text, str) else b""
-        except ValueError:
-            raw = b""
-        if len(raw) != PCR_SIZE:
-            raise UsageError(
-                check, "not a SHA-256 PCR value", expected="64 hex digits", actual=text
-            )
-        out.append(raw)
-    return tuple(out)
+    return tuple(to_hex_bytes(text, check, PCR_SIZE) for text in values)
 
 
 def _is_skip(value: Any) -> bool:

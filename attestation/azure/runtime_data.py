@@ -27,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from attestation.errors import ParseError
-from attestation.text import no_duplicate_keys
+from attestation.text import no_duplicate_keys, parse_hex
 
 AK_KID = "HCLAkPub"
 EK_KID = "HCLEkPub"
@@ -36,7 +36,6 @@ MAX_RSA_BITS = 4096
 MAX_RUNTIME_DATA_SIZE = 16 * 1024
 
 _B64URL = re.compile(r"\A[A-Za-z0-9_-]+\Z")
-_HEX = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
 
 
 @dataclass(frozen=True)
@@ -157,6 +156,4 @@ def _b64url_int(value: Any, check: str) -> int:
 def _user_data(value: Any) -> bytes | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _HEX.match(value):
-        raise ParseError("runtime_data.user_data", "not hex", actual=repr(value)[:40])
-    return bytes.fromhex(value)
+    return parse_hex(value, "runtime_data.user_data", error=ParseError, exact=True)

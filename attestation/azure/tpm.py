@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from attestation.binary import ByteReader
 from attestation.errors import ParseError
 
 TPM_GENERATED_VALUE = 0xFF544347
@@ -117,60 +118,12 @@ class RsaSignature:
         return HASH_ALGS[self.hash_alg][0]
 
 
-class _Reader:
-    """Bounds-checked big-endian reads; every failure names the field."""
-
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data = data
-        self.pos = 0
-        self.what = what
-
-    def take(self, size: int, field: str) -> bytes:
-        end = self.pos + size
-        if end > len(self.data):
-            raise ParseError(
-                f"{self.what}.{field}",
-                "truncated",
-                expected=f"{size} more bytes at offset {self.pos}",
-                actual=f"{len(self.data) - self.pos} left",
-            )
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def unpack(self, fmt: struct.Struct, field: str) -> tuple[int, ...]:
-        return fmt.unpack(self.take(fmt.size, field))
-
-    def u16(self, field: str) -> int:
-        return self.unpack(_U16, field)[0]
-
-    def u32(self, field: str) -> int:
-        return self.unpack(_U32, field)[0]
-
-    def tpm2b(self, field: str, maximum: int) -> bytes:
-        size = self.u16(f"{field}.size")
-        if size > maximum:
-            raise ParseError(
-                f"{self.what}.{field}.size", "too large", expected=f"<= {maximum}", actual=size
-            )
-        return self.take(size, field)
-
-    def done(self) -> None:
-        if self.pos != len(self.data):
-            raise ParseError(
-                f"{self.what}.trailing",
-                "trailing bytes after the structure",
-                expected=self.pos,
-                actual=len(self.data),
-            )
-
-
 def parse_attest(data: bytes) -> Attest:
     """Parse a quote's ``TPMS_ATTEST`` (the message the AK signs); strict, see module doc."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ParseError("quote.type", "quote must be bytes", actual=type(data).__name__)
-    r = _Reader(bytes(data), "quote")
-    magic = r.u32("magic")
+    r = ByteReader(bytes(data), "quote")
+    magic = r.u32be("magic")
     if magic != TPM_GENERATED_VALUE:
         raise ParseError(
             "quote.magic",
@@ -178,7 +131,7 @@ def parse_attest(data: bytes) -> Attest:
             expected=f"0x{TPM_GENERATED_VALUE:08x}",
             actual=f"0x{magic:08x}",
         )
-    kind = r.u16("type")
+    kind = r.u16be("type")
     if kind != TPM_ST_ATTEST_QUOTE:
         raise ParseError(
             "quote.attest_type",
@@ -214,8 +167,8 @@ def parse_attest(data: bytes) -> Attest:
 
 def parse_rsa_signature(data: bytes) -> RsaSignature:
     """Parse a ``TPMT_SIGNATURE`` whose scheme is RSASSA or RSAPSS; strict."""
-    r = _Reader(bytes(data), "signature")
-    scheme = r.u16("sig_alg")
+    r = ByteReader(bytes(data), "signature")
+    scheme = r.u16be("sig_alg")
     if scheme not in SIGNATURE_SCHEMES:
         raise ParseError(
             "signature.sig_alg",
@@ -223,7 +176,7 @@ def parse_rsa_signature(data: bytes) -> RsaSignature:
             expected="0x0014 (RSASSA) or 0x0016 (RSAPSS)",
             actual=f"0x{scheme:04x}",
         )
-    hash_alg = r.u16("hash")
+    hash_alg = r.u16be("hash")
     if hash_alg not in HASH_ALGS or hash_alg == TPM_ALG_SHA1:
         raise ParseError(
             "signature.hash",
@@ -259,8 +212,8 @@ def _check_name(name: bytes) -> None:
         )
 
 
-def _pcr_selections(r: _Reader) -> tuple[PcrSelection, ...]:
-    count = r.u32("pcr_select.count")
+def _pcr_selections(r: ByteReader) -> tuple[PcrSelection, ...]:
+    count = r.u32be("pcr_select.count")
     if count > MAX_PCR_SELECTIONS:
         raise ParseError(
             "quote.pcr_select.count",
@@ -270,7 +223,7 @@ def _pcr_selections(r: _Reader) -> tuple[PcrSelection, ...]:
         )
     out: list[PcrSelection] = []
     for i in range(count):
-        hash_alg = r.u16(f"pcr_select[{i}].hash")
+        hash_alg = r.u16be(f"pcr_select[{i}].hash")
         if hash_alg not in HASH_ALGS:
             raise ParseError(
                 f"quote.pcr_select[{i}].hash", "unknown PCR bank", actual=f"0x{hash_alg:04x}"

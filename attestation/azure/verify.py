@@ -53,7 +53,7 @@ from attestation.errors import (
     TcmeError,
     UsageError,
 )
-from attestation.snp.abi import AttestationReport, parse_report
+from attestation.snp.abi import AttestationReport, parse_report, snp_summary
 from attestation.snp.verify import VerifyOptions, load_cert_bundle, verify_attestation
 from attestation.tdx.abi import parse_quote as parse_tdx_quote
 from attestation.tdx.verify import INTEL_SGX_ROOT_CA_SHA256, VerifiedQuote
@@ -101,13 +101,7 @@ class AzureReport:
             "pcrs": {str(i): p.hex() for i, p in enumerate(self.evidence.pcrs)},
         }
         if isinstance(self.hardware, AttestationReport):
-            out.update(
-                report_version=self.hardware.version,
-                vmpl=self.hardware.vmpl,
-                guest_svn=self.hardware.guest_svn,
-                policy=f"0x{self.hardware.policy:x}",
-                chip_id=self.hardware.chip_id.hex(),
-            )
+            out.update(snp_summary(self.hardware))
         return out
 
 

@@ -28,15 +28,14 @@ well-formed. ``NvidiaReport.to_bytes()`` rebuilds the exact input.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from attestation.binary import ByteReader
 from attestation.errors import ParseError
+from attestation.text import decode_text_blob
 
 # --- SPDM 1.1 constants (DSP0274 1.1.0 tables 4, 40, 42, 45, 46) ----------------
 SPDM_VERSION_1_1 = 0x11
@@ -68,7 +67,6 @@ TLV_HEADER = struct.Struct("<HH")
 _MAGIC = bytes(
     (SPDM_VERSION_1_1, GET_MEASUREMENTS, REQUEST_PARAM1_SIGNATURE, REQUEST_PARAM2_ALL_BLOCKS)
 )
-_HEX = re.compile(rb"\A(?:[0-9a-fA-F]{2})+\Z")
 assert REQUEST.size == 37 and RESPONSE_HEADER.size == 8 and BLOCK_SIZE == BLOCK.size == 55
 
 
@@ -336,7 +334,7 @@ def parse_report(data: bytes) -> NvidiaReport:
         raise ParseError(
             "nvidia.report.size", expected=f"<= {MAX_REPORT_SIZE} bytes", actual=len(data)
         )
-    reader = _Reader(data)
+    reader = ByteReader(data)
     # Request (DSP0274 table 40).
     version, code, param1, param2, nonce, slot_id = reader.unpack(REQUEST, "nvidia.request")
     _expect("nvidia.request.version", SPDM_VERSION_1_1, version)
@@ -415,7 +413,7 @@ def _parse_block(
 
 def parse_opaque_data(raw: bytes) -> OpaqueData:
     """TLVs that exactly fill ``raw``; a field type may appear once."""
-    reader = _Reader(raw)
+    reader = ByteReader(raw)
     fields: list[OpaqueField] = []
     seen: set[int] = set()
     while reader.offset < len(raw):
@@ -436,15 +434,7 @@ def decode_report_input(data: bytes) -> bytes:
     data = bytes(data)
     if data[:2] == _MAGIC[:2]:
         return data
-    compact = b"".join(data.split())
-    decoded: bytes | None = None
-    try:
-        if _HEX.match(compact):
-            decoded = bytes.fromhex(compact.decode("ascii"))
-        else:
-            decoded = base64.b64decode(compact, validate=True)
-    except (ValueError, binascii.Error):
-        decoded = None
+    decoded = decode_text_blob(data)
     if decoded is not None and decoded[:2] == _MAGIC[:2]:
         return decoded
     return data
@@ -454,30 +444,6 @@ def looks_like_report(data: bytes) -> bool:
     """True when ``data`` (raw, hex or base64) starts like an NVIDIA SPDM 1.1 report."""
     raw = decode_report_input(data)
     return len(raw) >= REQUEST.size + RESPONSE_HEADER.size and raw[:4] == _MAGIC
-
-
-class _Reader:
-    """Bounds-checked cursor: every read names its field when the input is short."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.offset = 0
-
-    def take(self, size: int, check: str) -> bytes:
-        end = self.offset + size
-        if end > len(self.data):
-            raise ParseError(
-                check,
-                "truncated",
-                expected=f"{size} bytes at offset {self.offset}",
-                actual=f"{len(self.data) - self.offset} bytes left",
-            )
-        out = self.data[self.offset : end]
-        self.offset = end
-        return out
-
-    def unpack(self, layout: struct.Struct, check: str) -> tuple[Any, ...]:
-        return layout.unpack(self.take(layout.size, check))
 
 
 def _expect(check: str, expected: int, actual: int) -> None:

@@ -23,14 +23,9 @@ from __future__ import annotations
 
 import hashlib
 
-from attestation.binding import DIGEST_SIZE, MAX_NONCE_SIZE, MIN_NONCE_SIZE
-from attestation.errors import BindingError
+from attestation.binding import binding_message
 
 GPU_NONCE_LABEL = b"tcme/v1/gpu-nonce"
-
-
-def _lp(value: bytes) -> bytes:
-    return len(value).to_bytes(4, "big") + value
 
 
 def gpu_nonce_for(
@@ -41,21 +36,13 @@ def gpu_nonce_for(
     capability_digest: bytes | None = None,
 ) -> bytes:
     """The 32-byte SPDM nonce every GPU of this attestation must sign."""
-    for name, value in (
-        ("claims_digest", identity_claims_digest),
-        ("contract_digest", contract_digest),
-    ):
-        if len(value) != DIGEST_SIZE:
-            raise BindingError(
-                f"gpu_nonce.{name}", expected=f"{DIGEST_SIZE} bytes", actual=len(value)
-            )
-    if not MIN_NONCE_SIZE <= len(nonce) <= MAX_NONCE_SIZE:
-        raise BindingError(
-            "gpu_nonce.nonce",
-            expected=f"{MIN_NONCE_SIZE}..{MAX_NONCE_SIZE} bytes",
-            actual=len(nonce),
-        )
-    fields = [GPU_NONCE_LABEL, identity_claims_digest, contract_digest, session_id, nonce]
-    if capability_digest is not None:
-        fields.append(capability_digest)
-    return hashlib.sha256(b"".join(_lp(bytes(f)) for f in fields)).digest()
+    message = binding_message(
+        GPU_NONCE_LABEL,
+        "gpu_nonce",
+        identity_claims_digest,
+        contract_digest,
+        session_id,
+        nonce,
+        capability_digest,
+    )
+    return hashlib.sha256(message).digest()

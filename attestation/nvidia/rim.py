@@ -53,6 +53,7 @@ from attestation.errors import ParseError, PolicyError, SignatureError
 from attestation.nvidia.abi import NvidiaReport, OpaqueType
 from attestation.nvidia.chain import VerifiedChain, load_chain, verify_chain
 from attestation.nvidia.roots import rim_root_ca
+from attestation.text import parse_hex
 
 MAX_RIM_SIZE = 1024 * 1024
 SWID_NS = "http://standards.iso.org/iso/19770/-2/2015/schema.xsd"
@@ -342,14 +343,8 @@ def _resources(payload: etree._Element) -> tuple[RimResource, ...]:
         values = []
         for k in range(count):
             text = element.get(f"{{{HASH_NS}}}Hash{k}")
-            try:
-                value = bytes.fromhex(text or "")
-            except ValueError as err:
-                raise ParseError("nvidia.rim.resource", f"resource {index}: Hash{k}") from err
-            if len(value) != 48:
-                raise ParseError(
-                    "nvidia.rim.resource", f"resource {index}: Hash{k}", actual=len(value)
-                )
+            check = f"nvidia.rim.resource.{index}.Hash{k}"
+            value = parse_hex(text, check, size=48, error=ParseError)
             values.append(value)
         seen.add(index)
         out.append(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from attestation.azure.tpm import TPM_ALG_SHA256, encode_pcr_selection
+from attestation.binary import ByteReader
 from attestation.providers.errors import ProviderError
 
 TPM_ST_NO_SESSIONS = 0x8001
@@ -47,6 +48,8 @@ TPMA_NV_AUTHREAD = 1 << 18
 NV_READ_CHUNK = 512  # below every TPM's TPM_PT_NV_BUFFER_MAX (swtpm and Azure: 1024)
 MAX_RESPONSE = 8192
 HEADER = struct.Struct(">HII")
+_NV_PUBLIC_HEAD = struct.Struct(">IHI")  # nvIndex, nameAlg, attributes
+_PCR_SELECTION_HEAD = struct.Struct(">HB")  # hash, sizeofSelect
 # Warnings that mean "send the same command again" (Part 2, 6.6.3 TPM_RC):
 # TPM_RC_YIELDED, TPM_RC_TESTING, TPM_RC_RETRY.
 _TRY_AGAIN = {0x908, 0x90A, 0x922}
@@ -165,10 +168,10 @@ class Tpm:
     def nv_read_public(self, index: int) -> NvPublic:
         """``TPM2_NV_ReadPublic``: attributes and size of NV index ``index``."""
         r = self._call(TPM_CC_NV_READ_PUBLIC, struct.pack(">I", index), b"", sessions=False)
-        public = _Response(r.tpm2b(), "nv_public")
-        nv_index, _name_alg, attributes = public.unpack(">IHI")
-        public.tpm2b()  # authPolicy
-        (size,) = public.unpack(">H")
+        public = _reader(r.tpm2b("nv_public"), "nv_public")
+        nv_index, _name_alg, attributes = public.unpack(_NV_PUBLIC_HEAD, "head")
+        public.tpm2b("auth_policy")
+        size = public.u16be("data_size")
         return NvPublic(index=nv_index, attributes=attributes, size=size)
 
     def nv_read(self, index: int) -> bytes:
@@ -189,7 +192,7 @@ class Tpm:
             chunk = min(NV_READ_CHUNK, public.size - len(out))
             handles = struct.pack(">II", auth, index)
             r = self._call(TPM_CC_NV_READ, handles, struct.pack(">HH", chunk, len(out)))
-            data = r.tpm2b()
+            data = r.tpm2b("nv_data")
             if len(data) != chunk:
                 raise TpmError(
                     "tpm.nv_read.size", "short NV read", expected=chunk, actual=len(data)
@@ -208,18 +211,18 @@ class Tpm:
             remaining = tuple(p for p in wanted if p not in values)
             selection = encode_pcr_selection(hash_alg, remaining)
             r = self._call(TPM_CC_PCR_READ, b"", selection, sessions=False)
-            r.unpack(">I")  # pcrUpdateCounter
-            (count,) = r.unpack(">I")
+            r.u32be("pcr_update_counter")
+            count = r.u32be("pcr_selection.count")
             returned: list[int] = []
-            for _ in range(count):
-                _alg, size = r.unpack(">HB")
-                bitmap = r.take(size)
+            for i in range(count):
+                _alg, size = r.unpack(_PCR_SELECTION_HEAD, f"pcr_selection[{i}]")
+                bitmap = r.take(size, f"pcr_selection[{i}].bitmap")
                 returned += [n for n in range(8 * size) if bitmap[n // 8] >> (n % 8) & 1]
-            (digests,) = r.unpack(">I")
+            digests = r.u32be("pcr_values.count")
             if digests != len(returned) or not digests:
                 raise TpmError("tpm.pcr_read", "PCR_Read returned no or mismatched values")
             for index in returned:
-                values[index] = r.tpm2b()
+                values[index] = r.tpm2b(f"pcr_values[{index}]")
         return [values[p] for p in pcrs]
 
     def quote(
@@ -237,12 +240,12 @@ class Tpm:
             + encode_pcr_selection(hash_alg, tuple(pcrs))
         )
         r = self._call(TPM_CC_QUOTE, struct.pack(">I", ak_handle), params)
-        message = r.tpm2b()
+        message = r.tpm2b("quoted")
         return QuoteResult(message=message, signature=r.rest())
 
     def _call(
         self, code: int, handles: bytes, params: bytes, *, sessions: bool = True
-    ) -> _Response:
+    ) -> ByteReader:
         """One command: handles, then (with sessions) the authorisation area, then parameters."""
         auth = struct.pack(">I", len(_PASSWORD_SESSION)) + _PASSWORD_SESSION if sessions else b""
         handles_and_params = handles + auth + params
@@ -264,34 +267,13 @@ class Tpm:
             )
         if rc != 0:
             raise TpmError.from_rc(code, rc)
-        r = _Response(response[HEADER.size :], "response")
+        r = _reader(response[HEADER.size :], "response")
         if rtag == TPM_ST_SESSIONS:
-            (param_size,) = r.unpack(">I")
-            r = _Response(r.take(param_size), "response")
+            param_size = r.u32be("parameter_size")
+            r = _reader(r.take(param_size, "parameters"), "response")
         return r
 
 
-class _Response:
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data = data
-        self.pos = 0
-        self.what = what
-
-    def take(self, size: int) -> bytes:
-        if self.pos + size > len(self.data):
-            raise TpmError(f"tpm.{self.what}", "truncated response", expected=size)
-        chunk = self.data[self.pos : self.pos + size]
-        self.pos += size
-        return chunk
-
-    def unpack(self, fmt: str) -> tuple[int, ...]:
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
-
-    def tpm2b(self) -> bytes:
-        (size,) = self.unpack(">H")
-        return self.take(size)
-
-    def rest(self) -> bytes:
-        chunk = self.data[self.pos :]
-        self.pos = len(self.data)
-        return chunk
+def _reader(data: bytes, what: str) -> ByteReader:
+    # A short or malformed answer is the TPM's fault, not the evidence's: TpmError.
+    return ByteReader(data, f"tpm.{what}", error=TpmError)

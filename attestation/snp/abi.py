@@ -16,14 +16,12 @@ input from the parsed fields (tests check the round trip on every real vector).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from attestation.errors import ParseError
+from attestation.text import decode_text_blob
 
 _T = TypeVar("_T")
 
@@ -538,6 +536,18 @@ def _build(cls: type[_T], **values: Any) -> _T:
     return obj
 
 
+def snp_summary(report: AttestationReport) -> dict[str, Any]:
+    """What ``VerifiedEvidence.summary()`` (and the Azure summary) add for an SNP report."""
+    return {
+        "report_version": report.version,
+        "vmpl": report.vmpl,
+        "guest_svn": report.guest_svn,
+        "policy": f"0x{report.policy:x}",
+        "host_data": report.host_data.hex(),
+        "chip_id": report.chip_id.hex(),
+    }
+
+
 # Azure confidential VMs wrap the SNP report in an "HCL report" (IGVM attestation
 # report): a 32-byte header starting with "HCLA", the hardware report at 0x20, then
 # runtime data whose header carries the report type (2 = SEV-SNP, 4 = TDX).
@@ -545,9 +555,6 @@ HCL_MAGIC = b"HCLA"
 HCL_REPORT_OFFSET = 0x20
 HCL_REPORT_TYPE_OFFSET = HCL_REPORT_OFFSET + REPORT_SIZE + 8
 HCL_REPORT_TYPE_SNP = 2
-
-_HEX_RE = re.compile(rb"\A(?:[0-9a-fA-F]{2})+\Z")
-_B64_RE = re.compile(rb"\A[A-Za-z0-9+/_-]+={0,2}\Z")
 
 
 def decode_report_input(data: bytes) -> bytes:
@@ -564,15 +571,7 @@ def decode_report_input(data: bytes) -> bytes:
     binary = _from_binary(data)
     if binary is not None:
         return binary
-    text = b"".join(data.split())  # whitespace and line breaks are never significant in text
-    decoded: bytes | None = None
-    if _HEX_RE.match(text):
-        decoded = bytes.fromhex(text.decode("ascii"))
-    elif _B64_RE.match(text):
-        try:
-            decoded = base64.b64decode(text.replace(b"-", b"+").replace(b"_", b"/"), validate=True)
-        except (binascii.Error, ValueError):
-            decoded = None
+    decoded = decode_text_blob(data)
     if decoded is not None:
         binary = _from_binary(decoded)
         if binary is not None:

@@ -19,7 +19,7 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
-from attestation.errors import ParseError, UsageError
+from attestation.errors import BindingError, ParseError, UsageError
 from attestation.text import no_duplicate_keys, parse_hex
 
 # JSON integers outside this range lose precision in many JSON parsers.
@@ -271,3 +271,9 @@ def require_keys(
     if unknown:
         raise ParseError(check, f"unknown field(s) {', '.join(unknown)}")
     return obj
+
+
+def require_equal(check: str, expected: Any, actual: Any) -> None:
+    """A signed document must restate what the verifier already knows, exactly."""
+    if expected != actual:
+        raise BindingError(check, expected=expected, actual=actual)

@@ -111,9 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_error(args, err)
     except OSError as err:
         # A file we were told to read or write (names are the caller's, not secrets).
-        code = exit_code(err)
         where = f" {err.filename}" if err.filename else ""
-        _print_failure(args, code, [f"cannot use{where}: {err.strerror or err}"], None)
+        failure = TcmeError(
+            "file" if err.filename else "io", f"cannot use{where}: {err.strerror or err}"
+        )
+        code = exit_code(err)
+        _print_failure(args, code, failure.reasons(), failure)
         return code
     except Exception as err:
         # A bug of ours: fail closed with one line. The message is not printed by

@@ -78,10 +78,12 @@ def load_policy(args: argparse.Namespace) -> PartyPolicy:
 
 def session_id_arg(text: str) -> bytes:
     """Parse a hex session id (argparse type)."""
+    from attestation.text import parse_hex
+
     try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("session id must be hex") from None
+        raw = parse_hex(text, "--session")
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(err.message()) from None
     if not raw:
         raise argparse.ArgumentTypeError("session id must not be empty")
     return raw

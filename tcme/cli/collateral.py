@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attestation.errors import UsageError
-from tcme.cli.exitcodes import EXIT_OK
+from tcme.cli.exitcodes import EXIT_OK, mark_contacted
 
 if TYPE_CHECKING:
     from attestation.tdx.collateral import TdxCollateral
@@ -123,6 +123,9 @@ def _fetch(args: argparse.Namespace) -> int:
         service = CollateralService.pcs(
             args.pcs_url or INTEL_PCS_URL, timeout=args.timeout, **kwargs
         )
+    # From here the bytes are the service's: a malformed answer is a rejection (1), not bad
+    # input (a bad --fmspc or --ca is still a UsageError, exit 2, raised before any request).
+    mark_contacted()
     collateral = fetch_collateral(fmspc, ca=ca, service=service)
     folder = write_cache(args.cache, collateral)
     _report("fetched", collateral, folder, as_json=args.json)

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT
+from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, verdict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,9 +49,21 @@ def _doctor(args: argparse.Namespace) -> int:
     chosen = next((s for s in statuses if s.available), None)
     gpu_ok, gpu_reason = nvml_status()
     if args.json:
+        failure = (
+            {}
+            if chosen
+            else {  # the failure fields every --json failure has (docs/usage.md)
+                "verdict": verdict(EXIT_REJECT),
+                "accepted": False,
+                "exit_code": EXIT_REJECT,
+                "check": "provider.none",
+                "reasons": ["provider.none: no usable attestation provider"],
+            }
+        )
         print(
             json.dumps(
                 {
+                    **failure,
                     "root": str(args.root),
                     "selected": chosen.name if chosen else None,
                     "tee": chosen.tee if chosen else None,
@@ -85,5 +97,6 @@ def _doctor(args: argparse.Namespace) -> int:
         return EXIT_OK
     print("selected: none. The enclave needs an SEV-SNP or TDX guest; for development run it")
     print("with --simulated (evidence verifiers accept only if their policy allows simulated).")
-    print("tcme doctor: no usable attestation provider", file=sys.stderr)
+    # The check name select_provider uses when the enclave finds no provider.
+    print("tcme doctor: rejected: provider.none: no usable attestation provider", file=sys.stderr)
     return EXIT_REJECT

@@ -14,7 +14,7 @@ from types import FrameType
 
 from attestation.errors import UnreachableError, UsageError
 from tcme.cli.config import add_config_option
-from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, mark_contacted
+from tcme.cli.exitcodes import EXIT_OK, EXIT_REJECT, mark_contacted, verdict
 from tcme.serving.limits import ListenerLimits
 
 # Trailing metadata key in which the proxy says why it is not serving: host.health.REASON_KEY
@@ -311,16 +311,28 @@ def _health(args: argparse.Namespace) -> int:
     if unreachable:
         raise UnreachableError("host.health", f"no answer from {args.host}: {status_name} {reason}")
     serving = status_name == "SERVING"
+    why = reason or "the proxy gave no reason"
     if args.json:
-        body = {"host": args.host, "service": args.service, "status": status_name}
+        body: dict[str, object] = {
+            "host": args.host,
+            "service": args.service,
+            "status": status_name,
+        }
         if reason:
             body["reason"] = reason
+        if not serving:  # the failure fields every --json failure has (docs/usage.md)
+            body.update(
+                verdict=verdict(EXIT_REJECT),
+                accepted=False,
+                exit_code=EXIT_REJECT,
+                check="host.health",
+                reasons=[f"host.health: {status_name}: {why}"],
+            )
         print(json.dumps(body, indent=2, sort_keys=True))
     elif serving:
         print(status_name)
     else:
-        why = reason or "the proxy gave no reason"
-        print(f"tcme host health: {status_name}: {why}", file=sys.stderr)
+        print(f"tcme host health: rejected: host.health: {status_name}: {why}", file=sys.stderr)
     return EXIT_OK if serving else EXIT_REJECT
 
 

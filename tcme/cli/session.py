@@ -25,8 +25,14 @@ from tcme.cli import _party
 from tcme.cli.exitcodes import EXIT_OK
 
 if TYPE_CHECKING:
-    from tcme.client import AttestationResult, PartyResult
-    from tcme.wire import SealedInput
+    from tcme.client import (
+        AttestationResult,
+        PartyPolicy,
+        PartyResult,
+        SubmittedInput,
+        TcmeClient,
+    )
+    from tcme.wire import PartyKeys, SealedInput
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -349,15 +355,26 @@ def _print_result(args: argparse.Namespace, result: PartyResult, checked_own: bo
     sys.stdout.flush()
 
 
-def _submit(args: argparse.Namespace) -> int:
+def _input_prerequisites(args: argparse.Namespace) -> tuple[PartyKeys, PartyPolicy]:
+    # Everything a party can get wrong locally is found before the first network call
+    # (exit 2): its values, its key file, its policy.
     from tcme.wire import PartyKeys
 
     _precheck_values(args)
-    keys = PartyKeys.load(args.key)
-    policy = _party.load_policy(args)
+    return PartyKeys.load(args.key), _party.load_policy(args)
+
+
+def _seal_and_submit(
+    args: argparse.Namespace, client: TcmeClient, keys: PartyKeys, policy: PartyPolicy
+) -> tuple[AttestationResult, SubmittedInput]:
+    attestation, values = _attest_and_parse(args, client, policy)
+    return attestation, client.submit_input(attestation, args.party, keys, values)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    keys, policy = _input_prerequisites(args)
     with _party.connect(args) as client:
-        attestation, values = _attest_and_parse(args, client, policy)
-        submitted = client.submit_input(attestation, args.party, keys, values)
+        _attestation, submitted = _seal_and_submit(args, client, keys, policy)
     if args.state is not None:
         _write_state(args.state, submitted.sealed, args.session)
     if args.json:
@@ -393,14 +410,9 @@ def _result(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tcme.wire import PartyKeys
-
-    _precheck_values(args)
-    keys = PartyKeys.load(args.key)
-    policy = _party.load_policy(args)
+    keys, policy = _input_prerequisites(args)
     with _party.connect(args) as client:
-        attestation, values = _attest_and_parse(args, client, policy)
-        submitted = client.submit_input(attestation, args.party, keys, values)
+        attestation, submitted = _seal_and_submit(args, client, keys, policy)
         if not args.json:
             print(f"[{args.party}] input sealed and accepted; waiting for the other parties")
             sys.stdout.flush()

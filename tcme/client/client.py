@@ -232,11 +232,21 @@ class TcmeClient:
         The enclave opens a session only for a fresh proposal signed by a party
         of the contract, and counts its slots per proposer. ``timeout_seconds``
         (default: the contract's) is how long the session waits for inputs.
+        An answer for another contract (a host that swapped the session) raises
+        ``BindingError`` (``session.contract_digest``): nothing is trusted from it.
         """
         response = self._call(
             "CreateSession",
             create_session_request(contract, proposer, keys, timeout_seconds=timeout_seconds),
         )
+        proposed = parse_contract(contract).digest
+        if bytes(response.contract_digest) != proposed:
+            raise BindingError(
+                "session.contract_digest",
+                "the host answered with a session of another contract than the one proposed",
+                expected=proposed.hex(),
+                actual=bytes(response.contract_digest).hex(),
+            )
         return SessionInfo(
             session_id=bytes(response.session_id),
             contract_digest=bytes(response.contract_digest),

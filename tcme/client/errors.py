@@ -39,8 +39,8 @@ class RemoteError(TcmeError):
         super().__init__(check, detail, expected=expected, actual=actual)
 
     def message(self) -> str:
-        """``CODE check: detail (expected X, got Y)``."""
-        return f"{self.code.name} {super().message()}"
+        """``check: detail (expected X, got Y) (gRPC CODE)``: the check first, as every error."""
+        return f"{super().message()} (gRPC {self.code.name})"
 
     @classmethod
     def from_rpc(cls, err: grpc.RpcError, what: str) -> RemoteError:

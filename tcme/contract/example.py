@@ -2,7 +2,7 @@
 
 Layout of ``examples/NAME/``::
 
-    contract.toml | contract.json | contract.template.json   the contract (parties by name)
+    contract.toml        the contract, a template (parties by name; contract.json also read)
     inputs.toml          optional: one table per party, ``[alice] wealth = 12``
     cases.py             optional: ``cases(rng, count) -> [(inputs per party, expected outputs)]``
 

@@ -36,7 +36,8 @@ from tcme.contract.model import Contract
 from tcme.contract.parse import canonical_contract, parse_contract
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
-CONTRACT_NAMES = ("contract.toml", "contract.json", "contract.template.json")
+# What a contract directory holds (docs/contracts.md "Examples": every example uses the first).
+CONTRACT_NAMES = ("contract.toml", "contract.json")
 # A contract file is the canonical contract with whitespace, comments and key-file names.
 MAX_FILE_BYTES = 1 << 20
 

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from attestation.errors import TcmeError, UsageError
+from attestation.errors import TcmeError, UnreachableError, UsageError
 
 from . import _oms
 from .digest import MIN_SHARD_SIZE, Serialization, hash_model
@@ -94,7 +94,7 @@ def sign_model(
     try:
         bundle_json = _oms.sign_manifest(manifest, signer)
     except Exception as err:  # network, OIDC or key errors from the library
-        raise UsageError("model.sign", f"signing failed: {type(err).__name__}: {err}") from err
+        raise _library_failure(err, "signing failed: ") from err
     _write_atomically(signature, bundle_json.encode())
 
 
@@ -139,8 +139,28 @@ def _library_signer(build: Callable[[], _oms.oms_signing.Signer]) -> _oms.oms_si
         return build()
     except TcmeError:
         raise
-    except Exception as err:  # unreadable or unsupported key, cert/key mismatch
-        raise UsageError("model.sign", f"{type(err).__name__}: {err}") from err
+    except Exception as err:  # unreadable or unsupported key, cert/key mismatch, no OIDC issuer
+        raise _library_failure(err, "") from err
+
+
+def _library_failure(err: Exception, prefix: str) -> TcmeError:
+    """A model-signing/sigstore failure by category: a service out of reach is not bad input.
+
+    Sigstore keyless signing talks to the OIDC issuer, Fulcio, Rekor and a TSA;
+    when one cannot be reached the command exits 3 (``tcme.cli.exitcodes``).
+    """
+    import requests
+    from sigstore.errors import NetworkError
+
+    network = (NetworkError, requests.ConnectionError, requests.Timeout, ConnectionError)
+    if isinstance(err, network) or isinstance(err.__cause__, network):
+        cause = err.__cause__ or err
+        return UnreachableError(
+            "model.sign",
+            "cannot reach a Sigstore service (OIDC issuer, Fulcio, Rekor or TSA)",
+            actual=type(cause).__name__,
+        )
+    return UsageError("model.sign", f"{prefix}{type(err).__name__}: {err}")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -46,6 +45,7 @@ from tcme.base.encoding import (
     canonical_json,
     lp_join,
     parse_canonical_json,
+    require_equal,
     require_keys,
     sha256,
     split_lp,
@@ -54,12 +54,12 @@ from tcme.base.encoding import (
 from tcme.base.keys import HpkePrivateKey, OpenError, PartyKeys, hpke_open, hpke_seal
 from tcme.contract.model import Contract
 from tcme.wire.claims import Claims
+from tcme.wire.receipt import ERASED
 
 FAILURE_TYPE = "tcme/v1/failure-receipt"
 DETAIL_TYPE = "tcme/v1/error-detail"
 DETAIL_SIZE = 1024
 SALT_SIZE = 32
-ERASED = ("inputs", "prompt", "output_plaintext", "model_context", "kv_cache")
 # Longest text of one error field inside a sealed detail (the body must fit DETAIL_SIZE).
 FIELD_CHARS = (96, 360, 120, 120)
 
@@ -226,14 +226,14 @@ def verify_failure(
         },
     )
     # (2)
-    _equal("failure.type", FAILURE_TYPE, obj["type"])
-    _equal("failure.session_id", session_id, unhex(obj["session_id"], "failure.session_id"))
-    _equal(
+    require_equal("failure.type", FAILURE_TYPE, obj["type"])
+    require_equal("failure.session_id", session_id, unhex(obj["session_id"], "failure.session_id"))
+    require_equal(
         "failure.contract_digest",
         contract.digest,
         unhex(obj["contract_digest"], "failure.contract_digest", size=32),
     )
-    _equal(
+    require_equal(
         "failure.claims_digest",
         claims.digest,
         unhex(obj["claims_digest"], "failure.claims_digest", size=32),
@@ -249,12 +249,12 @@ def verify_failure(
     for entry in entries:
         item = require_keys(entry, "failure.details", {"party", "commitment"})
         committed[item["party"]] = unhex(item["commitment"], "failure.details.commitment", size=32)
-    _equal(
+    require_equal(
         "failure.details.parties",
         [p.name for p in contract.parties],
         [e.get("party") if isinstance(e, dict) else None for e in entries],
     )
-    _equal("failure.erased", list(ERASED), obj["erased"])
+    require_equal("failure.erased", list(ERASED), obj["erased"])
     if detail is None:
         return VerifiedFailure(reason=reason, error=None, receipt=bytes(receipt))
     # (4)
@@ -278,7 +278,7 @@ def verify_failure(
     if size > DETAIL_SIZE - 4 or any(plaintext[4 + size :]):
         raise ParseError("failure.detail.padding", "the padding is not zero bytes")
     (body,) = split_lp(plaintext[: 4 + size], 1, what="failure.detail")
-    _equal("failure.detail.commitment", committed[party], detail_commitment(body))
+    require_equal("failure.detail.commitment", committed[party], detail_commitment(body))
     fields = require_keys(
         parse_canonical_json(body, "failure.detail"),
         "failure.detail",
@@ -291,15 +291,10 @@ def verify_failure(
         ("party", party),
         ("reason", reason),
     ):
-        _equal(f"failure.detail.{key}", want, fields[key])
+        require_equal(f"failure.detail.{key}", want, fields[key])
     error = fields["error"]
     if error is not None:
         error = require_keys(
             error, "failure.detail.error", {"check", "detail", "expected", "actual"}
         )
     return VerifiedFailure(reason=reason, error=error, receipt=bytes(receipt))
-
-
-def _equal(check: str, expected: Any, actual: Any) -> None:
-    if expected != actual:
-        raise BindingError(check, expected=expected, actual=actual)

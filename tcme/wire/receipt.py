@@ -37,7 +37,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from attestation.errors import BindingError, ParseError, SignatureError
-from tcme.base.encoding import canonical_json, lp_join, parse_canonical_json, require_keys, unhex
+from tcme.base.encoding import (
+    canonical_json,
+    lp_join,
+    parse_canonical_json,
+    require_equal,
+    require_keys,
+    unhex,
+)
 from tcme.contract.model import Contract
 from tcme.wire.claims import Claims
 from tcme.wire.envelope import OpenedOutput, SealedInput
@@ -242,12 +249,12 @@ def verify_receipt(
         ) from err
     parsed = parse_receipt(receipt)
     # (2)
-    _equal("receipt.session_id", session_id, parsed.session_id)
-    _equal("receipt.contract_digest", contract.digest, parsed.contract_digest)
+    require_equal("receipt.session_id", session_id, parsed.session_id)
+    require_equal("receipt.contract_digest", contract.digest, parsed.contract_digest)
     # The identity digest: per-attestation GPU evidence in the claims does not change it.
-    _equal("receipt.claims_digest", claims.identity_digest, parsed.claims_digest)
+    require_equal("receipt.claims_digest", claims.identity_digest, parsed.claims_digest)
     # (3)
-    _equal(
+    require_equal(
         "receipt.inputs.parties",
         [p.name for p in contract.parties],
         [r.party for r in parsed.inputs],
@@ -255,14 +262,14 @@ def verify_receipt(
     # (4)
     if own_input is not None:
         record = next(r for r in parsed.inputs if r.party == own_input.party)
-        _equal("receipt.inputs.commitment", own_input.commitment, record.commitment)
-        _equal(
+        require_equal("receipt.inputs.commitment", own_input.commitment, record.commitment)
+        require_equal(
             "receipt.inputs.ciphertext_sha256",
             own_input.ciphertext_sha256,
             record.ciphertext_sha256,
         )
     # (5)
-    _equal(
+    require_equal(
         "receipt.outputs",
         [(o.name, o.recipients) for o in contract.outputs],
         [(o.name, o.recipients) for o in parsed.outputs],
@@ -272,7 +279,7 @@ def verify_receipt(
         signed_output = signed.get(opened.name)
         if signed_output is None:
             raise BindingError("receipt.outputs.name", expected=sorted(signed), actual=opened.name)
-        _equal(
+        require_equal(
             f"receipt.outputs.{opened.name}.commitment",
             signed_output.commitment,
             opened.commitment,
@@ -286,15 +293,15 @@ def verify_receipt(
                 actual=opened.value[:80],
             )
     if party is not None:
-        _equal(
+        require_equal(
             "receipt.outputs.received",
             sorted(o.name for o in contract.outputs_for(party)),
             sorted(o.name for o in outputs),
         )
     # (6)
-    _equal("receipt.erased", list(ERASED), list(parsed.erased))
+    require_equal("receipt.erased", list(ERASED), list(parsed.erased))
     stateless = list(STATELESS) if contract.has_turns else []
-    _equal("receipt.stateless", stateless, list(parsed.stateless))
+    require_equal("receipt.stateless", stateless, list(parsed.stateless))
     # (7)
     if bool(contract.capability_tests) != (parsed.capability is not None):
         raise BindingError(
@@ -304,13 +311,8 @@ def verify_receipt(
             actual="present" if parsed.capability is not None else "absent",
         )
     if capability is not None:
-        _equal("receipt.capability", capability.summary(), parsed.capability)
+        require_equal("receipt.capability", capability.summary(), parsed.capability)
     return parsed
-
-
-def _equal(check: str, expected: Any, actual: Any) -> None:
-    if expected != actual:
-        raise BindingError(check, expected=expected, actual=actual)
 
 
 def _str(value: Any, check: str) -> str:

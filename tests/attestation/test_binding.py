@@ -9,6 +9,7 @@ import pytest
 
 from attestation.binding import check_binding, report_data_for
 from attestation.errors import BindingError
+from attestation.nvidia.binding import gpu_nonce_for
 
 CLAIMS = hashlib.sha256(b"claims").digest()
 CONTRACT = hashlib.sha256(b"contract").digest()
@@ -98,3 +99,28 @@ def test_report_data_bad_sizes_fail(claims, contract, nonce, check):
     with pytest.raises(BindingError) as info:
         report_data_for(claims, contract, SESSION, nonce)
     assert info.value.check == check
+
+
+def test_gpu_nonce_matches_documented_encoding_and_differs_from_report_data():
+    parts = [b"tcme/v1/gpu-nonce", CLAIMS, CONTRACT, SESSION, NONCE]
+    expected = hashlib.sha256(b"".join(struct.pack(">I", len(p)) + p for p in parts)).digest()
+    assert gpu_nonce_for(CLAIMS, CONTRACT, SESSION, NONCE) == expected
+    assert expected != report_data_for(CLAIMS, CONTRACT, SESSION, NONCE)[:32]
+
+
+@pytest.mark.parametrize(
+    ("session", "capability", "check"),
+    [
+        (b"\x00" * 65, None, "session_id"),
+        (SESSION, b"\x00" * 31, "capability_digest"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("derive", "prefix"), [(report_data_for, "report_data"), (gpu_nonce_for, "gpu_nonce")]
+)
+def test_both_bindings_refuse_the_same_bad_sizes(session, capability, check, derive, prefix):
+    # One set of checks behind REPORT_DATA and the GPU nonce: an oversized session id or a
+    # short capability digest was once accepted by the GPU nonce alone.
+    with pytest.raises(BindingError) as info:
+        derive(CLAIMS, CONTRACT, session, NONCE, capability)
+    assert info.value.check == f"{prefix}.{check}"

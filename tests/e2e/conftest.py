@@ -18,8 +18,8 @@ fake); everything else is the production code.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
+import tomllib
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
@@ -33,7 +33,7 @@ from attestation.snp.simulate import DEFAULT_MEASUREMENT
 from tcme.v1 import tcme_pb2
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "examples" / "millionaires" / "contract.template.json"
+TEMPLATE = REPO / "examples" / "millionaires" / "contract.toml"
 TCME_SERVICE = tcme_pb2.DESCRIPTOR.services_by_name["Tcme"]
 
 SKIP_NO_MODEL = (
@@ -204,7 +204,7 @@ def party_keys():
 
 
 def millionaires_template() -> dict[str, Any]:
-    return json.loads(TEMPLATE.read_text())
+    return tomllib.loads(TEMPLATE.read_text())
 
 
 def make_contract(

@@ -15,10 +15,10 @@ and a capability test value of 90 ``a`` and a ``b``, re-sent continuously).
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import grpc
@@ -31,7 +31,7 @@ from tcme.wire import PartyKeys, canonical_contract, sign_result_request
 MAX_SECONDS = 300
 EVIL = "(a|aa)+"
 ATTACK = "a" * 90 + "b"
-TEMPLATE = Path(__file__).resolve().parents[2] / "examples/millionaires/contract.template.json"
+TEMPLATE = Path(__file__).resolve().parents[2] / "examples/millionaires/contract.toml"
 
 
 def _channels(target: str, count: int) -> list[grpc.Channel]:
@@ -46,7 +46,7 @@ def _keys() -> dict[str, PartyKeys]:
 
 
 def _millionaires(keys: dict[str, PartyKeys], **changes: object) -> bytes:
-    body = json.loads(TEMPLATE.read_text())
+    body = tomllib.loads(TEMPLATE.read_text())
     body["parties"] = [keys[n].public_entry(n) for n in ("alice", "bob")]
     body.update(changes)
     return canonical_contract(body)

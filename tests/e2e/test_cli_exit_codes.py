@@ -261,3 +261,26 @@ def test_session_result_damaged_state_exits_2(capsys, files):
         "--key", files["alice"], "--policy", files["good"], "--state", state,
     )  # fmt: skip
     assert code == EXIT_USAGE and "state" in err
+
+
+def test_session_create_answer_for_another_contract_is_rejected_1(
+    capsys, attest_stack, files, hostile_factory
+):
+    """A hostile proxy answers CreateSession with another contract's digest: refused, exit 1."""
+    hostile = hostile_factory(attest_stack)
+
+    def swap(response):
+        response.contract_digest = bytes(32)
+        return response
+
+    hostile.responses["CreateSession"] = swap
+    code, out, err = run(
+        capsys, "session", "create", hostile.target, "--contract", files["contract"],
+        "--party", "alice", "--key", files["alice"],
+    )  # fmt: skip
+    assert code == EXIT_REJECT and out == ""  # no session id printed
+    (line,) = err.splitlines()
+    assert line.startswith("tcme session create: rejected: session.contract_digest: ")
+    # The honest answer passes through the same proxy.
+    del hostile.responses["CreateSession"]
+    assert _create(capsys, hostile.target, files)

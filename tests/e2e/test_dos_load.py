@@ -16,11 +16,11 @@ generous: an unloaded Attest through the proxy takes a few milliseconds.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,7 +44,7 @@ FLOOD = 40
 SLOT_FLOOD = 64
 REPO = Path(__file__).resolve().parents[2]
 ATTACKER = Path(__file__).resolve().parent / "dos_attacker.py"
-TEMPLATE = REPO / "examples" / "millionaires" / "contract.template.json"
+TEMPLATE = REPO / "examples" / "millionaires" / "contract.toml"
 PATTERNS = ("header_only_streams", "get_result_flood", "create_session_flood", "catastrophic_regex")
 
 
@@ -72,8 +72,8 @@ def dos_stack(loaded_model, tmp_path_factory):
 
 
 def _contract(keys: dict[str, PartyKeys]) -> bytes:
-    with open(TEMPLATE) as handle:
-        body = json.load(handle)
+    with open(TEMPLATE, "rb") as handle:
+        body = tomllib.load(handle)
     body["parties"] = [keys[n].public_entry(n) for n in ("alice", "bob")]
     return canonical_contract(body)
 

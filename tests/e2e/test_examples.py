@@ -22,9 +22,7 @@ from tcme.cli.run import load_signed_model, run_local
 pytestmark = pytest.mark.model
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted(
-    {p.parent for p in (REPO / "examples").glob("*/contract*.*")}, key=lambda p: p.name
-)
+EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/contract.toml"))
 
 
 def _model_path() -> Path | None:

@@ -235,7 +235,7 @@ def test_cli_two_party_processes(model_stack, tmp_path):
     import sys
     from pathlib import Path
 
-    template = Path(__file__).resolve().parents[2] / "examples/millionaires/contract.template.json"
+    template = Path(__file__).resolve().parents[2] / "examples/millionaires/contract.toml"
     for name in ("alice", "bob"):
         done = _tcme("session", "keygen", "--out", tmp_path / f"{name}.key", "--name", name)
         assert done.returncode == 0, done.stderr
@@ -305,7 +305,7 @@ def test_cli_submit_then_result_with_state_file(model_stack, tmp_path):
     import sys
     from pathlib import Path
 
-    template = Path(__file__).resolve().parents[2] / "examples/millionaires/contract.template.json"
+    template = Path(__file__).resolve().parents[2] / "examples/millionaires/contract.toml"
     for name in ("alice", "bob"):
         assert (
             _tcme("session", "keygen", "--out", tmp_path / f"{name}.key", "--name", name).returncode

@@ -1,7 +1,8 @@
 """One contract loader for every command: TOML and JSON contracts work wherever a contract goes.
 
 Follows docs/usage.md literally: ``tcme session keygen``, ``tcme session
-contract --template <example>`` (a TOML example as the template), then
+contract --template <example>`` (a TOML example as the template, or the
+same template written as JSON), then
 ``tcme session create --contract`` with TOML and JSON files against a real
 enclave over gRPC (simulated evidence stands in for the hardware).
 """
@@ -9,6 +10,7 @@ enclave over gRPC (simulated evidence stands in for the hardware).
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from tcme.wire import PartyKeys, parse_contract
 
 REPO = Path(__file__).resolve().parents[2]
 DAMAGE = REPO / "examples" / "damage-monitoring" / "contract.toml"
-MILLIONAIRES = REPO / "examples" / "millionaires" / "contract.template.json"
+MILLIONAIRES = REPO / "examples" / "millionaires" / "contract.toml"
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,18 @@ def _keygen(tmp_path: Path, capsys, *names: str) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.parametrize("form", ["toml", "json"])
 @pytest.mark.parametrize(
-    ("template", "names"),
+    ("example", "names"),
     [(DAMAGE, ("reporter", "insurer")), (MILLIONAIRES, ("alice", "bob"))],
-    ids=["toml", "json"],
+    ids=["damage-monitoring", "millionaires"],
 )
-def test_session_contract_fills_toml_and_json_templates(tmp_path, capsys, template, names):
+def test_session_contract_fills_toml_and_json_templates(tmp_path, capsys, example, names, form):
     keys = _keygen(tmp_path, capsys, *names)
+    template = example
+    if form == "json":  # the same template as a JSON file: the loader takes either
+        template = tmp_path / "template.json"
+        template.write_text(json.dumps(tomllib.loads(example.read_text(encoding="utf-8"))))
     out = tmp_path / "contract.json"
     argv = ["session", "contract", "--template", str(template), "--out", str(out)]
     for name in names:
@@ -75,6 +82,12 @@ def test_session_contract_fills_toml_and_json_templates(tmp_path, capsys, templa
     expected = load_contract(template, keys={n: PartyKeys.load(keys[n]) for n in names})
     assert out.read_bytes() == expected.raw
     assert digest.removeprefix("sha256:") == expected.digest.hex()
+    # Either form of one template, with the same keys, is the same contract.
+    assert expected.raw == load_contract(example, keys=expected_keys(keys, names)).raw
+
+
+def expected_keys(keys: dict[str, Path], names: tuple[str, ...]) -> dict[str, PartyKeys]:
+    return {n: PartyKeys.load(keys[n]) for n in names}
 
 
 def test_session_contract_refuses_a_template_with_a_party_missing_fail(tmp_path, capsys):

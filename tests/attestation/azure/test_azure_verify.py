@@ -109,6 +109,23 @@ def test_round_trip_v1_json(azure_vector):
     assert _verify(parsed.to_json(), vector.nonce).product == "Milan"
 
 
+@pytest.mark.parametrize(
+    "respell",
+    [lambda h: " " + h, lambda h: h + "\n", lambda h: h[:2] + " " + h[2:]],
+    ids=["leading-space", "trailing-newline", "inner-space"],
+)
+def test_a_proxy_cannot_respell_a_hex_field(azure_vector, respell):
+    # The v1 JSON has one spelling of each field; a second one that still decodes
+    # to the same bytes must not verify (it would be a second identity of the document).
+    doc = json.loads(
+        parse_azure_evidence(azure_vector("trustee_snp_milan_v3_ev0").evidence).to_json()
+    )
+    doc["tpm_quote"]["message"] = respell(doc["tpm_quote"]["message"])
+    with pytest.raises(ParseError) as err:
+        parse_azure_evidence(json.dumps(doc).encode())
+    assert err.value.check == "azure.evidence.tpm_quote.message"
+
+
 def test_tdx_everything_but_tcb_status(azure_vector):
     """trustee_tdx_v4: every step but Intel's TCB status (no collateral for its FMSPC)."""
     vector = azure_vector("trustee_tdx_v4")

@@ -12,19 +12,14 @@ from attestation.errors import ParseError, PolicyError, UsageError
 from tcme.client import ContractExpectation, ModelExpectation, PartyPolicy
 from tcme.contract import load_contract_bytes
 from tcme.wire import PartyKeys, contract_digest
-from tests.contracts import fill_template
+from tests.contracts import example_contract_path, example_template, fill_template
 
 DIGEST = "ab" * 32
 
 
 @pytest.fixture(scope="module")
 def contract_file(tmp_path_factory):
-    template = json.loads(
-        (
-            __import__("pathlib").Path(__file__).resolve().parents[3]
-            / "examples/millionaires/contract.template.json"
-        ).read_text()
-    )
+    template = example_template("millionaires")
     raw = fill_template(
         template, {n: PartyKeys.generate().public_entry(n) for n in ("alice", "bob")}
     )
@@ -125,7 +120,7 @@ def test_contract_file_missing_is_usage_error(tmp_path):
 
 
 def test_contract_template_without_every_key_is_refused_fail(tmp_path):
-    template = Path(__file__).resolve().parents[3] / "examples/millionaires/contract.template.json"
+    template = example_contract_path("millionaires")
     alice = PartyKeys.generate()
     with pytest.raises(UsageError) as info:
         load_contract_bytes(template, keys={"alice": alice})

@@ -4,7 +4,6 @@ docs/security.md and docs/usage.md, with its placeholders filled in."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from tcme.client import PartyPolicy
 from tcme.wire import PartyKeys
-from tests.contracts import fill_template
+from tests.contracts import example_template, fill_template
 
 REPO = Path(__file__).resolve().parents[3]
 PLACEHOLDERS = {"<96 hex>": "ab" * 48, "<64 hex>": "cd" * 32}
@@ -28,7 +27,7 @@ def _policy_blocks(doc: str) -> list[str]:
 def test_documented_policy_loads(doc, tmp_path):
     blocks = _policy_blocks(doc)
     assert blocks, f"docs/{doc} shows no whole party policy"
-    template = json.loads((REPO / "examples/millionaires/contract.template.json").read_text())
+    template = example_template("millionaires")
     keys = {n: PartyKeys.generate().public_entry(n) for n in ("alice", "bob")}
     (tmp_path / "contract.json").write_bytes(fill_template(template, keys))
     for block in blocks:

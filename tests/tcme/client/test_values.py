@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,14 +9,12 @@ import pytest
 from attestation.errors import UsageError
 from tcme.client.values import parse_values
 from tcme.wire import PartyKeys, parse_contract
-from tests.contracts import fill_template
-
-TEMPLATE = Path(__file__).resolve().parents[3] / "examples/millionaires/contract.template.json"
+from tests.contracts import example_template, fill_template
 
 
 @pytest.fixture(scope="module")
 def contract():
-    template = json.loads(TEMPLATE.read_text())
+    template = example_template("millionaires")
     template["inputs"] = template["inputs"] + [
         {"party": "bob", "name": "bob_note", "type": "string", "max_len": 10}
     ]
