@@ -39,13 +39,17 @@ model: venv
 demo: venv model
 	bash scripts/demo.sh
 
+# mypy reads its file list and settings from pyproject.toml ([tool.mypy]); it needs the
+# generated tcme/v1/*_pb2.pyi, which `venv` makes (proto).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check attestation enclave host tcme tests bench scripts examples
+	$(PY) -m mypy
 
 test: venv model
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check attestation enclave host tcme tests bench scripts examples
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 # Each benchmark exits non-zero when it cannot run (missing vectors or model), so
@@ -64,4 +68,4 @@ bench: venv model
 	$(PY) bench/fleet.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache tcme/v1/*_pb2*.py tcme/v1/*_pb2*.pyi
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache tcme/v1/*_pb2*.py tcme/v1/*_pb2*.pyi

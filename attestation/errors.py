@@ -19,6 +19,10 @@ class TcmeError(Exception):
     policy's, all of a schema's), not only the first.
     """
 
+    # A failed session's public error carries the session's signed failure record (set
+    # by enclave.disclosure.attach_failure, read by failure_of); None on every other.
+    signed_failure: object | None = None
+
     def __init__(
         self,
         check: str,

@@ -548,7 +548,7 @@ def _verify_azure(
     from attestation.azure.verify import verify_azure_evidence
 
     snp, tdx = given.of(SnpInputs), given.of(TdxInputs)
-    return verify_azure_evidence(  # type: ignore[no-any-return]
+    return verify_azure_evidence(
         evidence,
         policy=policy,
         azure_policy=policy.table("azure") or _authenticity_only_azure(policy),
@@ -584,7 +584,7 @@ def _verify_gpu(
     """One NVIDIA device report (``tcme evidence verify``); ``expected`` is the SPDM nonce
     the device had to sign. A party verifies GPUs through its claims (tcme.client.gpu)."""
     inputs = given.of(GpuInputs)
-    return verify_nvidia_gpu(  # type: ignore[no-any-return]
+    return verify_nvidia_gpu(
         evidence,
         certs=inputs.certs,
         policy=policy,

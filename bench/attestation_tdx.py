@@ -17,6 +17,7 @@ import platform
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import dcap_qvl
 
@@ -28,7 +29,12 @@ from _common import interleaved_medians, vectors_root  # noqa: E402
 from attestation.tdx.abi import parse_quote  # noqa: E402
 from attestation.tdx.collateral import collateral_for_quote  # noqa: E402
 from attestation.tdx.policy import TdxPolicy, validate_quote  # noqa: E402
-from attestation.tdx.verify import VerifyOptions, intel_sgx_root_ca_der, verify_quote  # noqa: E402
+from attestation.tdx.verify import (  # noqa: E402
+    VerifiedQuote,
+    VerifyOptions,
+    intel_sgx_root_ca_der,
+    verify_quote,
+)
 
 # (name, quote, collateral file or folder, time) — the vectors that verify to UpToDate.
 CASES = (
@@ -81,16 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         now_secs = int(now.timestamp())
         options = VerifyOptions(collateral=collateral, now=now)
 
-        def direct(raw: bytes = raw, c: object = dcap_collateral, t: int = now_secs) -> object:
-            return dcap_qvl.verify_with_root_ca(raw, c, anchor, t)
+        def direct(raw: bytes = raw, c: object = dcap_collateral, t: int = now_secs) -> Any:
+            return dcap_qvl.verify_with_root_ca(raw, c, anchor, t)  # dcap-qvl is untyped
 
-        def ours(raw: bytes = raw, options: VerifyOptions = options) -> object:
+        def ours(raw: bytes = raw, options: VerifyOptions = options) -> VerifiedQuote:
             return verify_quote(raw, options)
 
         def ours_policy(raw: bytes = raw, options: VerifyOptions = options) -> None:
             validate_quote(verify_quote(raw, options), policy)
 
-        assert direct().status == ours().tcb_status == "UpToDate"  # type: ignore[attr-defined]
+        assert direct().status == ours().tcb_status == "UpToDate"
         base, mine, full = interleaved_medians([direct, ours, ours_policy], args.rounds)
         worst = max(worst, mine / base)
         rows.append(

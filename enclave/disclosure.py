@@ -71,10 +71,10 @@ def disclose(error: TcmeError, contract: Contract, *, from_run: bool = False) ->
 
 def attach_failure(error: TcmeError, record: FailureRecord) -> None:
     """Let ``error`` carry its session's signed failure record to the servicer."""
-    error.failure = record  # type: ignore[attr-defined]
+    error.signed_failure = record
 
 
 def failure_of(error: BaseException) -> FailureRecord | None:
     """The failure record ``error`` carries (a failed session's public error), or None."""
-    record = getattr(error, "failure", None)
+    record = error.signed_failure if isinstance(error, TcmeError) else None
     return record if isinstance(record, FailureRecord) else None

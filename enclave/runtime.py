@@ -36,13 +36,33 @@ class EnclaveDraining(TcmeError):
 
 
 class ModelIdentityLike(Protocol):
-    """What the claims need from ``tcme.model.ModelIdentity``."""
+    """What the claims need from ``tcme.model.ModelIdentity`` (read-only: a frozen
+    dataclass satisfies it)."""
 
-    root_digest: str
-    signer: str
-    issuer: str | None
-    method: str
-    hash_algorithm: str
+    @property
+    def root_digest(self) -> str:
+        """The signed model's root digest."""
+        ...
+
+    @property
+    def signer(self) -> str:
+        """Who signed the model."""
+        ...
+
+    @property
+    def issuer(self) -> str | None:
+        """The signer's OIDC issuer (keyless signatures), else None."""
+        ...
+
+    @property
+    def method(self) -> str:
+        """The signing method."""
+        ...
+
+    @property
+    def hash_algorithm(self) -> str:
+        """The hash of the model's manifest."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ GetSession and health. It serves reflection (v1 and v1alpha) like the proxy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent import futures
 
 import grpc
@@ -54,9 +55,26 @@ ENCLAVE_LIMITS = ListenerLimits(
 )
 
 
+class EnclaveServer(AioServer):
+    """The enclave's server and the parts its operator code reaches: the health table
+    (drain, shutdown) and the tcme servicer (its call gate)."""
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        *,
+        health_servicer: HealthTable,
+        tcme_servicer: TcmeServicer,
+        on_stop: Callable[[], object] | None = None,
+    ) -> None:
+        super().__init__(server, on_stop=on_stop)
+        self.health_servicer = health_servicer
+        self.tcme_servicer = tcme_servicer
+
+
 def create_server(
     address: str, enclave: Enclave, *, max_workers: int = 32
-) -> tuple[AioServer, int]:
+) -> tuple[EnclaveServer, int]:
     """Build and bind (not start) the server; returns it and the bound TCP port (0 for unix).
 
     The server is a ``grpc.aio`` server on the process's serving loop
@@ -68,7 +86,7 @@ def create_server(
     return loop.run(_build(address, enclave, max_workers))
 
 
-async def _build(address: str, enclave: Enclave, max_workers: int) -> tuple[AioServer, int]:
+async def _build(address: str, enclave: Enclave, max_workers: int) -> tuple[EnclaveServer, int]:
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tcme-enclave")
     server = grpc.aio.server(
         interceptors=(PeerAdmission(ENCLAVE_CALLS_PER_PEER, PRIORITY_METHODS),),
@@ -96,16 +114,14 @@ async def _build(address: str, enclave: Enclave, max_workers: int) -> tuple[AioS
         raise UsageError("enclave.listen", f"cannot listen on {address}: {err}") from err
     if port == 0 and not address.startswith("unix:"):
         raise UsageError("enclave.listen", f"cannot listen on {address}")
-    facade = AioServer(server, on_stop=pool.shutdown)
-    facade.health_servicer = health  # type: ignore[attr-defined]
-    facade.tcme_servicer = servicer  # type: ignore[attr-defined]
+    facade = EnclaveServer(
+        server, health_servicer=health, tcme_servicer=servicer, on_stop=pool.shutdown
+    )
     return facade, 0 if address.startswith("unix:") else port
 
 
-def shutdown(server: AioServer, enclave: Enclave, grace: float = 2.0) -> None:
+def shutdown(server: EnclaveServer, enclave: Enclave, grace: float = 2.0) -> None:
     """Mark NOT_SERVING, stop accepting calls, then drop every session."""
-    health_servicer = getattr(server, "health_servicer", None)
-    if health_servicer is not None:
-        health_servicer.enter_graceful_shutdown()
+    server.health_servicer.enter_graceful_shutdown()
     server.stop(grace).wait()
     enclave.close()

@@ -100,13 +100,15 @@ _CODES: tuple[tuple[type[TcmeError], grpc.StatusCode], ...] = (
     (UsageError, grpc.StatusCode.INVALID_ARGUMENT),
 )
 
-_TEE = {
+# Keyed by str: a provider reports its TEE as a Tee value or its plain string.
+_TEE: dict[str, evidence_pb2.TeeType] = {
     Tee.SEV_SNP: evidence_pb2.TEE_TYPE_SEV_SNP,
     Tee.TDX: evidence_pb2.TEE_TYPE_TDX,
     Tee.AZ_SNP_VTPM: evidence_pb2.TEE_TYPE_AZ_SNP_VTPM,
     Tee.AZ_TDX_VTPM: evidence_pb2.TEE_TYPE_AZ_TDX_VTPM,
 }
-_STATE = {
+# A state the enclave could not name (None) maps to nothing: the caller's default.
+_STATE: dict[State | None, tcme_pb2.SessionState] = {
     State.OPEN: tcme_pb2.SESSION_STATE_OPEN,
     State.RUNNING: tcme_pb2.SESSION_STATE_RUNNING,
     State.DONE: tcme_pb2.SESSION_STATE_DONE,
@@ -268,7 +270,9 @@ def check_party(party: str) -> None:
         )
 
 
-def _pending(state: int = tcme_pb2.SESSION_STATE_OPEN) -> tcme_pb2.GetResultResponse:
+def _pending(
+    state: tcme_pb2.SessionState = tcme_pb2.SESSION_STATE_OPEN,
+) -> tcme_pb2.GetResultResponse:
     return tcme_pb2.GetResultResponse(state=state, retry_after_ms=RETRY_AFTER_MS)
 
 
@@ -434,7 +438,7 @@ def decoding_handler(
     malformed request does, instead of grpc's INTERNAL; a ``TcmeError`` becomes
     its status (``status_for``).
     """
-    handlers = {}
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         request_cls = message_factory.GetMessageClass(method.input_type)
         response_cls = message_factory.GetMessageClass(method.output_type)

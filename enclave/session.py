@@ -462,6 +462,7 @@ class SessionManager:
             )
             for p in contract.parties
         ]
+        error: TcmeError | None
         try:
             results = dict(self._runner(contract, values))
         except TcmeError as err:

@@ -38,15 +38,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
 
 from attestation.errors import TcmeError
 from host.forward import ResponseHook
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # the proxy decodes by descriptor; tcme_pb2 only names the fields
+    from tcme.v1.tcme_pb2 import AttestResponse
 
 ATTEST_RESPONSE = "tcme.v1.AttestResponse"
 # AMD SEV-SNP ABI spec (56860), Table 23 ATTESTATION_REPORT: byte offsets.
@@ -137,10 +141,10 @@ def _first_file(paths: Sequence[Path]) -> bytes | None:
     return None
 
 
-def attach_collateral(response: object, cache: CollateralCache | None) -> None:
+def attach_collateral(response: AttestResponse, cache: CollateralCache | None) -> None:
     """Fill ``response.collateral`` (an ``AttestResponse``) in place where it is empty."""
-    evidence = response.evidence  # type: ignore[attr-defined]
-    collateral = response.collateral  # type: ignore[attr-defined]
+    evidence = response.evidence
+    collateral = response.collateral
     sources = []
     kind, hardware = _hardware_evidence(evidence.tee, bytes(evidence.report))
     if kind == TEE_TYPE_SEV_SNP:
@@ -163,7 +167,7 @@ def attach_collateral(response: object, cache: CollateralCache | None) -> None:
         if blob:
             collateral.tdx_collateral_json = blob
             sources.append(cache.source)
-    if cache is not None and _claims_carry_gpus(response.claims):  # type: ignore[attr-defined]
+    if cache is not None and _claims_carry_gpus(response.claims):
         rims, ocsp = cache.nvidia_rims(), cache.nvidia_ocsp()
         if rims and not collateral.nvidia_rims:
             collateral.nvidia_rims.extend(rims)
@@ -214,8 +218,9 @@ def attest_hooks(
                 continue
             response_class = message_factory.GetMessageClass(method.output_type)
 
-            def hook(raw: bytes, _cls: type = response_class) -> bytes:
-                response = _cls.FromString(raw)
+            def hook(raw: bytes, _cls: type[Message] = response_class) -> bytes:
+                # The method's output type is tcme.v1.AttestResponse (checked above).
+                response = cast("AttestResponse", _cls.FromString(raw))
                 attach_collateral(response, cache)
                 return response.SerializeToString()
 

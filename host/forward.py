@@ -104,7 +104,7 @@ class ForwardingHandler(grpc.GenericRpcHandler):
     # -- per-call plumbing -------------------------------------------------------------
 
     async def _timeout(self, context: grpc.aio.ServicerContext) -> float | None:
-        remaining = context.time_remaining()
+        remaining: float | None = context.time_remaining()
         if remaining is None or remaining > _NO_DEADLINE:
             remaining = None
         if self._max_call_seconds is not None:
@@ -190,7 +190,8 @@ class ForwardingHandler(grpc.GenericRpcHandler):
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
                     raise  # unreachable: abort raises
                 tried.append(backend.target)
-                remote = self._router.channel(backend.target).unary_unary(path)
+                channel = self._router.channel(backend.target)
+                remote: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
                 # Cancelling this coroutine (the party went away) cancels the enclave call.
                 call = remote(request, timeout=timeout, metadata=metadata)
                 self._router.track(backend.target, call)

@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"\n== 1. {args.sessions} sessions through both proxies at once")
         with ThreadPoolExecutor(max_workers=args.sessions) as pool:
 
-            def session(k: int) -> tuple[str, dict[str, Outcome]]:
+            def session(k: int) -> tuple[bytes, dict[str, Outcome]]:
                 create, run = (p0, p1) if k % 2 == 0 else (p1, p0)
                 sid = parties.create(create)
                 return sid, parties.run(fleet, sid, {"alice": run, "bob": run})

@@ -32,7 +32,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attestation.azure.evidence import AzureEvidence, parse_azure_evidence
 from attestation.azure.hcl import REPORT_TYPE_SNP, HclReport, parse_hcl_report
@@ -45,13 +45,23 @@ from attestation.azure.quote import (
 )
 from attestation.azure.runtime_data import RuntimeData, parse_runtime_data
 from attestation.azure.tpm import Attest, RsaSignature, parse_attest
-from attestation.errors import BindingError, ParseError, PolicyError, SignatureError, UsageError
+from attestation.errors import (
+    BindingError,
+    ParseError,
+    PolicyError,
+    SignatureError,
+    TcmeError,
+    UsageError,
+)
 from attestation.snp.abi import AttestationReport, parse_report, snp_summary
 from attestation.snp.verify import VerifyOptions, load_cert_bundle, verify_attestation
 from attestation.tdx.abi import parse_quote as parse_tdx_quote
-from attestation.tdx.verify import INTEL_SGX_ROOT_CA_SHA256
+from attestation.tdx.verify import INTEL_SGX_ROOT_CA_SHA256, VerifiedQuote
 from attestation.tdx.verify import VerifyOptions as TdxVerifyOptions
 from attestation.tdx.verify import verify_quote as verify_tdx_quote
+
+if TYPE_CHECKING:  # the result type lives in the pipeline, which imports this module late
+    from attestation.verifier import VerifiedEvidence
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +144,7 @@ def verify_azure_evidence(
     collateral: Any = None,
     crl: bytes | None = None,
     product: str | None = None,
-) -> Any:
+) -> VerifiedEvidence:
     """Steps (1)-(6) on Azure evidence JSON; returns ``attestation.verifier.VerifiedEvidence``.
 
     ``policy``: the party's whole ``attestation.policy.Policy`` (root pins,
@@ -160,6 +170,7 @@ def verify_azure_evidence(
         )
     when = VerifyOptions(now=at).time()  # one instant for every time check
     # (2) hardware evidence, (3) runtime data bound into it
+    hardware: AttestationReport | VerifiedQuote
     if tee == TEE_AZ_SNP:
         hardware, chain_info = _verify_snp_hardware(
             core, hcl, parts, policy=policy, certs=certs, crl=crl, product=product, when=when
@@ -189,7 +200,7 @@ def verify_azure_evidence(
         runtime_data=runtime,
         quote=attest,
         signature=signature,
-        hardware=hardware if tee == TEE_AZ_SNP else hardware.quote,
+        hardware=hardware if isinstance(hardware, AttestationReport) else hardware.quote,
     )
     return core.VerifiedEvidence(report=report, report_data=attest.extra_data, **chain_info)
 
@@ -239,7 +250,9 @@ def _verify_tdx_hardware(
     collateral: Any,
     when: datetime,
     product: str | None,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[VerifiedQuote, dict[str, Any]]:
+    if parts.td_quote is None:  # parse_parts refuses this already; never verify nothing
+        raise ParseError("azure.evidence.td_quote", "TDX evidence without a TD quote")
     quote = parse_tdx_quote(parts.td_quote)  # (1)
     verified = verify_tdx_quote(
         quote,
@@ -350,7 +363,7 @@ def validate_azure(
 ) -> None:
     """Step (5): ``[azure.snp]``/``[azure.tdx]``, VMPL 0, ``[azure.pcrs]`` and
     ``[azure.vm_configuration]``; every violation at once."""
-    violations: list[PolicyError] = []
+    violations: list[TcmeError] = []
     table = policy.snp if tee == TEE_AZ_SNP else policy.tdx
     name = "snp" if tee == TEE_AZ_SNP else "tdx"
     if table is None:
@@ -386,7 +399,7 @@ def validate_azure(
         raise PolicyError("azure.policy", violations=violations)
 
 
-def _collect(violations: list[PolicyError], check: Any) -> None:
+def _collect(violations: list[TcmeError], check: Any) -> None:
     try:
         check()
     except PolicyError as err:

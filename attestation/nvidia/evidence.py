@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attestation.errors import PolicyError, UsageError
 from attestation.nvidia.abi import decode_report_input, looks_like_report
@@ -29,8 +29,10 @@ from attestation.nvidia.verify import (
     VerifiedSystem,
     verify_device_evidence,
 )
+from attestation.tee import Tee
 
-TEE_NVIDIA_GPU = "nvidia-gpu"
+if TYPE_CHECKING:  # the result type lives in the pipeline, which imports this module late
+    from attestation.verifier import VerifiedEvidence
 
 
 def is_nvidia_report(data: bytes) -> bool:
@@ -48,7 +50,7 @@ def verify_nvidia_gpu(
     collateral: Any,
     crl: bytes | None,
     product: str | None,
-) -> Any:
+) -> VerifiedEvidence:
     """Steps (1)-(4) for one report; returns ``attestation.verifier.VerifiedEvidence``.
 
     ``collateral``: a sequence of RIM XML documents (bytes). ``crl`` and
@@ -110,7 +112,7 @@ def verify_nvidia_gpu(
         tcb["rim_uncovered_blocks"] = list(match.uncovered)
         tcb["rims"] = list(match.rims)
     return VerifiedEvidence(
-        tee=TEE_NVIDIA_GPU,
+        tee=Tee.NVIDIA_GPU,
         simulated=device.simulated,
         product=device.arch,
         report_data=device.report.nonce,

@@ -90,15 +90,25 @@ class AzureVtpmProvider:
         self.tee = TEE_AZ_SNP if hcl.report_type == REPORT_TYPE_SNP else TEE_AZ_TDX
 
     @classmethod
-    def from_device(cls, root: Path = Path("/"), **kw: object) -> AzureVtpmProvider:
-        """The provider on ``/dev/tpmrm0`` under ``root``; ``ProviderUnavailable`` when absent."""
+    def from_device(
+        cls,
+        root: Path = Path("/"),
+        *,
+        imds_url: str = IMDS_URL,
+        certs: bytes | None = None,
+        td_quote: TdQuoteFetcher | None = None,
+    ) -> AzureVtpmProvider:
+        """The provider on ``/dev/tpmrm0`` under ``root``; ``ProviderUnavailable`` when absent.
+
+        The keywords are ``__init__``'s; a real device is never ``simulated``.
+        """
         device = Path(root) / TPM_DEVICE
         if not device.exists():
             raise ProviderUnavailable(
                 "azure-vtpm.device", f"{device} does not exist (no TPM resource manager)"
             )
         try:
-            return cls(DeviceTransport(device), **kw)  # type: ignore[arg-type]
+            return cls(DeviceTransport(device), imds_url=imds_url, certs=certs, td_quote=td_quote)
         except TpmError as err:
             raise ProviderUnavailable(
                 "azure-vtpm.hcl_report",

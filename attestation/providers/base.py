@@ -33,11 +33,26 @@ class Evidence:
 
 @runtime_checkable
 class EvidenceProvider(Protocol):
-    """Produces evidence whose REPORT_DATA is exactly the 64 bytes given."""
+    """Produces evidence whose REPORT_DATA is exactly the 64 bytes given.
 
-    name: str
-    tee: str
-    simulated: bool
+    The attributes are read-only here (properties), so a provider may narrow them: a
+    class attribute ``tee = Tee.SEV_SNP`` satisfies ``tee: str``.
+    """
+
+    @property
+    def name(self) -> str:
+        """The interface's name as ``diagnose`` reports it (``sev-guest``, ...)."""
+        ...
+
+    @property
+    def tee(self) -> str:
+        """The TEE whose evidence it produces (an ``attestation.tee.Tee`` value)."""
+        ...
+
+    @property
+    def simulated(self) -> bool:
+        """True only for the simulated provider."""
+        ...
 
     def get_evidence(self, report_data: bytes) -> Evidence:
         """Ask the (real or simulated) hardware for fresh evidence over ``report_data``."""

@@ -252,7 +252,7 @@ class SimulatedSnp:
             key_pub = (
                 keys[role]
                 .public_key()
-                .public_bytes(  # type: ignore[union-attr]
+                .public_bytes(
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
             )
@@ -262,7 +262,10 @@ class SimulatedSnp:
                     f"{role} key does not match its certificate in {self.directory}",
                 )
         self._ark, self._ask, self._vcek = certs["ark"], certs["ask"], certs["vcek"]
-        self._ark_key = keys["ark"]
+        ark_key = keys["ark"]
+        if not isinstance(ark_key, rsa.RSAPrivateKey):
+            raise UsageError("sim.directory", "simulated ARK key is not RSA")
+        self._ark_key = ark_key
         vcek_key = keys["vcek"]
         if not isinstance(vcek_key, ec.EllipticCurvePrivateKey):
             raise UsageError("sim.directory", "simulated VCEK key is not EC P-384")
@@ -332,9 +335,9 @@ def _vcek_cert(
         value = tcb.components().get(name)
         if value is not None:
             extensions[oid] = _der_int(value)
-    for oid, value in extensions.items():
+    for oid, der in extensions.items():
         builder = builder.add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=False
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), der), critical=False
         )
     return builder.sign(signer, hashes.SHA384(), rsa_padding=_PSS)
 

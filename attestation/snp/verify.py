@@ -247,7 +247,8 @@ def _verified_chain(
         root = _bundled_ark(intermediate, intermediate_issuer)
 
     # (2c) the ARK must be a trusted (pinned) root; its label is the product.
-    root_fp = bundle.root_sha256 if bundle.root is not None else _bundled_ark_sha256(root)
+    # root_sha256 is set exactly when the caller supplied the root (load_cert_bundle).
+    root_fp = bundle.root_sha256 if bundle.root_sha256 is not None else _bundled_ark_sha256(root)
     label = trusted_map.get(root_fp)
     if label is None:
         raise SignatureError(
@@ -558,10 +559,11 @@ def verify_report_signature(
     vek: VerifiedChain | x509.Certificate | ec.EllipticCurvePublicKey,
 ) -> None:
     """ECDSA P-384/SHA-384 over bytes 0..0x2A0, r and s little-endian (never cached)."""
+    key: object  # narrowed to an EC key below, whatever the caller passed
     if isinstance(vek, VerifiedChain):
         key = vek.vek_public_key
     elif isinstance(vek, x509.Certificate):
-        key = vek.public_key()  # type: ignore[assignment]
+        key = vek.public_key()
     else:
         key = vek
     if not isinstance(key, ec.EllipticCurvePublicKey):

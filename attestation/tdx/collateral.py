@@ -417,7 +417,7 @@ def write_cache(cache: Path, collateral: TdxCollateral) -> Path:
     ca = collateral.pck_crl_ca
     folder = cache / CACHE_SUBDIR / collateral.fmspc
     folder.mkdir(parents=True, exist_ok=True)
-    files = {
+    files: dict[str, str | bytes] = {
         "tcb_info.json": signed_body("tcbInfo", collateral.tcb_info, collateral.tcb_info_signature),
         "tcb_info_issuer_chain.pem": collateral.tcb_info_issuer_chain,
         "qe_identity.json": signed_body(

@@ -42,7 +42,7 @@ from typing import Any
 
 from attestation.errors import PolicyError, UsageError
 from attestation.policy_values import Skip, check_keys, hex_converter, pinned
-from attestation.tdx.abi import ATTRIBUTES_SIZE, MEASUREMENT_SIZE, REPORT_DATA_SIZE
+from attestation.tdx.abi import ATTRIBUTES_SIZE, MEASUREMENT_SIZE, REPORT_DATA_SIZE, TdQuoteBody
 from attestation.tdx.verify import TCB_STATUS_REVOKED, VerifiedQuote
 from attestation.text import parse_hex
 
@@ -253,10 +253,11 @@ def validate_quote(verified: VerifiedQuote, policy: TdxPolicy) -> None:
         raise PolicyError("tdx_policy", violations=violations)
 
 
-def _body_field(body: Any, attribute: str) -> bytes:
+def _body_field(body: TdQuoteBody, attribute: str) -> bytes:
     if attribute.startswith("rtmr"):
-        return body.rtmrs[int(attribute[4:])]  # type: ignore[no-any-return]
-    return getattr(body, attribute)  # type: ignore[no-any-return]
+        return body.rtmrs[int(attribute[4:])]
+    value: bytes = getattr(body, attribute)  # a bytes field named in _MEASUREMENTS
+    return value
 
 
 def _strings(value: Any, key: str) -> tuple[str, ...]:

@@ -205,15 +205,15 @@ def _classify(message: str, quote: Quote, collateral: TdxCollateral) -> TcmeErro
     if check == "certificate_chain":
         check, why = _diagnose_pck_chain(quote)
         return SignatureError(check, why)
-    sentence = _SENTENCES.get(check)
-    if sentence is None:
+    known = _SENTENCES.get(check)
+    if known is None:
         return SignatureError(check, f"dcap-qvl refused the quote: {_readable(detail)}")
     times = [
         f"{_TIME_FIELDS[name]} {value}"
         for name, value in _FIELD.findall(detail)
         if name in _TIME_FIELDS
     ]
-    return SignatureError(check, sentence + (f" ({'; '.join(times)})" if times else ""))
+    return SignatureError(check, known + (f" ({'; '.join(times)})" if times else ""))
 
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")

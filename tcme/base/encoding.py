@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,7 @@ def unhex(text: Any, check: str, *, size: int | None = None) -> bytes:
 
 
 def require_keys(
-    obj: Any, check: str, required: set[str], optional: set[str] = frozenset()
+    obj: Any, check: str, required: set[str], optional: AbstractSet[str] = frozenset()
 ) -> dict:
     """``obj`` must be a JSON object with all ``required`` keys and nothing unknown."""
     if not isinstance(obj, dict):

@@ -99,12 +99,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _input_text(spec: InputSpec) -> str:
+    from tcme.contract.constraints import NumberConstraint  # loaded with the contract
+
     parts = [spec.type]
     constraint = spec.constraint
     if spec.type == "integer":
         parts.append(f"[{spec.minimum}, {spec.maximum}]")
-    elif spec.type == "number" and constraint is not None:
-        parts.append(f"[{constraint.minimum}, {constraint.maximum}]")  # type: ignore[attr-defined]
+    elif spec.type == "number" and isinstance(constraint, NumberConstraint):
+        parts.append(f"[{constraint.minimum}, {constraint.maximum}]")
     elif spec.type == "string":
         parts.append(f"max_len={spec.max_len}")
         max_bytes = getattr(constraint, "max_bytes", None)

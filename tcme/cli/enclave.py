@@ -282,7 +282,7 @@ def _serve(args: argparse.Namespace) -> int:
         if terminate.is_set() and not interrupt.is_set():
             drain(
                 enclave,
-                getattr(server, "health_servicer", None),
+                server.health_servicer,
                 args.drain_seconds,
                 interrupted=interrupt,
             )

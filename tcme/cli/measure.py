@@ -300,8 +300,8 @@ def _measure_tdx(args: argparse.Namespace) -> int:
     registers = {"mrtd": body.mr_td, **{f"rtmr{i}": body.rtmrs[i] for i in range(3)}}
     values = {key: [bytes(registers[key]).hex()] for key in TDX_REGISTERS}
     if args.json:
-        body = {"tee": "tdx", **{key: value for key, (value,) in values.items()}}
-        print(json.dumps({**body, "out": str(args.out) if args.out else None}, indent=2))
+        summary = {"tee": "tdx", **{key: value for key, (value,) in values.items()}}
+        print(json.dumps({**summary, "out": str(args.out) if args.out else None}, indent=2))
     else:
         for key, (value,) in values.items():
             print(f"{key:6} {value}")

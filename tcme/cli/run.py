@@ -278,9 +278,9 @@ def run_local(
                     }
                     wait(futures.values(), return_when=FIRST_EXCEPTION)
                     failed = [
-                        (name, f.exception())
+                        (name, error)
                         for name, f in futures.items()
-                        if f.done() and f.exception() is not None
+                        if f.done() and (error := f.exception()) is not None
                     ]
                     if failed:
                         # A party that refused ends the session for everyone (signed
@@ -361,8 +361,8 @@ def _print_run(run: LocalRun) -> None:
                 "(measured by the enclave, bound into the evidence and the receipt)",
             )
         )
-    for name, party in run.parties.items():
-        rows.append((name, _outputs_text(party.outputs, run.expected)))
+    for name, outcome in run.parties.items():
+        rows.append((name, _outputs_text(outcome.outputs, run.expected)))
     rows.append(
         (
             "verified",

@@ -123,12 +123,12 @@ def disclosed_error(
     from tcme.wire.failure import SealedDetail, verify_failure
 
     detail = None
-    if failure.HasField("detail"):  # type: ignore[attr-defined]
-        sealed = failure.detail  # type: ignore[attr-defined]
+    if failure.HasField("detail"):
+        sealed = failure.detail
         detail = SealedDetail(str(sealed.party), bytes(sealed.enc), bytes(sealed.ciphertext))
     verified = verify_failure(
-        bytes(failure.receipt),  # type: ignore[attr-defined]
-        bytes(failure.receipt_signature),  # type: ignore[attr-defined]
+        bytes(failure.receipt),
+        bytes(failure.receipt_signature),
         claims=attestation.claims,
         contract=attestation.contract,
         session_id=attestation.session_id,

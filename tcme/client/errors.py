@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import grpc
 
 from attestation.errors import TcmeError, UnreachableError
+
+if TYPE_CHECKING:  # generated code, imported only when a failure carries details
+    from tcme.v1 import tcme_pb2
 
 
 class RemoteError(TcmeError):
@@ -26,7 +31,7 @@ class RemoteError(TcmeError):
     ) -> None:
         self.code = code
         # A failed session's SessionFailure (tcme.v1), unverified: TcmeClient checks it.
-        self.failure: object | None = None
+        self.failure: tcme_pb2.SessionFailure | None = None
         # After tcme.client.client.disclosed_error: "sealed" (this party's own detail,
         # opened and found in the signed failure receipt) or "public" (the fixed reason).
         self.disclosure: str | None = None
@@ -49,7 +54,7 @@ class RemoteError(TcmeError):
             info = error_info(err)
         except Exception:  # malformed details from an untrusted proxy: fall back to the text
             info = None
-        busy = bool(info) and info.get("reason") in BUSY_REASONS
+        busy = info is not None and info.get("reason", "") in BUSY_REASONS
         kind = (
             UnreachableRemoteError
             if code == grpc.StatusCode.UNAVAILABLE
@@ -88,14 +93,16 @@ BUSY_REASONS = frozenset({"server.busy", "server.peer_busy"})
 UNREACHABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
-def _session_failure(err: grpc.RpcError) -> object | None:
+def _session_failure(err: grpc.RpcError) -> tcme_pb2.SessionFailure | None:
     """The ``tcme.v1.SessionFailure`` among the status details, or None (never raises)."""
     from grpc_status import rpc_status
 
     from tcme.v1 import tcme_pb2
 
     try:
-        status = rpc_status.from_call(err)
+        # A failed call's error is also its Call (code, details, trailing metadata); one
+        # that is not makes from_call raise, which the except below reads as "absent".
+        status = rpc_status.from_call(cast("grpc.Call", err))
         for detail in status.details if status is not None else ():
             failure = tcme_pb2.SessionFailure()
             if detail.Is(failure.DESCRIPTOR) and detail.Unpack(failure):

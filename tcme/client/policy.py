@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,10 @@ class ContractTable:
         return cls(contract, None if minimum is None else float(minimum))
 
 
-_APP_TABLES = {"model": ModelExpectation.from_table, "contract": ContractTable.from_table}
+_APP_TABLES: dict[str, Callable[[Any, Path | None], Any]] = {
+    "model": ModelExpectation.from_table,
+    "contract": ContractTable.from_table,
+}
 
 
 @dataclass(frozen=True)

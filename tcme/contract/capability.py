@@ -192,16 +192,16 @@ def parse_tests(
             raise ContractError(f"{here}.expected", "name at least one output and its value")
         normalized: dict[str, str] = {}
         for name, want in expected.items():
-            spec = by_output.get(name)
-            if spec is None:
+            output = by_output.get(name)
+            if output is None:
                 raise ContractError(f"{here}.expected", "names no output", actual=name)
-            text = want if isinstance(want, str) or spec.type != "json" else json.dumps(want)
-            if not isinstance(text, str) or not spec.accepts(_normal(spec, text)):
+            text = want if isinstance(want, str) or output.type != "json" else json.dumps(want)
+            if not isinstance(text, str) or not output.accepts(_normal(output, text)):
                 raise ContractError(
                     f"{here}.expected.{name}", "not a value this output can take", actual=want
                 )
-            normalized[name] = _normal(spec, text)
-            size += _max_chars(spec)
+            normalized[name] = _normal(output, text)
+            size += _max_chars(output)
         tests.append(CapabilityTest(inputs=dict(given), expected=normalized))
     if size > MAX_RECORD_CHARS:
         raise ContractError(

@@ -195,7 +195,7 @@ def parse_input(
         raise ContractError(where, "expected an object", actual=type(item).__name__)
     kind = item.get("type")
     parser = _PARSERS.get(kind) if isinstance(kind, str) and kind in profile.optional else None
-    if parser is None:
+    if parser is None or not isinstance(kind, str):
         raise ContractError(
             f"{where}.type",
             "unsupported input type",

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation.errors import ParseError, UsageError
+from tcme.contract.constraints import NumberConstraint
 from tcme.contract.model import Contract
 
 Case = tuple[dict[str, dict[str, Any]], dict[str, str]]
@@ -76,9 +77,9 @@ def random_inputs(contract: Contract, rng: random.Random) -> dict[str, dict[str,
             value: Any = rng.randint(spec.minimum, spec.maximum)
         elif spec.type == "enum" and spec.values:
             value = rng.choice(spec.values)
-        elif spec.type == "number" and spec.constraint is not None:
-            low = spec.constraint.minimum  # type: ignore[attr-defined]
-            high = spec.constraint.maximum  # type: ignore[attr-defined]
+        elif spec.type == "number" and isinstance(spec.constraint, NumberConstraint):
+            low = spec.constraint.minimum
+            high = spec.constraint.maximum
             value = str(low + (high - low) * Decimal(rng.randint(0, 100)) / 100)
         else:
             raise UsageError(

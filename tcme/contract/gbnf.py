@@ -218,7 +218,7 @@ class _Parser:
                 self.pos += 1
                 self.space(False)
                 low = self.integer()
-                high: int | None = low
+                high = low
                 self.space(False)
                 if self.peek() == ",":
                     self.pos += 1

@@ -70,7 +70,7 @@ class ParsedBundle:
     """A signature file parsed for the verifier's method (no crypto checked yet)."""
 
     kind: str
-    signature: oms_signing.Signature
+    signature: sign_sigstore.Signature | sign_sigstore_pb.Signature
 
 
 def bundle_kind(document: dict[str, Any]) -> str:
@@ -231,12 +231,21 @@ def _signer_of(parsed: ParsedBundle, verifier: ModelVerifier) -> tuple[str, str 
         assert verifier.public_key_pem is not None
         fingerprint = spki_fingerprint(load_public_key(verifier.public_key_pem))
         return fingerprint, None, fingerprint
+    signature = parsed.signature
     if verifier.method == "certificate":
-        bundle = parsed.signature.bundle
-        der = bundle.verification_material.x509_certificate_chain.certificates[0].raw_bytes
-        leaf = x509.load_der_x509_certificate(der)
+        # parse_bundle reads certificate bundles as sigstore_pb signatures with a chain.
+        chain = (
+            signature.bundle.verification_material.x509_certificate_chain
+            if isinstance(signature, sign_sigstore_pb.Signature)
+            else None
+        )
+        if chain is None or not chain.certificates:
+            raise SignatureError("model.signature.chain", "the bundle carries no certificate")
+        leaf = x509.load_der_x509_certificate(chain.certificates[0].raw_bytes)
         return certificate_signer(leaf), None, _cert_fingerprint(leaf)
-    leaf = parsed.signature.bundle.signing_certificate
+    if not isinstance(signature, sign_sigstore.Signature):  # parse_bundle's sigstore reader
+        raise SignatureError("model.signature.kind", "not a Sigstore bundle", actual=parsed.kind)
+    leaf = signature.bundle.signing_certificate
     assert verifier.identity is not None
     return verifier.identity, verifier.issuer, _cert_fingerprint(leaf)
 
@@ -280,6 +289,10 @@ def build_manifest(
 def sign_manifest(manifest: oms_manifest.Manifest, signer: oms_signing.Signer) -> str:
     """Sign the in-toto statement for ``manifest``; returns the bundle JSON."""
     signature = signer.sign(oms_signing.Payload(manifest))
+    if not isinstance(signature, sign_sigstore.Signature | sign_sigstore_pb.Signature):
+        raise SignatureError(
+            "model.sign", f"the signer made an unknown signature type {type(signature).__name__}"
+        )
     return signature.bundle.to_json()
 
 

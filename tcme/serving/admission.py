@@ -56,7 +56,9 @@ class PeerAdmission(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         """The method's handler, wrapped to count the call against its peer."""
@@ -95,9 +97,9 @@ def _wrap(
     handler: grpc.RpcMethodHandler, limiter: PeerLimiter, pacer: PeerPacer | None
 ) -> grpc.RpcMethodHandler:
     if handler.response_streaming:
-        behaviour = handler.stream_stream if handler.request_streaming else handler.unary_stream
-        if not inspect.isasyncgenfunction(behaviour):
-            raise TypeError(f"streaming handler {behaviour!r} must be an async generator")
+        producer = handler.stream_stream if handler.request_streaming else handler.unary_stream
+        if not inspect.isasyncgenfunction(producer):
+            raise TypeError(f"streaming handler {producer!r} must be an async generator")
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator:
             try:
@@ -108,7 +110,7 @@ def _wrap(
                 return
             try:
                 await _pace(pacer, context)
-                async for item in behaviour(request, context):
+                async for item in producer(request, context):
                     yield item
             finally:
                 held.__exit__(None, None, None)

@@ -191,7 +191,8 @@ def parse_claims(claims: bytes) -> Claims:
     signing_raw = unb64(
         signing["public_key"], "claims.signing.public_key", size=ED25519_PUBLIC_SIZE
     )
-    gpu_mode, gpu_devices, identity = None, (), bytes(claims)
+    gpu_mode, identity = None, bytes(claims)
+    gpu_devices: tuple[tuple[bytes, bytes], ...] = ()
     if "gpu" in obj:
         gpu_mode, gpu_devices = _gpu(obj["gpu"])
         identity = canonical_json({k: v for k, v in obj.items() if k != "gpu"})

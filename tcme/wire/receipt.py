@@ -276,11 +276,13 @@ def verify_receipt(
     )
     signed = {o.name: o for o in parsed.outputs}
     for opened in outputs:
-        record = signed.get(opened.name)
-        if record is None:
+        signed_output = signed.get(opened.name)
+        if signed_output is None:
             raise BindingError("receipt.outputs.name", expected=sorted(signed), actual=opened.name)
         require_equal(
-            f"receipt.outputs.{opened.name}.commitment", record.commitment, opened.commitment
+            f"receipt.outputs.{opened.name}.commitment",
+            signed_output.commitment,
+            opened.commitment,
         )
         spec = next(o for o in contract.outputs if o.name == opened.name)
         if not spec.accepts(opened.value):
