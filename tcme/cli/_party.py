@@ -55,14 +55,33 @@ def connect(args: argparse.Namespace) -> Iterator[TcmeClient]:
     """
     from tcme.client import TcmeClient
 
-    if args.tls_root is not None and not args.tls_root.is_file():
-        raise UsageError("tls_root", "no such file", actual=args.tls_root)
+    root = read_tls_root(args.tls_root, "tls_root") if args.tls_root is not None else None
     if args.timeout <= 0:
         raise UsageError("timeout", "must be positive", actual=args.timeout)
-    client = TcmeClient(args.host, tls_root=args.tls_root, timeout=args.timeout)
+    client = TcmeClient(args.host, tls_root=root, timeout=args.timeout)
     mark_contacted()
     with client:
         yield client
+
+
+def read_tls_root(path: Path, check: str) -> bytes:
+    """The CA certificate(s) of ``--tls-root``, checked before any connection is made.
+
+    A file that holds no PEM certificate is bad input (exit 2), not a host that
+    cannot be reached: gRPC would only fail every handshake with UNAVAILABLE.
+    """
+    from cryptography import x509
+
+    from attestation.inputs import read_input
+
+    data = read_input(path, check)
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise UsageError(
+            check, f"{path} holds no PEM certificate", expected="-----BEGIN CERTIFICATE-----"
+        ) from None
+    return data
 
 
 def load_policy(args: argparse.Namespace) -> PartyPolicy:

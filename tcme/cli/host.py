@@ -273,12 +273,9 @@ def _health(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     if args.tls_root is not None:
-        try:
-            root = args.tls_root.read_bytes()
-        except OSError as err:
-            raise UsageError(
-                "host.tls_root", f"cannot read {args.tls_root}: {err.strerror}"
-            ) from err
+        from tcme.cli._party import read_tls_root
+
+        root = read_tls_root(args.tls_root, "host.tls_root")
         channel = grpc.secure_channel(args.host, grpc.ssl_channel_credentials(root))
     else:
         channel = grpc.insecure_channel(args.host)

@@ -1269,3 +1269,17 @@ def test_stopped_enclave_behind_the_proxy_exits_3(
     assert code == EXIT_UNREACHABLE, err
     assert "Traceback" not in out + err and out == ""
     assert err.splitlines()[-1].startswith(f"tcme {command}: unreachable: "), err
+
+
+@pytest.mark.parametrize("command", _tls_commands())
+def test_a_tls_root_that_is_no_certificate_exits_2(command, request, tmp_path, monkeypatch, capsys):
+    """Not a PEM certificate: bad input found before dialling (the host here is a closed port,
+    which would be exit 3 had anything been sent)."""
+    expect = CASES[command, EXIT_UNREACHABLE][0](Env(request, tmp_path, monkeypatch))
+    root = tmp_path / "not-a-ca.pem"
+    root.write_text("not a certificate\n")
+    code, out, err = run(capsys, [*expect.argv, "--tls-root", root])
+    assert code == EXIT_USAGE, err
+    assert "Traceback" not in out + err and out == ""
+    (line,) = err.splitlines()
+    assert re.match(rf"tcme {command}: error: (host\.)?tls_root: .* holds no PEM certificate", line)
