@@ -1200,3 +1200,70 @@ def test_exit_code_with_json(command, code, request, tmp_path, monkeypatch, caps
     assert body["exit_code"] == code and body["accepted"] is False
     assert body["verdict"] == {1: "REJECTED", 2: "ERROR", 3: "UNREACHABLE"}[code]
     assert body["check"].startswith(expect.check.split(":")[0]), body
+
+
+def test_a_group_without_its_command_exits_2_naming_what_is_missing(capsys):
+    groups = {name.split()[0] for name, _ in leaf_commands(build_parser()) if " " in name}
+    assert groups >= {"evidence", "session", "host", "model"}
+    for group in sorted(groups):
+        code, out, err = run(capsys, [group])
+        assert (code, out) == (EXIT_USAGE, ""), group
+        assert err.splitlines()[-1].startswith(
+            f"tcme {group}: error: the following arguments are required: "
+        ), err
+    code, _, err = run(capsys, [])  # no command at all: the help, on stderr
+    assert code == EXIT_USAGE and "usage: tcme" in err
+
+
+def _tls_commands() -> list[str]:
+    return sorted(
+        name
+        for name, parser in leaf_commands(build_parser())
+        if any("--tls-root" in action.option_strings for action in parser._actions)
+    )
+
+
+@pytest.mark.parametrize("command", _tls_commands())
+def test_tls_against_a_plaintext_port_exits_3(command, request, tmp_path, monkeypatch, capsys):
+    """Every command that dials a host, with --tls-root against the plaintext proxy: exit 3."""
+    from tests.e2e.test_cli_exit_codes import _self_signed_pem
+
+    expect = CASES[command, EXIT_UNREACHABLE][0](Env(request, tmp_path, monkeypatch))
+    target = request.getfixturevalue("attest_stack").target
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(_self_signed_pem())
+    # The unreachable case's own command line, dialling the live (plaintext) proxy over TLS.
+    argv = [target if re.fullmatch(r"127\.0\.0\.1:\d+", str(a)) else a for a in expect.argv]
+    assert target in argv
+    parser = dict(leaf_commands(build_parser()))[command]
+    if any("--timeout" in action.option_strings for action in parser._actions):
+        argv += ["--timeout", "5"]
+    code, out, err = run(capsys, [*argv, "--tls-root", ca])
+    assert code == EXIT_UNREACHABLE, err
+    assert "Traceback" not in out + err and out == ""
+    assert err.splitlines()[-1].startswith(f"tcme {command}: unreachable: {expect.check}"), err
+
+
+@pytest.fixture(scope="module")
+def orphan_proxy():
+    """A live host proxy whose enclave is stopped (nothing listens where it forwards)."""
+    from host.server import create_server
+
+    proxy, port = create_server("127.0.0.1:0", closed_port(), health_interval=0.2)
+    proxy.start()
+    yield f"127.0.0.1:{port}"
+    proxy.stop(0)
+
+
+@pytest.mark.parametrize("command", [c for c in _tls_commands() if c != "host health"])
+def test_stopped_enclave_behind_the_proxy_exits_3(
+    command, orphan_proxy, request, tmp_path, monkeypatch, capsys
+):
+    """The proxy answers, its enclave does not: nothing was judged, so exit 3, not 1.
+    (``host health`` reports this as NOT_SERVING, its exit 1 case above.)"""
+    expect = CASES[command, EXIT_UNREACHABLE][0](Env(request, tmp_path, monkeypatch))
+    argv = [orphan_proxy if re.fullmatch(r"127\.0\.0\.1:\d+", str(a)) else a for a in expect.argv]
+    code, out, err = run(capsys, argv)
+    assert code == EXIT_UNREACHABLE, err
+    assert "Traceback" not in out + err and out == ""
+    assert err.splitlines()[-1].startswith(f"tcme {command}: unreachable: "), err
