@@ -40,16 +40,19 @@ demo: venv model
 	bash scripts/demo.sh
 
 # mypy reads its file list and settings from pyproject.toml ([tool.mypy]); it needs the
-# generated tcme/v1/*_pb2.pyi, which `venv` makes (proto).
+# generated tcme/v1/*_pb2.pyi, which `venv` makes (proto). Each example's cases.py is
+# checked alone: they all are the module `cases`.
+MYPY = $(PY) -m mypy && for f in examples/*/cases.py; do $(PY) -m mypy "$$f" || exit 1; done
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check attestation enclave host tcme tests bench scripts examples
-	$(PY) -m mypy
+	$(MYPY)
 
 test: venv model
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check attestation enclave host tcme tests bench scripts examples
-	$(PY) -m mypy
+	$(MYPY)
 	$(PY) -m pytest -q
 
 # Each benchmark exits non-zero when it cannot run (missing vectors or model), so
@@ -58,7 +61,7 @@ test: venv model
 BENCH_FLAGS ?=
 
 bench: venv model
-	$(PY) bench/attestation.py
+	$(PY) bench/attestation_snp.py
 	$(PY) bench/attestation_tdx.py
 	$(PY) bench/gpu.py
 	$(PY) bench/attestation_azure.py

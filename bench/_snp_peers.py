@@ -1,4 +1,4 @@
-"""Peer timing harness for bench/attestation.py, run by the peers' own Python.
+"""Peer timing harness for bench/attestation_snp.py, run by the peers' own Python.
 
 Reads ``[cases, rounds]`` as JSON on stdin (hex report, VEK, ASK and ARK DER per case)
 and prints, per case, the median seconds of: the bare ECDSA floor measured in this
@@ -104,6 +104,7 @@ def time_case(case: dict, rounds: int) -> dict:
     ask = bytes.fromhex(case["ask_der"])
     ark = bytes.fromhex(case["ark_der"])
     key = x509.load_der_x509_certificate(vek).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)  # a VCEK/VLEK is P-384
     sig = encode_dss_signature(
         int.from_bytes(raw[0x2A0:0x2E8], "little"), int.from_bytes(raw[0x2E8:0x330], "little")
     )

@@ -50,6 +50,7 @@ GPUS = ("trustee_gh100_550", "nvsdk_gh100_580_159", "nvsdk_gb100_575")
 def _floor(evidence: DeviceEvidence):
     report = parse_report(evidence.report)
     key = load_chain(evidence.certs)[0].public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)  # NVIDIA device keys are P-384
     half = len(report.signature) // 2
     der = encode_dss_signature(
         int.from_bytes(report.signature[:half], "big"),

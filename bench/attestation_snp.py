@@ -15,7 +15,7 @@ For every real report, in one run:
   (Rust, embedded Genoa chain, JSON input). A peer that cannot check a report says why.
   The peer process also times the same floor, so the two processes can be compared.
 
-    python bench/attestation.py [--rounds N] [--peer-python PATH | --no-peers] [--markdown]
+    python bench/attestation_snp.py [--rounds N] [--peer-python PATH | --no-peers] [--markdown]
 
 Peers are installed on first use into $TCME_BENCH_PEERS (default ~/.cache/tcme/bench-peers)
 from PyPI; offline, the table compares against the floor only and says why.
