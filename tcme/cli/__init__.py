@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any, NoReturn
 
 from attestation.errors import TcmeError
@@ -58,10 +59,28 @@ EPILOG = (
 )
 
 
+# Whether the command line being parsed asks for --json: a command line argparse refuses
+# is answered in JSON too (one document on stdout), as every other failure is.
+_WANTS_JSON: ContextVar[bool] = ContextVar("tcme_cli_wants_json", default=False)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits 2 with a one-line message (never a traceback)."""
+    """argparse that exits 2 with its usage and one line naming the error (never a traceback)."""
 
     def error(self, message: str) -> NoReturn:
+        if _WANTS_JSON.get():
+            reason = f"usage: {self.prog}: {message}"
+            body = {
+                "verdict": verdict(EXIT_USAGE),
+                "accepted": False,
+                "exit_code": EXIT_USAGE,
+                "check": "usage",
+                "detail": f"{self.prog}: {message}",
+                "message": reason,
+                "reasons": [reason],
+            }
+            print(json.dumps(body, indent=2, sort_keys=True), flush=True)
+            raise SystemExit(EXIT_USAGE)
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -89,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tcme`` console script: the one error boundary."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    wants_json = _WANTS_JSON.set("--json" in words)
+    try:
+        args = parser.parse_args(words)
+    finally:
+        _WANTS_JSON.reset(wants_json)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
