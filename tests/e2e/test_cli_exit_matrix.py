@@ -275,6 +275,10 @@ class Env:
         self.request = request
         self.tmp = tmp
         self.monkeypatch = monkeypatch
+        # Every service here is on loopback: a proxy from the environment must not stand in
+        # between (it would turn a closed port into the proxy's own error page).
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.setenv(name, "127.0.0.1,localhost")
 
     def fixture(self, name: str) -> Any:
         return self.request.getfixturevalue(name)
