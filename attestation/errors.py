@@ -108,6 +108,16 @@ class UnreachableError(TcmeError):
     """
 
 
+def foreign_error_line(err: BaseException) -> str:
+    """A library's exception as one line: its class and the first line of its text.
+
+    Third-party errors (sigstore, model_signing, pyOpenSSL) can span many lines or
+    embed whole documents; a tcme message carries only their first line.
+    """
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
 def _show(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).hex()

@@ -37,7 +37,7 @@ from model_signing._signing import (  # noqa: PLC2701
 )
 from model_signing._signing import signing as oms_signing  # noqa: PLC2701
 
-from attestation.errors import ParseError, PolicyError, SignatureError
+from attestation.errors import ParseError, PolicyError, SignatureError, foreign_error_line
 
 from .identity import ModelVerifier
 from .keys import load_public_key, spki_fingerprint
@@ -119,7 +119,7 @@ def parse_bundle(data: bytes, method: str, source: str) -> ParsedBundle:
         with sealed_bytes_path(data, "tcme-signature") as path:
             signature = reader.read(path)
     except Exception as err:  # pydantic / protobuf / sigstore parse errors
-        raise ParseError("model.signature.parse", f"{source}: {_first_line(err)}") from err
+        raise ParseError("model.signature.parse", f"{source}: {foreign_error_line(err)}") from err
     return ParsedBundle(kind=kind, signature=signature)
 
 
@@ -162,7 +162,7 @@ def verify_bundle(parsed: ParsedBundle, verifier: ModelVerifier, source: str) ->
     except Exception as err:  # every library failure here means "does not verify"
         raise SignatureError(
             "model.signature",
-            f"{source} does not verify against {verifier.describe()}: {_first_line(err)}",
+            f"{source} does not verify against {verifier.describe()}: {foreign_error_line(err)}",
         ) from err
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise PolicyError(
@@ -212,7 +212,7 @@ def _load_statement(payload: bytes | str) -> dict[str, Any]:
         # model-signing's own reader: checks the subject digest against the resources.
         oms_signing.dsse_payload_to_manifest(statement)
     except (KeyError, TypeError, ValueError) as err:
-        raise SignatureError("model.statement.root_digest", _first_line(err)) from err
+        raise SignatureError("model.statement.root_digest", foreign_error_line(err)) from err
     return statement
 
 
@@ -323,9 +323,3 @@ def sigstore_signer(
         force_oob=force_oob,
         use_ambient_credentials=True,
     )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    detail = text[0] if text else ""
-    return f"{type(err).__name__}: {detail}" if detail else type(err).__name__

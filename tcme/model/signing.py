@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from attestation.errors import TcmeError, UnreachableError, UsageError
+from attestation.errors import TcmeError, UnreachableError, UsageError, foreign_error_line
 
 from . import _oms
 from .digest import MIN_SHARD_SIZE, Serialization, hash_model
@@ -160,7 +160,7 @@ def _library_failure(err: Exception, prefix: str) -> TcmeError:
             "cannot reach a Sigstore service (OIDC issuer, Fulcio, Rekor or TSA)",
             actual=type(cause).__name__,
         )
-    return UsageError("model.sign", f"{prefix}{type(err).__name__}: {err}")
+    return UsageError("model.sign", f"{prefix}{foreign_error_line(err)}")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

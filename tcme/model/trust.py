@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attestation.errors import ParseError
+from attestation.errors import ParseError, foreign_error_line
 
 from .keys import read_limited
 
@@ -101,10 +101,5 @@ def _check_with_sigstore(config_json: bytes, source: str) -> None:
         ClientTrustConfig.from_json(config_json.decode()).trusted_root  # noqa: B018 - validates
     except Exception as err:  # sigstore raises pydantic and its own errors here
         raise ParseError(
-            "model.trust_config", f"{source} was rejected by sigstore: {_first_line(err)}"
+            "model.trust_config", f"{source} was rejected by sigstore: {foreign_error_line(err)}"
         ) from err
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"
