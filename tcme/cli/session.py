@@ -251,19 +251,20 @@ def _show_attestation(args: argparse.Namespace, attestation: AttestationResult) 
         _party.print_summary(attestation, prefix=f"[{args.party}]   ")
 
 
-def _precheck_values(args: argparse.Namespace) -> None:
-    """With ``--contract``, check the values (types, ranges, sizes) before any network call.
+def _precheck_values(args: argparse.Namespace, path: Path | None) -> None:
+    """Check the values (types, ranges, sizes) before any network call, against the
+    contract file ``path`` (``--contract``, else the policy's ``[contract] file``).
 
-    Exit 2 on a value the enclave would refuse; without ``--contract`` the same
-    check runs right after attestation, still before anything is sealed or sent.
+    Exit 2 on a value the enclave would refuse; when only a digest pins the contract
+    the same check runs right after attestation, still before anything is sealed or sent.
     """
-    if getattr(args, "contract", None) is None:
+    if path is None:
         return
     from tcme.client.values import parse_values
     from tcme.contract.loader import load_contract_bytes
     from tcme.wire import parse_contract
 
-    parse_values(parse_contract(load_contract_bytes(args.contract)), args.party, args.value)
+    parse_values(parse_contract(load_contract_bytes(path)), args.party, args.value)
 
 
 def _attest_and_parse(
@@ -360,8 +361,11 @@ def _input_prerequisites(args: argparse.Namespace) -> tuple[PartyKeys, PartyPoli
     # (exit 2): its values, its key file, its policy.
     from tcme.wire import PartyKeys
 
-    _precheck_values(args)
-    return PartyKeys.load(args.key), _party.load_policy(args)
+    _precheck_values(args, args.contract)
+    policy = _party.load_policy(args)
+    if args.contract is None and policy.contract is not None:
+        _precheck_values(args, policy.contract.file)
+    return PartyKeys.load(args.key), policy
 
 
 def _seal_and_submit(

@@ -7,7 +7,8 @@ nearest known one. This module types its two tables::
 
     [model]
     root_digest = "sha256:9f0c..."  # required: the OMS subject digest (with or without sha256:)
-    signer = "demo-key:3b1a..."     # required: the model signer identity, or
+    signer = "sha256:3b1a..."       # required: the model signer identity (a key's with or
+                                    # without sha256:, as for digests), or
     # signer = { skip = true }      # deliberately accept any signer of that exact digest
 
     [contract]
@@ -31,7 +32,7 @@ from typing import Any
 from attestation.errors import PolicyError, UsageError
 from attestation.policy import Policy, parse_policy_document, read_policy_toml
 from attestation.policy_values import check_keys, expect_table, is_skip
-from attestation.text import parse_sha256
+from attestation.text import format_sha256, parse_sha256
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class ModelExpectation:
                 "or write signer = { skip = true }",
                 actual=signer if signer is None else repr(signer),
             )
-        return cls(root_digest=digest, signer=signer)
+        return cls(root_digest=digest, signer=_signer_identity(signer))
 
     def skipped(self) -> list[str]:
         """``["signer"]`` when the signer check is skipped."""
@@ -73,14 +74,35 @@ class ModelExpectation:
         violations = []
         if root_digest.lower() != self.root_digest:
             violations.append(
-                PolicyError("model.root_digest", expected=self.root_digest, actual=root_digest)
+                PolicyError(
+                    "model.root_digest",
+                    "the enclave serves another model than the policy names",
+                    expected=self.root_digest,
+                    actual=root_digest,
+                )
             )
-        if self.signer is not None and signer != self.signer:
-            violations.append(PolicyError("model.signer", expected=self.signer, actual=signer))
+        if self.signer is not None and _signer_identity(signer) != self.signer:
+            violations.append(
+                PolicyError(
+                    "model.signer",
+                    "the model was signed by another signer than the policy names",
+                    expected=self.signer,
+                    actual=signer,
+                )
+            )
         if len(violations) == 1:
             raise violations[0]
         if violations:
             raise PolicyError("model", violations=violations)
+
+
+def _signer_identity(signer: str) -> str:
+    """A signer as compared: a key's ``sha256:<hex>`` (written with or without the prefix,
+    in any case) in its printed form; a certificate or Sigstore identity as written."""
+    try:
+        return format_sha256(parse_sha256(signer, "policy.model.signer"))
+    except UsageError:
+        return signer  # not a key fingerprint: a certificate SAN or a Sigstore identity
 
 
 @dataclass(frozen=True)
@@ -89,6 +111,7 @@ class ContractExpectation:
 
     digest: bytes
     source: str
+    file: Path | None = None  # the contract file, when the policy pins one by its file
 
     @classmethod
     def from_file(cls, path: Path) -> ContractExpectation:
@@ -97,7 +120,7 @@ class ContractExpectation:
         from tcme.contract.loader import load_contract_bytes
 
         raw = load_contract_bytes(path)
-        return cls(digest=hashlib.sha256(raw).digest(), source=str(path))
+        return cls(digest=hashlib.sha256(raw).digest(), source=str(path), file=Path(path))
 
     def check(self, digest: bytes) -> None:
         """Raise PolicyError unless ``digest`` is the agreed contract's."""

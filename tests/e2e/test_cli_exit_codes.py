@@ -113,6 +113,32 @@ def test_attest_accepts_0_rejects_1(capsys, attest_stack, files):
     assert err.startswith("tcme attest: rejected: model.root_digest")
 
 
+def test_attest_takes_digests_copied_in_either_form(capsys, attest_stack, files):
+    # `tcme model verify` prints `sha256:<hex>` for both; its --json prints the root digest
+    # bare. Either form pasted into [model] must pin the same model and signer.
+    signer = attest_stack.identity.signer
+    assert signer.startswith("sha256:")  # a key-signed model: its signer is a key digest
+    policy = files["dir"] / "either-form.toml"
+    policy.write_text(
+        files["good"]
+        .read_text()
+        .replace(
+            f'"{attest_stack.identity.root_digest}"',
+            f'"sha256:{attest_stack.identity.root_digest}"',
+        )
+        .replace(f'"{signer}"', f'"{signer.removeprefix("sha256:").upper()}"')
+    )
+    code, out, err = run(capsys, "attest", attest_stack.target, "--policy", policy)
+    assert code == EXIT_OK, err
+    assert f"model signer       {signer}" in out
+    other = policy.read_text().replace(signer.removeprefix("sha256:").upper(), "AB" * 32)
+    policy.write_text(other)
+    code, _, err = run(capsys, "attest", attest_stack.target, "--policy", policy)
+    assert code == EXIT_REJECT
+    assert "model.signer: the model was signed by another signer" in err
+    assert f"expected sha256:{'ab' * 32}, got {signer}" in err
+
+
 def test_attest_json_on_reject_is_one_document(capsys, attest_stack, files):
     code, out, err = run(
         capsys, "attest", attest_stack.target, "--policy", files["wrong"], "--json"
@@ -239,6 +265,22 @@ def test_session_submit_bad_value_exits_2_and_sends_nothing(capsys, attest_stack
     assert "attestation verified" not in out  # no partial output before the error
     code, out, _ = run(capsys, "session", "status", attest_stack.target, "--session", session)
     assert json.loads(out)["submitted_parties"] == []
+
+
+@pytest.mark.parametrize("command", ["submit", "run"])
+@pytest.mark.parametrize("value", ["abc", "-5"])
+def test_bad_value_exits_2_before_dialling_when_the_policy_holds_the_contract_file(
+    capsys, files, command, value
+):
+    # The policy pins the contract by its file (no --contract): the values can be judged
+    # locally, so a bad one is exit 2 even when no host answers (it was 3).
+    code, out, err = run(
+        capsys, "session", command, closed_port(), "--session", "ab" * 16,
+        "--party", "alice", "--key", files["alice"], "--policy", files["good"], "--value", value,
+    )  # fmt: skip
+    assert code == EXIT_USAGE, err
+    assert "input." in err and "unreachable" not in err
+    assert value not in out + err
 
 
 @pytest.mark.parametrize("command", ["submit", "result", "run"])
