@@ -57,7 +57,8 @@ test: venv model
 
 # Each benchmark exits non-zero when it cannot run (missing vectors or model), so
 # `make bench` fails instead of skipping. Nothing is written to docs/ unless
-# BENCH_FLAGS=--write (bench/session.py's section of docs/benchmarks.md).
+# BENCH_FLAGS=--write (the Session and Fleet sections of docs/benchmarks.md), which
+# every benchmark that writes docs takes (tests/test_bench_flags.py keeps it so).
 BENCH_FLAGS ?=
 
 bench: venv model
@@ -68,7 +69,7 @@ bench: venv model
 	$(PY) bench/model_digest.py
 	$(PY) bench/session.py $(BENCH_FLAGS)
 	$(PY) bench/accuracy.py
-	$(PY) bench/fleet.py
+	$(PY) bench/fleet.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache tcme/v1/*_pb2*.py tcme/v1/*_pb2*.pyi

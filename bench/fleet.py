@@ -17,9 +17,9 @@ sessions in flight (CreateSession, then both parties Attest + verify,
 SubmitInput, GetResult + verify), its ratio to ``direct``, and the proxy
 process's own CPU time per forwarded call (from /proc, divided by the calls the
 clients made through it). Writes the "Fleet" section of docs/benchmarks.md
-unless --no-write.
+only with --write (`make bench BENCH_FLAGS=--write`).
 
-    python bench/fleet.py [--cost-ms 200] [--sessions 40] [--rounds 3] [--concurrency 8]
+    python bench/fleet.py [--cost-ms 200] [--sessions 40] [--rounds 3] [--concurrency 8] [--write]
 """
 
 from __future__ import annotations
@@ -232,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=24, help="sessions per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (median)")
     parser.add_argument("--concurrency", type=int, default=12, help="sessions in flight")
-    parser.add_argument("--no-write", action="store_true", help="do not edit docs/benchmarks.md")
+    parser.add_argument(
+        "--write", action="store_true", help="update the Fleet section of docs/benchmarks.md"
+    )
     parser.add_argument("--serve-enclave", nargs=3, metavar=("LISTEN", "READY", "SIMDIR"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args(argv)
@@ -356,7 +358,7 @@ def report(
     )
     print("\n".join(lines))
     print(context)
-    if not args.no_write:
+    if args.write:
         write_doc(lines, context)
 
 
