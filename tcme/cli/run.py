@@ -207,6 +207,7 @@ def run_local(
     from enclave.server import shutdown
     from host.server import create_server as create_host_server
     from tcme.client import Party, PartyPolicy, TcmeClient
+    from tcme.client.values import check_values
     from tcme.contract import find_contract_file, load_contract
     from tcme.contract.example import ExampleCase, example_case, read_inputs
     from tcme.wire import PartyKeys
@@ -223,6 +224,8 @@ def run_local(
     else:
         case = example_case(template.path.parent, contract, seed=generate)
     values = case.values
+    for party in contract.parties:  # bad test data is bad input (exit 2), before any work
+        check_values(contract, party.name, values.get(party.name, {}))
     with tempfile.TemporaryDirectory(prefix="tcme-run-") as tmp:
         work = Path(tmp)
         own_model = loaded is None

@@ -7,7 +7,7 @@ problem with them is a ``UsageError``, found before anything is sealed or sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from attestation.errors import TcmeError, UsageError
@@ -56,14 +56,19 @@ def parse_values(contract: Contract, party: str, given: Sequence[str]) -> dict[s
         except TcmeError as err:
             # The constraint's own message never quotes the value.
             raise UsageError(err.check, err.detail) from None
+    return check_values(contract, party, values)
+
+
+def check_values(contract: Contract, party: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed ``values`` of ``party`` checked as the enclave will check them (types, ranges,
+    schemas, and the whole signed input against its plaintext limit); a value it would
+    refuse is bad input here, a ``UsageError`` (exit 2), before anything is sealed or sent."""
     from tcme.wire.envelope import check_input
 
     try:
-        # The whole signed input against the enclave's plaintext limit, too.
-        check_input(contract, party, values)
+        return check_input(contract, party, values)
     except TcmeError as err:
         raise UsageError(err.check, err.detail, expected=err.expected, actual=err.actual) from None
-    return values
 
 
 def _typed(name: str, kind: str, text: str) -> Any:

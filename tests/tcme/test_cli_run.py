@@ -25,3 +25,23 @@ def test_usage_errors_exit_2_fail(capsys, argv, check):
     assert main(["run", *argv]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert f"error: {check}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("inputs", "check"),
+    [
+        ('[alice]\nalice_wealth = "abc"\n[bob]\nbob_wealth = 5\n', "input.alice.alice_wealth"),
+        ("[alice]\nalice_wealth = -4\n[bob]\nbob_wealth = 5\n", "input.alice.alice_wealth"),
+        ("[alice]\n[bob]\nbob_wealth = 5\n", "input.alice.names"),
+    ],
+)
+def test_bad_inputs_file_exits_2_before_any_model_is_loaded_fail(capsys, tmp_path, inputs, check):
+    # The inputs are bad test data (malformed input, exit 2), found before the model is
+    # even looked at (a model that does not exist would be "run.model"); they used to
+    # reach the parties and end as a rejection (exit 1) after the model had loaded.
+    path = tmp_path / "inputs.toml"
+    path.write_text(inputs)
+    argv = [str(MILLIONAIRES), "--inputs", str(path), "--model", "/nonexistent/model.gguf"]
+    assert main(["run", *argv]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"error: {check}" in err and "Traceback" not in err
