@@ -369,9 +369,13 @@ class BackendPool:
             elif state is State.GONE:
                 backend.failures += 1
                 backend.detail = why
-                if backend.failures < GONE_AFTER_FAILURES and before is not State.UNKNOWN:
+                if backend.failures < GONE_AFTER_FAILURES and before not in (
+                    State.UNKNOWN,
+                    State.GONE,
+                ):
                     # One slow or failed probe (a loaded host) only stops new sessions;
                     # calls in flight are failed once the enclave misses several in a row.
+                    # A backend already gone (or never seen) stays gone: no phantom flap.
                     state = State.NOT_SERVING
                     why = f"{why} (probe {backend.failures} of {GONE_AFTER_FAILURES} failed)"
             else:

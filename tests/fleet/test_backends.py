@@ -128,6 +128,28 @@ def test_a_dead_backend_is_gone_at_the_next_probe_and_reported(enclaves, contrac
     assert pool.any_serving()
 
 
+def test_a_backend_that_never_answers_stays_gone_without_flapping(caplog):
+    # Nothing listens there. It is gone at the first probe and must stay gone: it used to
+    # log "gone -> not-serving" at the next failed probe, then "-> gone" again, and tell
+    # the forwarder twice.
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        target = f"127.0.0.1:{sock.getsockname()[1]}"
+    gone: list[str] = []
+    pool = _pool([target], on_gone=gone.append, probe_timeout=1)
+    states = []
+    with caplog.at_level("INFO", logger="host.backends"):
+        for _ in range(GONE_AFTER_FAILURES + 1):
+            pool.refresh()
+            states.append(pool.backends()[0].state)
+    assert states == [State.GONE] * (GONE_AFTER_FAILURES + 1)
+    assert gone == [target]
+    changes = [r.getMessage() for r in caplog.records if "->" in r.getMessage()]
+    assert len(changes) == 1 and "unknown -> gone" in changes[0], changes
+
+
 def test_nothing_serving_means_no_choice(enclaves):
     pool = _pool([e.target for e in enclaves])
     for e in enclaves:
