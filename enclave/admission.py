@@ -128,7 +128,7 @@ class Admission:
         except InvalidSignature as err:
             raise ProposalError(
                 "create.signature",
-                f"proposal not signed by {party.name!r}'s contract key",
+                f"proposal not signed by the contract key of party {party.name!r}",
             ) from err
         # (3)
         skew = proposal.timestamp_unix_ms / 1000 - self._wall()

@@ -167,7 +167,9 @@ def verify_party_request(
     try:
         ed25519_public(entry.signing_key, "contract.signing_key").verify(signature, message)
     except InvalidSignature as err:
-        raise SignatureError(check, f"request not signed by {party!r}'s contract key") from err
+        raise SignatureError(
+            check, f"request not signed by the contract key of party {party!r}"
+        ) from err
 
 
 def error_info(rpc_error: Any) -> dict[str, str] | None:

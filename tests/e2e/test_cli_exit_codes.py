@@ -206,6 +206,18 @@ def test_session_unknown_id_is_rejected_1(capsys, attest_stack):
     assert code == EXIT_REJECT, err
 
 
+def test_session_create_signed_by_another_key_is_rejected_1_in_plain_words(
+    capsys, attest_stack, files
+):
+    code, out, err = run(
+        capsys, "session", "create", attest_stack.target, "--contract", files["contract"],
+        "--party", "alice", "--key", files["dir"] / "bob.key",
+    )  # fmt: skip
+    assert code == EXIT_REJECT and out == ""
+    assert "create.signature: proposal not signed by the contract key of party 'alice'" in err
+    assert "''s" not in err  # it read "by 'alice''s contract key"
+
+
 def test_session_create_malformed_contract_exits_2(capsys, files):
     bad = files["dir"] / "bad-contract.json"
     bad.write_text("{not json")
