@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -86,6 +87,20 @@ def create_server(
     return loop.run(_build(address, enclave, max_workers))
 
 
+def check_listen_address(address: str) -> None:
+    """Refuse a Unix socket whose folder does not exist (UsageError), in plain words: gRPC
+    would only say that it failed to bind. The CLI calls it before loading the model."""
+    if address.startswith("unix:"):
+        folder = Path(address.removeprefix("unix:")).parent
+        if not folder.is_dir():
+            raise UsageError(
+                "enclave.listen",
+                f"cannot listen on {address}: the socket's folder does not exist",
+                expected=f"an existing folder {folder} (create it first)",
+                actual="no such folder",
+            )
+
+
 async def _build(address: str, enclave: Enclave, max_workers: int) -> tuple[EnclaveServer, int]:
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tcme-enclave")
     server = grpc.aio.server(
@@ -108,6 +123,7 @@ async def _build(address: str, enclave: Enclave, max_workers: int) -> tuple[Encl
     for name in ("", SERVICE_NAME, FLEET_SERVICE):
         health.set(name, SERVING)
     enable_reflection((SERVICE_NAME, FLEET_SERVICE, HEALTH_SERVICE), server)
+    check_listen_address(address)
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as err:

@@ -194,6 +194,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.sim_dir is not None and not args.simulated:
         raise UsageError("enclave.sim_dir", "--sim-dir only makes sense with --simulated")
     verifier = _verifier(args)  # every usage error before anything is created
+    from enclave.server import check_listen_address
+
+    check_listen_address(args.listen)
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

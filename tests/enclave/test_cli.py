@@ -81,6 +81,29 @@ def test_wrong_model_key_is_rejected_fail(tmp_path, signed_model):
     assert "listening" not in out
 
 
+def test_unix_socket_in_a_missing_folder_is_usage_error_before_the_model_fail(
+    tmp_path, signed_model
+):
+    # usage.md's `--listen unix:/run/tcme/enclave.sock` on a machine without /run/tcme: said
+    # plainly (gRPC only says "Failed to bind"), and before the model is even verified (the
+    # key here is the wrong one, which would be exit 1 if the model came first).
+    from tcme.model import generate_signing_key
+
+    gguf, signature, _ = signed_model
+    _, other_public = generate_signing_key(tmp_path / "other")
+    missing = tmp_path / "no-such-folder"
+    proc = _tcme(
+        "enclave", "serve", "--listen", f"unix:{missing}/enclave.sock", "--model", str(gguf),
+        "--signature", str(signature), "--public-key", str(other_public),
+        "--simulated", "--sim-dir", str(tmp_path / "sim"),
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "enclave.listen" in err and "the socket's folder does not exist" in err
+    assert str(missing) in err and "Traceback" not in err
+    assert "listening" not in out
+
+
 @pytest.mark.model
 def test_serve_simulated_attests_and_stops(tmp_path, signed_model):
     gguf, signature, public = signed_model
