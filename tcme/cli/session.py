@@ -348,6 +348,8 @@ def _print_result(args: argparse.Namespace, result: PartyResult, checked_own: bo
         return
     for name, value in result.outputs.items():
         print(f"[{args.party}] answer: {name} = {value}")
+    if not result.outputs:
+        print(f"[{args.party}] no outputs: the contract names this party recipient of none")
     print(
         f"[{args.party}] receipt verified: signed by the attested enclave key; inputs from "
         f"{', '.join(r.party for r in receipt.inputs)}; erased: {', '.join(receipt.erased)}"

@@ -103,3 +103,6 @@ def test_party_flow_by_the_book(example, model_stack, tmp_path):
         assert proc.returncode == 0, f"{party}: {err[-2000:]}"
         assert "receipt verified" in out
         assert digest in out  # the attested contract is the one filled above
+        # Every party is told what it got, also a party that receives no output by
+        # contract (damage-monitoring's reporter used to see no line about it at all).
+        assert f"[{party}] answer: " in out or f"[{party}] no outputs: " in out, out
