@@ -112,7 +112,7 @@ class Backend:
 
     def describe(self) -> str:
         """One line for logs and errors."""
-        route = self.route.hex() if self.route else "?"
+        route = self.route.hex() if self.route else "not learned yet"
         if self.state is State.GONE or self.failures:
             return f"{self.target} (route {route}) does not answer: {self.detail or 'no detail'}"
         return f"{self.target} (route {route}, {self.state.value}, {self.load} live)"

@@ -20,7 +20,9 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 # Trailing metadata of a health answer that is not SERVING: why (`tcme host health` prints it).
 REASON_KEY = "tcme-health-reason"
-MAX_REASON_CHARS = 200
+# Long enough for one enclave's whole connect error (gRPC's own text runs to ~250 chars,
+# the OS reason last) per backend of a small fleet; far below gRPC's 8 KiB metadata limit.
+MAX_REASON_CHARS = 1000
 # How often a Watch stream looks for a change.
 WATCH_POLL_SECONDS = 0.1
 
@@ -37,7 +39,10 @@ class HealthTable:
     def set_reason(self, reason: str) -> None:
         """Why the proxy is not serving now (kept short; no party data ever reaches it)."""
         with self._lock:
-            self._reason = " ".join(reason.split())[:MAX_REASON_CHARS]
+            reason = " ".join(reason.split())
+            if len(reason) > MAX_REASON_CHARS:
+                reason = reason[: MAX_REASON_CHARS - 3] + "..."  # visibly cut, never silently
+            self._reason = reason
 
     def reason(self) -> str:
         """The last reason given for not serving."""

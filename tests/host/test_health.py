@@ -50,6 +50,26 @@ def test_not_serving_from_the_start_when_no_enclave_fail(make_proxy):
         assert _status(channel, SERVICE) == NOT_SERVING
 
 
+def test_host_health_gives_the_whole_reason_fail(make_proxy, capsys):
+    # `tcme host health` prints why the proxy is not serving. The reason used to be cut
+    # at 200 characters, mid-word, before the part that says what is wrong.
+    import tempfile
+    from pathlib import Path
+
+    from tcme.cli import EXIT_REJECT, main
+
+    # A short folder: a Unix socket path has at most 107 bytes (pytest's tmp_path is longer).
+    with tempfile.TemporaryDirectory(prefix="tcme-") as folder:
+        socket_path = Path(folder) / "enclave.sock"  # nothing listens there
+        _, port = make_proxy(f"unix:{socket_path}")
+        code = main(["host", "health", f"127.0.0.1:{port}", "--wait", "0"])
+    err = capsys.readouterr().err
+    assert code == EXIT_REJECT, err
+    assert f"unix:{socket_path} (route not learned yet) does not answer" in err
+    assert "No such file or directory" in err  # the OS's reason, last in gRPC's text
+    assert "(route ?)" not in err
+
+
 def test_unknown_service_not_found_fail(proxy):
     _, channel = proxy
     try:
