@@ -124,6 +124,10 @@ def load_json_text(text: str, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> 
     if size > max_bytes:
         raise ParseError(f"{what}.size", expected=f"<= {max_bytes} bytes", actual=size)
     check_nesting(text, what)
+    if not text.strip():
+        raise ParseError(
+            f"{what}.json", "empty: no JSON document", expected="a JSON document", actual="empty"
+        )
     try:
         return json.loads(
             text,

@@ -64,6 +64,25 @@ def test_garbage_protobuf_bytes_clear_error_no_crash_fail(attest_stack, method):
     assert after.value.code == grpc.StatusCode.NOT_FOUND
 
 
+def test_empty_contract_is_named_empty_not_a_json_parser_message_fail(attest_stack):
+    # A client that sends no contract gets told so, not Python's "Expecting value: line 1
+    # column 1 (char 0)"; the metadata holds no empty or None field.
+    empty = tcme_pb2.CreateSessionRequest().SerializeToString()
+    with (
+        grpc.insecure_channel(attest_stack.target) as channel,
+        pytest.raises(grpc.RpcError) as info,
+    ):
+        channel.unary_unary(f"/{TCME}/CreateSession")(empty, timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == (
+        "contract.json: empty: no JSON document (expected a JSON document, got empty)"
+    )
+    info_fields = error_info(info.value)
+    assert info_fields is not None and info_fields["reason"] == "contract.json"
+    assert "Expecting value" not in info.value.details() + str(info_fields)
+    assert all(value and value != "None" for value in info_fields.values())
+
+
 def test_oversized_contract_resource_exhausted_fail(attest_stack):
     huge = tcme_pb2.CreateSessionRequest(contract=b"{" * (5 * 1024 * 1024)).SerializeToString()
     with (
