@@ -77,6 +77,26 @@ def canonical_json(obj: Any) -> bytes:
     ).encode("utf-8")
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type, for messages that non-Python clients read
+    (``string``, not ``str``); never the value itself, which may be a party's secret."""
+    if value is None:
+        return "null"
+    for kind, name in (
+        (bool, "boolean"),  # before int: a bool is an int in Python
+        (int, "integer"),
+        (float, "number"),
+        (str, "string"),
+        (bytes, "bytes"),
+        (list, "array"),
+        (tuple, "array"),
+        (Mapping, "object"),
+    ):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
 def check_nesting(text: str, what: str, limit: int = MAX_DEPTH + 1) -> None:
     """Refuse JSON text whose arrays/objects nest deeper than ``limit``, before parsing it.
 

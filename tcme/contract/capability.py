@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from attestation.errors import BindingError, ParseError, PolicyError, TcmeError
-from tcme.base.encoding import canonical_json, parse_canonical_json, require_keys, sha256, unhex
+from tcme.base.encoding import (
+    canonical_json,
+    json_type,
+    parse_canonical_json,
+    require_keys,
+    sha256,
+    unhex,
+)
 from tcme.contract.errors import ContractError, OutputValueError
 from tcme.contract.fields import as_list, fields
 from tcme.contract.model import Contract, InputSpec, OutputSpec
@@ -175,8 +182,10 @@ def parse_tests(
             raise ContractError(
                 f"{here}.inputs",
                 "a test gives a value for every input",
-                expected=sorted(s.name for s in inputs),
-                actual=sorted(given) if isinstance(given, dict) else type(given).__name__,
+                expected=", ".join(sorted(s.name for s in inputs)),
+                actual=", ".join(sorted(given)) or "none"
+                if isinstance(given, dict)
+                else json_type(given),
             )
         for spec in inputs:
             try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tcme.base.encoding import json_type
 from tcme.contract import jsonschema_check, regex
 from tcme.contract.errors import ContractError, InputError
 from tcme.contract.fields import INPUT_NAME, as_list, as_name, enum_values, fields, int_in
@@ -51,7 +52,7 @@ class IntegerConstraint:
         """Raise ``InputError`` unless ``value`` is an integer in range."""
         if not isinstance(value, int) or isinstance(value, bool):
             raise InputError(
-                _where(spec), "expected an integer", expected="int", actual=type(value).__name__
+                _where(spec), "expected an integer", expected="integer", actual=json_type(value)
             )
         if not self.minimum <= value <= self.maximum:
             raise InputError(
@@ -79,7 +80,7 @@ class NumberConstraint:
                 _where(spec),
                 'expected a decimal number as a string (like "12.5")',
                 expected="decimal string",
-                actual=type(value).__name__,
+                actual=json_type(value),
             )
         decimals = len(value.partition(".")[2])
         if decimals > self.max_decimals:
@@ -108,7 +109,7 @@ class StringConstraint:
         """Raise ``InputError`` unless ``value`` is a string within every bound."""
         if not isinstance(value, str):
             raise InputError(
-                _where(spec), "expected a string", expected="str", actual=type(value).__name__
+                _where(spec), "expected a string", expected="string", actual=json_type(value)
             )
         if len(value) > self.max_len:
             raise InputError(_where(spec), f"string longer than max_len {self.max_len}")
@@ -192,7 +193,7 @@ def parse_input(
 ) -> InputSpec:
     """One ``inputs[]`` entry of a contract of ``profile``'s kind; raises ``ContractError``."""
     if not isinstance(item, dict):
-        raise ContractError(where, "expected an object", actual=type(item).__name__)
+        raise ContractError(where, "expected an object", actual=json_type(item))
     kind = item.get("type")
     parser = _PARSERS.get(kind) if isinstance(kind, str) and kind in profile.optional else None
     if parser is None or not isinstance(kind, str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tcme.base.encoding import json_type
 from tcme.contract.errors import ContractError
 
 PARTY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -21,7 +22,7 @@ MAX_ENUM_VALUES = 64
 def fields(obj: Any, where: str, required: set[str], optional: set[str] | None = None) -> None:
     """``obj`` is an object with every ``required`` key and no key beyond ``optional``."""
     if not isinstance(obj, dict):
-        raise ContractError(where, "expected an object", actual=type(obj).__name__)
+        raise ContractError(where, "expected an object", actual=json_type(obj))
     missing = sorted(required - obj.keys())
     if missing:
         raise ContractError(where, f"missing field(s) {', '.join(missing)}")
@@ -33,7 +34,7 @@ def fields(obj: Any, where: str, required: set[str], optional: set[str] | None =
 def as_list(value: Any, where: str, low: int, high: int) -> list[Any]:
     """``value`` as a list of ``low`` to ``high`` entries."""
     if not isinstance(value, list):
-        raise ContractError(where, "expected a list", actual=type(value).__name__)
+        raise ContractError(where, "expected a list", actual=json_type(value))
     if not low <= len(value) <= high:
         raise ContractError(
             where, "wrong number of entries", expected=f"{low}..{high}", actual=len(value)
@@ -44,7 +45,7 @@ def as_list(value: Any, where: str, low: int, high: int) -> list[Any]:
 def as_string(value: Any, where: str) -> str:
     """``value`` as a string (any length)."""
     if not isinstance(value, str):
-        raise ContractError(where, "expected a string", actual=type(value).__name__)
+        raise ContractError(where, "expected a string", actual=json_type(value))
     return value
 
 
@@ -69,7 +70,7 @@ def as_name(value: Any, where: str, pattern: re.Pattern[str]) -> str:
 def int_in(value: Any, where: str, low: int, high: int) -> int:
     """``value`` as an integer (not a bool) in ``low..high``."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ContractError(where, "expected an integer", actual=type(value).__name__)
+        raise ContractError(where, "expected an integer", actual=json_type(value))
     if not low <= value <= high:
         raise ContractError(where, "out of range", expected=f"{low}..{high}", actual=value)
     return value

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcme.base.encoding import sha256
+from tcme.base.encoding import json_type, sha256
 from tcme.contract import capability, constraints, flow, outputs
 from tcme.contract.errors import ContractError
 from tcme.contract.fields import INPUT_NAME, as_list, as_name, as_text, fields, int_in
@@ -156,7 +156,7 @@ def _parse_outputs(
     for index, item in enumerate(items):
         where = f"contract.outputs[{index}]"
         if not isinstance(item, dict):
-            raise ContractError(where, "expected an object", actual=type(item).__name__)
+            raise ContractError(where, "expected an object", actual=json_type(item))
         kind = item.get("type")
         if kind not in _OUTPUT_FIELDS:
             raise ContractError(
@@ -223,9 +223,7 @@ def _parse_declassify(
     value: Any, where: str, party_names: list[str]
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     if not isinstance(value, dict):
-        raise ContractError(
-            where, "expected {input name: [party, ...]}", actual=type(value).__name__
-        )
+        raise ContractError(where, "expected {input name: [party, ...]}", actual=json_type(value))
     out = []
     for source in sorted(value):
         parties = constraints.parse_parties(value[source], f"{where}.{source}", party_names)

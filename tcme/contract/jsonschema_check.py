@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
+from tcme.base.encoding import json_type
 from tcme.contract import regex
 from tcme.contract.errors import ContractError
 
@@ -112,7 +113,7 @@ def format_checker() -> Any:
 def parse_schema(value: Any, where: str) -> Mapping[str, Any]:
     """Check that ``value`` is a usable draft 2020-12 schema; raises ``ContractError``."""
     if not isinstance(value, dict):
-        raise ContractError(where, "a JSON Schema must be an object", actual=type(value).__name__)
+        raise ContractError(where, "a JSON Schema must be an object", actual=json_type(value))
     declared = value.get("$schema")
     if declared is not None and declared != DRAFT_2020_12:
         raise ContractError(f"{where}.$schema", expected=DRAFT_2020_12, actual=declared)

@@ -223,8 +223,8 @@ class Contract:
             raise InputError(
                 f"input.{party}.names",
                 "input names differ from the contract",
-                expected=sorted(expected),
-                actual=sorted(str(k) for k in values),
+                expected=", ".join(sorted(expected)) or "none",
+                actual=", ".join(sorted(str(k) for k in values)) or "none",
             )
         for spec in specs:
             spec.check(values[spec.name])

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attestation.errors import ParseError
-from tcme.base.encoding import check_nesting
+from tcme.base.encoding import check_nesting, json_type
 from tcme.contract import gbnf, jsonschema_check, regex
 from tcme.contract.errors import ContractError, OutputValueError
 from tcme.contract.fields import int_in
@@ -31,7 +31,7 @@ MAX_OUTPUT_CHARS = 16384
 
 def _check_text(name: str, text: Any, max_chars: int) -> str:
     if not isinstance(text, str):
-        raise OutputValueError(f"output.{name}.value", "expected text", actual=type(text).__name__)
+        raise OutputValueError(f"output.{name}.value", "expected text", actual=json_type(text))
     if len(text) > max_chars:
         raise OutputValueError(
             f"output.{name}.value", f"longer than the contract's max_chars {max_chars}"
@@ -104,7 +104,7 @@ def grammar_output(name: str, item: Mapping[str, Any], where: str) -> GrammarOut
     """Build a ``grammar`` output from its declaration; raises ``ContractError``."""
     text = item["grammar"]
     if not isinstance(text, str):
-        raise ContractError(f"{where}.grammar", "expected GBNF text", actual=type(text).__name__)
+        raise ContractError(f"{where}.grammar", "expected GBNF text", actual=json_type(text))
     try:
         gbnf.check_grammar(text)
     except gbnf.GrammarError as err:

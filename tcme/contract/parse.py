@@ -13,7 +13,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from attestation.errors import ParseError
-from tcme.base.encoding import canonical_json, load_json_text, parse_canonical_json, sha256
+from tcme.base.encoding import (
+    canonical_json,
+    json_type,
+    load_json_text,
+    parse_canonical_json,
+    sha256,
+)
 from tcme.contract.enum_decision import parse_enum_decision
 from tcme.contract.errors import ContractError
 from tcme.contract.general import parse_general
@@ -32,7 +38,7 @@ def parse_contract(contract: bytes) -> Contract:
     """Parse and validate canonical contract bytes; raises ``ContractError`` or ``ParseError``."""
     obj = parse_canonical_json(contract, "contract")
     if not isinstance(obj, dict):
-        raise ContractError("contract", "expected a JSON object", actual=type(obj).__name__)
+        raise ContractError("contract", "expected a JSON object", actual=json_type(obj))
     if obj.get("type") != CONTRACT_TYPE:
         raise ContractError("contract.type", expected=CONTRACT_TYPE, actual=obj.get("type"))
     kind = obj.get("kind")

@@ -23,6 +23,7 @@ from typing import Any
 
 import re2
 
+from tcme.base.encoding import json_type
 from tcme.contract.errors import ContractError
 
 MAX_PATTERN_CHARS = 256
@@ -72,7 +73,7 @@ def _compile(source: str) -> Pattern:
 def compile_pattern(source: Any, where: str) -> Pattern:
     """Compile a contract's pattern with RE2; raises ``ContractError`` naming ``where``."""
     if not isinstance(source, str):
-        raise ContractError(where, "expected a pattern string", actual=type(source).__name__)
+        raise ContractError(where, "expected a pattern string", actual=json_type(source))
     if not source or len(source) > MAX_PATTERN_CHARS:
         raise ContractError(
             where,

@@ -37,6 +37,7 @@ from attestation.tee import Tee
 from tcme.base.encoding import (
     b64,
     canonical_json,
+    json_type,
     parse_canonical_json,
     require_keys,
     sha256,
@@ -246,5 +247,5 @@ def _expect(ok: bool, check: str, expected: Any, actual: Any) -> None:
 
 def _string(value: Any, check: str) -> str:
     if not isinstance(value, str):
-        raise ParseError(check, "expected a string", actual=type(value).__name__)
+        raise ParseError(check, "expected a string", actual=json_type(value))
     return value

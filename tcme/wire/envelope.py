@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from attestation.errors import ParseError, TcmeError, UsageError
 from tcme.base.encoding import (
     canonical_json,
+    json_type,
     lp_join,
     parse_canonical_json,
     require_keys,
@@ -392,7 +393,7 @@ def open_output(
             raise OutputError(f"output.binding.{key}", expected=want, actual=str(obj[key])[:80])
     value = obj["value"]
     if not isinstance(value, str):
-        raise OutputError("output.value", "expected a string", actual=type(value).__name__)
+        raise OutputError("output.value", "expected a string", actual=json_type(value))
     return OpenedOutput(
         name=name,
         recipient=recipient,

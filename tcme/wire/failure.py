@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from attestation.errors import BindingError, ParseError, SignatureError, TcmeError
 from tcme.base.encoding import (
     canonical_json,
+    json_type,
     lp_join,
     parse_canonical_json,
     require_equal,
@@ -240,11 +241,11 @@ def verify_failure(
     )
     reason = obj["reason"]
     if not isinstance(reason, str):
-        raise ParseError("failure.reason", "expected a string", actual=type(reason).__name__)
+        raise ParseError("failure.reason", "expected a string", actual=json_type(reason))
     # (3)
     entries = obj["details"]
     if not isinstance(entries, list):
-        raise ParseError("failure.details", "expected a list", actual=type(entries).__name__)
+        raise ParseError("failure.details", "expected a list", actual=json_type(entries))
     committed = {}
     for entry in entries:
         item = require_keys(entry, "failure.details", {"party", "commitment"})

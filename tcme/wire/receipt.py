@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from attestation.errors import BindingError, ParseError, SignatureError
 from tcme.base.encoding import (
     canonical_json,
+    json_type,
     lp_join,
     parse_canonical_json,
     require_equal,
@@ -317,13 +318,13 @@ def verify_receipt(
 
 def _str(value: Any, check: str) -> str:
     if not isinstance(value, str):
-        raise ParseError(check, "expected a string", actual=type(value).__name__)
+        raise ParseError(check, "expected a string", actual=json_type(value))
     return value
 
 
 def _list(value: Any, check: str) -> list[Any]:
     if not isinstance(value, list):
-        raise ParseError(check, "expected a list", actual=type(value).__name__)
+        raise ParseError(check, "expected a list", actual=json_type(value))
     return value
 
 

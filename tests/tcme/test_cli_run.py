@@ -30,12 +30,24 @@ def test_usage_errors_exit_2_fail(capsys, argv, check):
 @pytest.mark.parametrize(
     ("inputs", "check"),
     [
-        ('[alice]\nalice_wealth = "abc"\n[bob]\nbob_wealth = 5\n', "input.alice.alice_wealth"),
-        ("[alice]\nalice_wealth = -4\n[bob]\nbob_wealth = 5\n", "input.alice.alice_wealth"),
-        ("[alice]\n[bob]\nbob_wealth = 5\n", "input.alice.names"),
+        (
+            '[alice]\nalice_wealth = "abc"\n[bob]\nbob_wealth = 5\n',
+            "input.alice.alice_wealth: expected an integer (expected integer, got string)",
+        ),
+        (
+            "[alice]\nalice_wealth = -4\n[bob]\nbob_wealth = 5\n",
+            "input.alice.alice_wealth: integer outside the contract range",
+        ),
+        (
+            "[alice]\n[bob]\nbob_wealth = 5\n",
+            "input.alice.names: input names differ from the contract "
+            "(expected alice_wealth, got none)",
+        ),
     ],
 )
 def test_bad_inputs_file_exits_2_before_any_model_is_loaded_fail(capsys, tmp_path, inputs, check):
+    # Messages in JSON's words, not Python's (`int`, `str`, `['alice_wealth']`): they also
+    # reach non-Python clients over gRPC.
     # The inputs are bad test data (malformed input, exit 2), found before the model is
     # even looked at (a model that does not exist would be "run.model"); they used to
     # reach the parties and end as a rejection (exit 1) after the model had loaded.
