@@ -371,13 +371,20 @@ def _print_run(run: LocalRun) -> None:
             "verified",
             "every party: evidence (simulated root), model digest and signer, contract "
             "digest, receipt signature and commitments; receipt states: "
-            + ", ".join(next(iter(run.parties.values())).receipt.stateless or ("erased",)),
+            + _receipt_states(next(iter(run.parties.values())).receipt),
         )
     )
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     sys.stdout.flush()
+
+
+def _receipt_states(receipt: Any) -> str:
+    """What the verified receipt says was erased (as `tcme session run` prints it), then
+    what a general contract's receipt adds about the model's state."""
+    erased = "erased: " + ", ".join(receipt.erased)
+    return "; ".join([erased, *receipt.stateless])
 
 
 def _outputs_text(outputs: Mapping[str, str], expected: Mapping[str, str] | None) -> str:
@@ -414,5 +421,6 @@ def _report(run: LocalRun) -> dict[str, Any]:
             else None
         ),
         "parties": {name: party.outputs for name, party in run.parties.items()},
+        "receipt_erased": list(next(iter(run.parties.values())).receipt.erased),
         "receipt_stateless": list(next(iter(run.parties.values())).receipt.stateless),
     }

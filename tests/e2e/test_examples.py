@@ -101,6 +101,7 @@ def test_tcme_run_command_json_shows_the_test_inputs():
     assert report["parties"]["reporter"] == {}
     assert report["parties"]["insurer"]["damaged"] in ("YES", "NO")
     assert report["capability"]["total"] == 2
+    assert "inputs" in report["receipt_erased"] and report["receipt_stateless"]
     # Example inputs are test data: shown, so the answer can be checked.
     assert report["inputs_source"] == "from inputs.toml"
     assert "Flood water" in report["inputs"]["reporter"]["description"]
@@ -120,6 +121,10 @@ def test_tcme_run_generated_millionaires_shows_inputs_expected_answer_and_progre
         assert "richer = " in line and ("(as expected)" in line or f"(expected {answer})" in line)
     # Each long phase says what it does and how long it took.
     assert "signing the model" in result.stderr and "done in" in result.stderr
+    # What the verified receipt says was erased, as `tcme session run` says it (it used to
+    # print the bare word "erased" for an enum-decision contract).
+    verified = next(x for x in out.splitlines() if x.startswith("verified"))
+    assert "receipt states: erased: inputs, prompt, " in verified, verified
 
 
 def test_tcme_run_refused_by_a_party_exits_1():
