@@ -530,11 +530,17 @@ def parse_pem_chain(
     while pos < size and pem[pos] != 0:
         finish = pem.find(_PEM_FINISH, pos)
         if finish < 0 or not pem.startswith(_PEM_BEGIN, pos):
+            why = (
+                "it does not start with -----BEGIN CERTIFICATE-----"
+                if not pem.startswith(_PEM_BEGIN, pos)
+                else "no -----END CERTIFICATE----- line follows its BEGIN line"
+            )
             raise ParseError(
                 check,
-                f"certificate {len(certs)} (at byte {pos}) is not a well-formed PEM block",
+                f"certificate {len(certs)} (at byte {pos}) is not a well-formed PEM block: {why}",
                 expected="-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----",
-                actual=repr(pem[pos : pos + 40]),
+                # The bytes as text, escaped (not Python's b'...' notation).
+                actual=pem[pos : pos + 40].decode("latin-1").encode("unicode_escape").decode(),
             )
         body = pem[pos + len(_PEM_BEGIN) : finish].translate(None, _LINE_BREAKS)
         try:

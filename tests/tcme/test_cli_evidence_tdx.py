@@ -130,6 +130,9 @@ def test_each_tampered_quote_is_rejected(capsys, vector, name, code, check):
     message = result["message"]
     assert "ISV enclave" not in message and "{" not in message
     assert "InvalidSignatureForPublicKey" not in message and "None" not in message
+    assert "b'" not in message  # bytes shown as escaped text, not Python's b'...'
+    if check == "quote.pck_cert_chain":  # says which part of the PEM block is missing
+        assert "no -----END CERTIFICATE----- line follows its BEGIN line" in message
 
 
 def test_policy_violations_are_all_listed(capsys, vector, tmp_path):
