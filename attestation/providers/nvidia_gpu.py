@@ -183,4 +183,6 @@ def select_gpu_provider(mode: str, *, count: int = 1) -> GpuEvidenceProvider | N
                 f"the GPUs are not in confidential-computing production mode ({state})",
             )
         return provider
-    raise ProviderUnavailable("gpu.mode", f"unknown --gpu mode {mode!r}; one of {GPU_MODES}")
+    raise ProviderUnavailable(
+        "gpu.mode", f"unknown --gpu mode {mode!r}; one of {', '.join(GPU_MODES)}"
+    )

@@ -364,7 +364,7 @@ def _load_directory(folder: Path, *, fmspc: str, ca: str) -> TdxCollateral:
             f"collateral.{item}",
             f"no {item} for fmspc {fmspc} (PCK CA {ca}) in {folder}; "
             "fetch it with `tcme collateral fetch` or import a dcap-qvl JSON",
-            expected=f"one of {names}",
+            expected="one of " + ", ".join(names),
             actual="none",
         )
 

@@ -190,6 +190,15 @@ def test_hex_and_base64_quotes_are_detected(capsys, vector, tmp_path):
         assert (code, err) == (0, ""), name
 
 
+def test_collateral_folder_missing_a_file_names_the_files_it_looks_for(capsys, vector):
+    # gotdxguest_v5 holds only the TCB Info: the QE Identity is missing.
+    quote = vector("tdx/gotdxguest_v5/quote.bin")
+    code, _, err = verify(capsys, vector, quote, "tdx/gotdxguest_v5", "2026-02-03T01:00:00Z")
+    assert code == 2
+    assert "collateral.qe_identity: no qe_identity for fmspc 90c06f000000" in err
+    assert "(expected one of qe_identity.json" in err and "['" not in err
+
+
 def test_missing_collateral_is_a_usage_error(capsys, vector):
     code, out, err = run(capsys, "evidence", "verify", str(vector(f"{V4}/quote.bin")))
     assert code == 2 and out == ""
