@@ -56,6 +56,14 @@ DEFAULT_RESOLVE_INTERVAL = 5.0
 DEFAULT_PROBE_TIMEOUT = 2.0
 # Consecutive failed probes before a backend is gone (its calls in flight are failed).
 GONE_AFTER_FAILURES = 3
+# gRPC's own reconnect backoff grows to 120 s: an enclave restarted after a long outage
+# stayed "gone" (and its calls UNAVAILABLE) for up to two minutes after it was back (15 s
+# after one minute down). Every channel to an enclave caps it near the probe interval.
+RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -318,7 +326,9 @@ class BackendPool:
     def _probe(self, backend: Backend) -> tuple[State, fleet_pb2.FleetStatusResponse | None, str]:
         channel = backend.probe_channel
         if channel is None:
-            channel = backend.probe_channel = grpc.insecure_channel(backend.target)
+            channel = backend.probe_channel = grpc.insecure_channel(
+                backend.target, options=RECONNECT_OPTIONS
+            )
         status: fleet_pb2.FleetStatusResponse | None = None
         try:
             status = fleet_pb2_grpc.FleetStub(channel).Status(

@@ -27,7 +27,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from host.backends import DEFAULT_RESOLVE_INTERVAL, BackendPool
+from host.backends import DEFAULT_RESOLVE_INTERVAL, RECONNECT_OPTIONS, BackendPool
 from host.collateral import attest_hooks
 from host.forward import ForwardingHandler
 from host.health import FleetHealth
@@ -168,7 +168,7 @@ async def _build(
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
-    router = Router(pool, session_fields(services), channel_options=sizes)
+    router = Router(pool, session_fields(services), channel_options=[*sizes, *RECONNECT_OPTIONS])
     router.bind_loop(asyncio.get_running_loop())
     health = FleetHealth(pool, names)
     pool.on_gone(router.on_gone)

@@ -17,7 +17,7 @@ from enclave.runtime import Enclave
 from enclave.server import create_server, shutdown
 from host.backends import GONE_AFTER_FAILURES, BackendPool, State, split_dns_target
 from tcme.client import create_session_request
-from tcme.v1 import tcme_pb2_grpc
+from tcme.v1 import tcme_pb2, tcme_pb2_grpc
 from tcme.wire import PartyKeys, canonical_contract
 from tests.contracts import millionaires_contract
 
@@ -148,6 +148,43 @@ def test_a_backend_that_never_answers_stays_gone_without_flapping(caplog):
     assert gone == [target]
     changes = [r.getMessage() for r in caplog.records if "->" in r.getMessage()]
     assert len(changes) == 1 and "unknown -> gone" in changes[0], changes
+
+
+def test_every_channel_to_an_enclave_caps_grpcs_reconnect_backoff(enclaves, monkeypatch):
+    # gRPC's default backoff grows to 120 s: a restarted enclave stayed "gone" for 15 s
+    # after a one-minute outage (two minutes after a long one). Measured by hand, not here
+    # (no timed assertions in tests): this pins that the proxy's probe and forwarding
+    # channels ask gRPC for the capped backoff.
+    from host.server import create_server as create_proxy
+
+    dialled: list[tuple[str, dict[str, int]]] = []
+    sync_channel, aio_channel = grpc.insecure_channel, grpc.aio.insecure_channel
+
+    def spy_sync(target, options=None, **kwargs):
+        dialled.append(("probe", dict(options or ())))
+        return sync_channel(target, options=options, **kwargs)
+
+    def spy_aio(target, options=None, **kwargs):
+        dialled.append(("forward", dict(options or ())))
+        return aio_channel(target, options=options, **kwargs)
+
+    monkeypatch.setattr(grpc, "insecure_channel", spy_sync)
+    monkeypatch.setattr(grpc.aio, "insecure_channel", spy_aio)
+    proxy, port = create_proxy("127.0.0.1:0", enclaves[0].target, health_interval=0.2)
+    proxy.start()
+    try:
+        # A party's channel (not the proxy's); the call is forwarded: NOT_FOUND from the enclave.
+        with sync_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError):
+            tcme_pb2_grpc.TcmeStub(channel).GetSession(
+                tcme_pb2.GetSessionRequest(session_id=enclaves[0].enclave.route + bytes(12)),
+                timeout=10,
+            )
+    finally:
+        proxy.stop(0)
+    kinds = {kind for kind, _ in dialled}
+    assert kinds == {"probe", "forward"}, dialled
+    for _kind, options in dialled:
+        assert options.get("grpc.max_reconnect_backoff_ms", 120_000) <= 1000, options
 
 
 def test_nothing_serving_means_no_choice(enclaves):
